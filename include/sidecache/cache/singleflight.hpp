@@ -1,0 +1,136 @@
+#pragma once
+// Per-key request collapsing, process-wide: the first caller for a key becomes
+// the leader and computes the result; everyone who joins before the leader
+// finishes gets that same result instead of computing it again.
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sidecache::cache {
+
+template <class T>
+class Singleflight {
+ public:
+  using Result = std::shared_ptr<const T>;
+
+  // One in-flight computation. Opaque to callers.
+  class Call {
+    friend class Singleflight;
+    std::vector<std::function<void(Result)>> waiters_;
+    Result result_;  // set once published
+  };
+  using CallPtr = std::shared_ptr<Call>;
+
+  struct Joined {
+    CallPtr call;
+    bool leader = false;
+  };
+
+  // Joins the computation for `key`, starting one (leader = true) if none is
+  // in flight.
+  Joined join(const std::string& key) {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    auto [it, fresh] = s.calls.try_emplace(key);
+    if (fresh) it->second = std::make_shared<Call>();
+    return {it->second, fresh};
+  }
+
+  // Registers `fn` to receive the result; runs it at once (on this thread)
+  // if the result is already published.
+  void on_result(const CallPtr& call, std::function<void(Result)> fn) {
+    Result ready;
+    {
+      Shard& s = shard_of(call);
+      std::lock_guard lock(s.mu);
+      if (!call->result_) {
+        call->waiters_.push_back(std::move(fn));
+        waiting_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      ready = call->result_;
+    }
+    fn(std::move(ready));
+  }
+
+  // Asio form of on_result: completes with the Result on the waiter's own
+  // executor (its worker thread), never on the publisher's.
+  template <class Token>
+  auto async_wait(const CallPtr& call, Token&& token) {
+    return boost::asio::async_initiate<Token, void(Result)>(
+        [this, call](auto handler) {
+          using H = decltype(handler);
+          auto ex = boost::asio::get_associated_executor(handler);
+          auto h = std::make_shared<H>(std::move(handler));
+          on_result(call, [ex, h](Result r) {
+            boost::asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+          });
+        },
+        token);
+  }
+
+  // Leader: hands the result to every waiter, and to anyone joining until
+  // finish() is called.
+  void publish(const CallPtr& call, T value) {
+    std::vector<std::function<void(Result)>> waiters;
+    Result r = std::make_shared<const T>(std::move(value));
+    {
+      Shard& s = shard_of(call);
+      std::lock_guard lock(s.mu);
+      call->result_ = r;
+      waiters.swap(call->waiters_);
+    }
+    waiting_.fetch_sub(waiters.size(), std::memory_order_relaxed);
+    for (auto& w : waiters) w(r);
+  }
+
+  // Leader: removes the call, so the next join() starts a new computation.
+  void finish(const std::string& key, const CallPtr& call) {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.calls.find(key);
+    if (it != s.calls.end() && it->second == call) s.calls.erase(it);
+  }
+
+  // How many callers are waiting for a leader right now.
+  std::size_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
+
+  // How many keys have a computation in flight.
+  std::size_t in_flight() const {
+    std::size_t n = 0;
+    for (auto& s : shards_) {
+      std::lock_guard lock(s.mu);
+      n += s.calls.size();
+    }
+    return n;
+  }
+
+ private:
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, CallPtr> calls;
+  };
+  static constexpr std::size_t kShards = 16;
+
+  Shard& shard(const std::string& key) { return shards_[std::hash<std::string>{}(key) % kShards]; }
+  // Waiter lists are guarded by one shard lock chosen by the call's address;
+  // join() hands out the call under its key's shard lock, and the call's
+  // fields are only touched under shard_of(call).
+  Shard& shard_of(const CallPtr& call) {
+    return shards_[(reinterpret_cast<std::uintptr_t>(call.get()) >> 4) % kShards];
+  }
+
+  std::array<Shard, kShards> shards_;
+  std::atomic<std::size_t> waiting_{0};
+};
+
+}  // namespace sidecache::cache

@@ -1,0 +1,153 @@
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sidecache::config {
+
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+// The type a request parameter is validated and normalised against.
+enum class ParamType { uuid, integer, slug, string };
+
+const char* to_string(ParamType t);
+
+// One declared parameter of an entity.
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::string;
+  std::size_t max_len = 256;  // string only: maximum length in code points
+  bool is_tenant = false;     // the tenant parameter of a tenant-scoped entity
+};
+
+enum class Scope { tenant, global };
+enum class ResultShape { row, rows };
+
+// One cached entity, loaded from one YAML file.
+struct Entity {
+  std::string name;
+  Scope scope = Scope::tenant;
+  // For scope: tenant the tenant parameter comes first, then the declared
+  // params in file order. Keys and SQL binds both follow this order.
+  std::vector<ParamSpec> params;
+  ResultShape result = ResultShape::row;
+  std::string sql;           // as written, with :name placeholders
+  std::string query;         // wrapped in row_to_json/json_agg, with $1..$n
+  std::vector<std::size_t> bind;  // bind[i] = index into params for $(i+1)
+  microseconds ttl{};
+  microseconds negative_ttl{};
+  double ttl_jitter = 0.0;   // fraction of ttl, added at random (0..ttl*jitter)
+  std::string shape_hash;    // short hash of sql + result shape + params, part of every key
+  std::string file;          // where it was loaded from
+};
+
+// Where the HTTP server listens.
+struct Listen {
+  bool is_unix = false;
+  std::string host;     // tcp
+  std::uint16_t port = 0;
+  std::string path;     // unix socket
+  std::string text;     // as configured
+};
+
+// Parsed redis:// or unix:// URL.
+struct RedisConfig {
+  std::string url;
+  bool is_unix = false;
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string path;
+  std::string username;
+  std::string password;
+  int db = 0;
+  milliseconds timeout{50};
+  milliseconds connect_timeout{500};
+};
+
+struct PostgresConfig {
+  std::string dsn;
+  std::size_t pool_size = 8;
+  std::size_t queue_limit = 256;
+  milliseconds statement_timeout{2000};
+  milliseconds connect_timeout{2000};
+};
+
+struct TenantConfig {
+  std::string param = "org_id";
+  ParamType type = ParamType::uuid;
+};
+
+struct HttpConfig {
+  std::size_t max_header_bytes = 8192;
+  std::size_t max_target_bytes = 4096;
+  std::size_t max_body_bytes = 64 * 1024;
+  milliseconds header_timeout{10000};
+  milliseconds idle_timeout{60000};
+};
+
+struct Defaults {
+  microseconds ttl = std::chrono::minutes(5);
+  double ttl_jitter = 0.10;
+  microseconds negative_ttl = std::chrono::seconds(30);
+};
+
+// The whole validated configuration.
+struct Config {
+  std::string file;
+  Listen listen;
+  unsigned workers = 0;
+  std::string key_prefix = "sc:";
+  TenantConfig tenant;
+  RedisConfig redis;
+  PostgresConfig postgres;
+  std::string entities_dir;
+  Defaults defaults;
+  HttpConfig http;
+  milliseconds shutdown_timeout{10000};
+  std::string log_level = "info";
+  std::vector<Entity> entities;
+
+  const Entity* find_entity(std::string_view name) const;
+};
+
+// One problem found while loading: where it is and what to do about it.
+struct Problem {
+  std::string file;
+  int line = 0;    // 1-based; 0 when not tied to a line
+  int column = 0;  // 1-based
+  std::string message;
+  std::string to_string() const;
+};
+
+// Thrown by load() with every problem found in one pass.
+class LoadError : public std::runtime_error {
+ public:
+  explicit LoadError(std::vector<Problem> problems);
+  const std::vector<Problem>& problems() const { return problems_; }
+
+ private:
+  std::vector<Problem> problems_;
+};
+
+// Reads an environment variable; injectable for tests.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_env();
+
+// Loads the main file and every entity file, applies environment overrides
+// (SIDECACHE_LISTEN, SIDECACHE_REDIS_URL, SIDECACHE_POSTGRES_DSN).
+// Throws LoadError listing every problem.
+Config load(const std::string& path, const EnvLookup& env = process_env());
+
+// Parsers shared with the tests.
+std::optional<Listen> parse_listen(const std::string& text, std::string& why);
+std::optional<RedisConfig> parse_redis_url(const std::string& url, std::string& why);
+
+// Masks the password in a Redis URL or a PostgreSQL DSN/URL for logging.
+std::string mask_secrets(const std::string& url_or_dsn);
+
+}  // namespace sidecache::config

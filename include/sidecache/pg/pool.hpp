@@ -1,0 +1,119 @@
+#pragma once
+// A bounded pool of PostgreSQL connections, each on its own thread (libpqxx
+// is blocking). Coroutines hand it a fill and co_await the result, which is
+// delivered on their own executor. Past queue_limit waiting fills, or while
+// PostgreSQL is known to be down, a fill fails at once instead of queuing.
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sidecache/config/config.hpp"
+
+namespace sidecache::pg {
+
+// The outcome of one query.
+struct FillResult {
+  enum class Status {
+    ok,           // json holds the result
+    not_found,    // a row entity found no row
+    unavailable,  // PostgreSQL could not be reached, or the queue is full
+    timeout,      // statement_timeout cancelled the query
+    error,        // the query failed (message says why)
+  };
+  Status status = Status::error;
+  std::string json;
+  std::chrono::microseconds took{0};
+  std::string message;
+};
+
+// One statement the pool prepares on every connection.
+struct Statement {
+  std::string name;
+  std::string sql;
+  bool single_row = false;  // row entity: 0 rows -> not_found, >1 rows -> error
+};
+
+// Counters for /readyz and metrics.
+struct PoolStats {
+  std::size_t size = 0;
+  std::size_t in_use = 0;
+  std::size_t queued = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t queries = 0;
+  bool up = false;
+};
+
+class Pool {
+ public:
+  Pool(config::PostgresConfig cfg, std::vector<Statement> statements);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  void start();
+  // Fails queued fills as unavailable and joins the threads.
+  void stop();
+
+  // Runs statement `index` with `args` ($1..$n). Completes with a FillResult
+  // on the handler's executor. index == npos runs a health check (SELECT 1).
+  template <class Token>
+  auto async_run(std::size_t index, std::vector<std::string> args, Token&& token) {
+    return boost::asio::async_initiate<Token, void(FillResult)>(
+        [this, index](auto handler, std::vector<std::string> a) {
+          using H = decltype(handler);
+          auto ex = boost::asio::get_associated_executor(handler);
+          auto h = std::make_shared<H>(std::move(handler));
+          submit(index, std::move(a), [ex, h](FillResult r) {
+            boost::asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+          });
+        },
+        token, std::move(args));
+  }
+
+  static constexpr std::size_t kPing = static_cast<std::size_t>(-1);
+
+  PoolStats stats() const;
+
+ private:
+  struct Job {
+    std::size_t index;
+    std::vector<std::string> args;
+    std::function<void(FillResult)> done;
+  };
+  class Worker;
+
+  void submit(std::size_t index, std::vector<std::string> args, std::function<void(FillResult)> done);
+  void run(std::size_t id);
+  bool known_down() const;
+  void mark_down();
+  void mark_up();
+
+  config::PostgresConfig cfg_;
+  std::string conninfo_;
+  std::vector<Statement> statements_;
+  std::vector<std::thread> threads_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+
+  std::atomic<std::size_t> in_use_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> queries_{0};
+  std::atomic<std::int64_t> down_until_ms_{0};  // steady ms; connects are not retried before
+  std::atomic<bool> up_{false};
+};
+
+}  // namespace sidecache::pg

@@ -1,0 +1,99 @@
+#pragma once
+// One asynchronous Redis connection (hiredis), living on one worker's
+// io_context. Every command names its key and carries a deadline; a command
+// that cannot be sent (not connected) fails at once, so a Redis outage never
+// makes a request wait. The connection reconnects by itself with backoff.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sidecache/config/config.hpp"
+
+struct redisAsyncContext;
+
+namespace sidecache::redis {
+
+namespace net = boost::asio;
+
+// What one command came back with.
+struct Reply {
+  enum class Status {
+    value,        // a bulk string (GET hit)
+    nil,          // a nil reply (GET miss)
+    ok,           // a status or integer reply
+    error,        // Redis answered with an error
+    timeout,      // no answer within the configured timeout
+    unavailable,  // not connected, or the connection dropped
+  };
+  Status status = Status::unavailable;
+  std::string value;     // bulk string, after the first `split` bytes
+  std::array<char, 32> head{};  // the first `split` bytes of the bulk string
+  std::size_t head_len = 0;
+  long long integer = 0;
+  std::string error;
+
+  bool failed() const { return status == Status::error || status == Status::timeout || status == Status::unavailable; }
+};
+
+// Connection state as reported to /readyz.
+enum class State { disconnected, connecting, connected };
+const char* to_string(State s);
+
+class Adapter;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(net::any_io_executor ex, config::RedisConfig cfg, std::string name);
+  ~Connection();
+
+  // Starts connecting; must be called on the connection's executor.
+  void start();
+  // Disconnects for good; must be called on the connection's executor.
+  void stop();
+
+  // GET key. A bulk reply's first `split` bytes (at most 32) go to
+  // Reply::head and the rest to Reply::value, so that a cached value's header
+  // and body arrive separately and the body is copied once.
+  net::awaitable<Reply> get(std::string_view key, std::size_t split = 0);
+  // SET key value PX ttl_ms.
+  net::awaitable<Reply> set_px(std::string_view key, std::string_view value, std::uint64_t ttl_ms);
+  // Any command; argv[key_index] is its key (for future slot routing).
+  net::awaitable<Reply> command(const std::vector<std::string_view>& argv, std::size_t split = 0);
+
+  State state() const { return state_; }
+  const net::any_io_executor& executor() const { return ex_; }
+
+ private:
+  friend class Adapter;
+  struct Pending;
+  static void on_connect(const redisAsyncContext* ac, int status);
+  static void on_disconnect(const redisAsyncContext* ac, int status);
+  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+
+  void connect();
+  void schedule_reconnect();
+  void handle_disconnect(const char* why);
+  bool ensure_connected();
+
+  net::any_io_executor ex_;
+  config::RedisConfig cfg_;
+  std::string name_;
+  redisAsyncContext* ac_ = nullptr;
+  std::shared_ptr<Adapter> adapter_;
+  net::steady_timer connect_timer_;
+  State state_ = State::disconnected;
+  bool stopped_ = false;
+  bool logged_down_ = false;
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::chrono::milliseconds backoff_{50};
+};
+
+}  // namespace sidecache::redis

@@ -1,0 +1,132 @@
+// sidecache: the caching sidecar daemon. Loads and checks the whole config
+// before binding anything, then serves until SIGTERM/SIGINT and drains.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+#include "sidecache/app/logging.hpp"
+#include "sidecache/app/service.hpp"
+#include "sidecache/config/config.hpp"
+#include "sidecache/http/server.hpp"
+#include "sidecache/version.hpp"
+
+namespace net = boost::asio;
+using namespace sidecache;
+
+namespace {
+
+constexpr const char* kUsage = R"(sidecache: a caching sidecar for multi-tenant SaaS backends
+
+Usage:
+  sidecache --config PATH           run the daemon
+  sidecache check --config PATH     validate the configuration and exit (non-zero on errors)
+  sidecache --help | --version
+
+Environment (overrides the config file):
+  SIDECACHE_LISTEN, SIDECACHE_REDIS_URL, SIDECACHE_POSTGRES_DSN
+)";
+
+int print_problems(const config::LoadError& e) {
+  std::cerr << "sidecache: the configuration has " << e.problems().size() << " problem(s):\n";
+  for (const auto& p : e.problems()) std::cerr << "  " << p.to_string() << "\n";
+  return 2;
+}
+
+int serve(const config::Config& cfg) {
+  app::init_logging(cfg.log_level);
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::io_context*> workers;
+  for (unsigned i = 0; i < cfg.workers; ++i) {
+    contexts.push_back(std::make_unique<net::io_context>(1));
+    workers.push_back(contexts.back().get());
+  }
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  for (auto* w : workers) guards.emplace_back(w->get_executor());
+
+  app::Service service(cfg, workers);
+  http::Server server(cfg, service, workers);
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen on {}: {}", cfg.listen.text, e.what());
+    return 1;
+  }
+  service.start();
+  spdlog::info("sidecache {} listening on {} ({} workers, {} entities, redis {}, postgres pool {})", kVersion,
+               cfg.listen.is_unix ? "unix:" + cfg.listen.path
+                                  : cfg.listen.host + ":" + std::to_string(server.port()),
+               cfg.workers, cfg.entities.size(), config::mask_secrets(cfg.redis.url), cfg.postgres.pool_size);
+
+  std::vector<std::thread> threads;
+  for (auto* w : workers) threads.emplace_back([w] { w->run(); });
+
+  // Signals are waited for on the main thread's own context.
+  net::io_context main_io;
+  net::signal_set signals(main_io, SIGINT, SIGTERM);
+  int received = 0;
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (!ec) received = sig;
+  });
+  main_io.run();
+  spdlog::info("received {}; draining (at most {} ms)", received == SIGINT ? "SIGINT" : "SIGTERM",
+               cfg.shutdown_timeout.count());
+  server.drain();
+  auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
+  while (server.connections() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (server.connections() > 0) spdlog::warn("{} connection(s) still open at the drain deadline", server.connections());
+  service.stop();
+  guards.clear();
+  for (auto* w : workers) w->stop();
+  for (auto& t : threads) t.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << "sidecache " << kVersion << "\n";
+      return 0;
+    }
+    if (a == "check" && i == 1) {
+      check = true;
+    } else if ((a == "--config" || a == "-c") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else {
+      std::cerr << "sidecache: unknown argument '" << a << "'\n\n" << kUsage;
+      return 64;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << "sidecache: --config PATH is required\n\n" << kUsage;
+    return 64;
+  }
+  config::Config cfg;
+  try {
+    cfg = config::load(config_path);
+  } catch (const config::LoadError& e) {
+    return print_problems(e);
+  }
+  if (check) {
+    std::cout << "sidecache: configuration " << config_path << " is valid (" << cfg.entities.size() << " entities)\n";
+    return 0;
+  }
+  return serve(cfg);
+}

@@ -1,0 +1,278 @@
+#include "sidecache/app/service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <future>
+#include <random>
+
+namespace sidecache::app {
+
+using http::Answer;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::uint64_t unix_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::vector<pg::Statement> statements_of(const config::Config& cfg) {
+  std::vector<pg::Statement> out;
+  for (const auto& e : cfg.entities)
+    out.push_back({"sc_" + e.name, e.query, e.result == config::ResultShape::row});
+  return out;
+}
+
+// TTL plus a random share of ttl * jitter, so keys filled together do not
+// expire together.
+std::chrono::microseconds jittered(std::chrono::microseconds ttl, double jitter) {
+  if (jitter <= 0) return ttl;
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> d(0.0, jitter);
+  return ttl + std::chrono::microseconds(static_cast<std::int64_t>(static_cast<double>(ttl.count()) * d(rng)));
+}
+
+Answer not_found_answer(const config::Entity& e) {
+  return http::error_answer(404, "not_found", "no " + e.name + " matches these parameters", {{"entity", e.name}});
+}
+
+// Turns a shared outcome into an answer with the given Cache-Status.
+Answer answer_of(const Outcome& o, std::string body, std::string cache_status) {
+  Answer a;
+  a.status = o.status;
+  a.body = std::move(body);
+  a.headers.emplace_back("Cache-Status", std::move(cache_status));
+  if (!o.retry_after.empty()) a.headers.emplace_back("Retry-After", o.retry_after);
+  return a;
+}
+
+Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::string body, std::uint64_t now) {
+  Answer a = h.negative() ? not_found_answer(e) : Answer{};
+  if (!h.negative()) a.body = std::move(body);
+  a.headers.emplace_back("Cache-Status", "sidecache; hit");
+  std::uint64_t age = now > h.created_ms ? (now - h.created_ms) / 1000 : 0;
+  a.headers.emplace_back("Age", std::to_string(age));
+  return a;
+}
+
+// Publishes a failure if the leader never got to publish (an exception, or
+// the coroutine being destroyed at shutdown), so that no waiter hangs.
+class LeaderGuard {
+ public:
+  LeaderGuard(cache::Singleflight<Outcome>& sf, std::string key, cache::Singleflight<Outcome>::CallPtr call)
+      : sf_(sf), key_(std::move(key)), call_(std::move(call)) {}
+  ~LeaderGuard() {
+    if (!published_) {
+      Outcome o;
+      o.status = 503;
+      o.body = http::error_answer(503, "unavailable", "the fill was abandoned").body;
+      o.retry_after = "1";
+      sf_.publish(call_, std::move(o));
+    }
+    sf_.finish(key_, call_);
+  }
+  void publish(Outcome o) {
+    published_ = true;
+    sf_.publish(call_, std::move(o));
+  }
+
+ private:
+  cache::Singleflight<Outcome>& sf_;
+  std::string key_;
+  cache::Singleflight<Outcome>::CallPtr call_;
+  bool published_ = false;
+};
+
+}  // namespace
+
+Service::Service(const config::Config& cfg, std::vector<net::io_context*> workers)
+    : cfg_(cfg), workers_(std::move(workers)), pool_(cfg.postgres, statements_of(cfg)) {
+  for (std::size_t i = 0; i < workers_.size(); ++i)
+    redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg.redis, std::to_string(i)));
+}
+
+Service::~Service() { pool_.stop(); }
+
+void Service::start() {
+  pool_.start();
+  for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
+}
+
+void Service::stop() {
+  for (auto& r : redis_) {
+    std::promise<void> done;
+    net::post(r->executor(), [&] {
+      r->stop();
+      done.set_value();
+    });
+    done.get_future().wait_for(std::chrono::seconds(2));
+  }
+  pool_.stop();
+}
+
+net::awaitable<Answer> Service::handle(http::Request req) {
+  auto started = Clock::now();
+  http::Route r = http::route(cfg_, req.method, req.target);
+  Answer a;
+  switch (r.kind) {
+    case http::Route::Kind::entity_get: a = co_await get_entity(r.request, req.no_cache, req.worker); break;
+    case http::Route::Kind::entity_list:
+      a.body = http::entity_list_json(cfg_);
+      break;
+    case http::Route::Kind::healthz: a.body = R"({"status":"ok"})"; break;
+    case http::Route::Kind::readyz: a = co_await readyz(); break;
+    case http::Route::Kind::answer: a = std::move(r.answer); break;
+  }
+  if (spdlog::should_log(spdlog::level::debug)) {
+    const std::string* cs = a.header("Cache-Status");
+    spdlog::debug("{} {} -> {} [{}] {}us", req.method, req.target, a.status, cs ? *cs : "-",
+                  std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
+  }
+  co_return a;
+}
+
+net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool no_cache, unsigned worker) {
+  redis::Connection& redis = *redis_[worker];
+  const config::Entity& e = *req.entity;
+
+  if (no_cache) {
+    // The caller asked for the database's answer: no read, no collapsing
+    // onto a fill that may have started before its write.
+    Outcome o = co_await fill(req);
+    co_await store(redis, req, o);
+    std::string body = std::move(o.body);
+    co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=request; stored" : "sidecache; fwd=request");
+  }
+
+  auto r = co_await redis.get(req.key, cache::kValueHeaderSize);
+  bool redis_ok = !r.failed();
+  if (!redis_ok) spdlog::debug("redis: GET {} failed ({}); reading PostgreSQL", req.key, r.error);
+  if (r.status == redis::Reply::Status::value) {
+    auto h = cache::decode_header({r.head.data(), r.head_len});
+    std::uint64_t now = unix_ms();
+    if (h && now < h->soft_expiry_ms) co_return hit_answer(e, *h, std::move(r.value), now);
+    if (!h) spdlog::warn("cache: value under {} has an unknown format; refilling", req.key);
+  }
+
+  auto joined = flights_.join(req.key);
+  if (!joined.leader) {
+    auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
+    if (shared->from_cache) co_return hit_answer(e, shared->header, shared->body, unix_ms());
+    co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
+  }
+
+  LeaderGuard guard(flights_, req.key, joined.call);
+  if (redis_ok) {
+    // A fill may have stored the value between our GET and our join; one
+    // more look keeps "one query per cold key" exact.
+    auto again = co_await redis.get(req.key, cache::kValueHeaderSize);
+    if (again.status == redis::Reply::Status::value) {
+      auto h = cache::decode_header({again.head.data(), again.head_len});
+      std::uint64_t now = unix_ms();
+      if (h && now < h->soft_expiry_ms) {
+        Outcome o;
+        o.status = h->negative() ? 404 : 200;
+        o.from_cache = true;
+        o.header = *h;
+        o.body = again.value;
+        guard.publish(std::move(o));
+        co_return hit_answer(e, *h, std::move(again.value), now);
+      }
+    }
+  }
+
+  Outcome o = co_await fill(req);
+  // Waiters get the result now; the call stays joinable until the value is
+  // in Redis, so nobody arriving in between starts a second query.
+  Outcome shared = o;
+  shared.stored = o.status == 200 || o.status == 404;
+  guard.publish(std::move(shared));
+  co_await store(redis, req, o);
+  std::string body = std::move(o.body);
+  co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss");
+}
+
+net::awaitable<Outcome> Service::fill(const http::EntityRequest& req) {
+  const config::Entity& e = *req.entity;
+  std::vector<std::string> args;
+  args.reserve(e.bind.size());
+  for (std::size_t i : e.bind) args.push_back(req.values[i]);
+  std::size_t index = static_cast<std::size_t>(req.entity - cfg_.entities.data());
+  pg::FillResult fr = co_await pool_.async_run(index, std::move(args), net::use_awaitable);
+
+  Outcome o;
+  o.header.created_ms = unix_ms();
+  o.header.fill_us = static_cast<std::uint32_t>(std::min<std::int64_t>(fr.took.count(), UINT32_MAX));
+  using S = pg::FillResult::Status;
+  switch (fr.status) {
+    case S::ok:
+      o.status = 200;
+      o.body = std::move(fr.json);
+      o.header.soft_expiry_ms = o.header.created_ms + static_cast<std::uint64_t>(jittered(e.ttl, e.ttl_jitter).count() / 1000);
+      break;
+    case S::not_found:
+      o.status = 404;
+      o.body = not_found_answer(e).body;
+      o.header.flags |= cache::ValueHeader::kNegative;
+      o.header.soft_expiry_ms = o.header.created_ms + static_cast<std::uint64_t>(e.negative_ttl.count() / 1000);
+      break;
+    case S::unavailable:
+      o.status = 503;
+      o.body = http::error_answer(503, "unavailable", fr.message).body;
+      o.retry_after = "1";
+      break;
+    case S::timeout:
+      o.status = 504;
+      o.body = http::error_answer(504, "timeout", fr.message).body;
+      break;
+    case S::error:
+      o.status = 500;
+      o.body = http::error_answer(500, "query_failed", fr.message, {{"entity", e.name}}).body;
+      break;
+  }
+  co_return o;
+}
+
+net::awaitable<bool> Service::store(redis::Connection& redis, const http::EntityRequest& req, Outcome& o) {
+  if (o.status != 200 && o.status != 404) co_return false;
+  std::string bytes = cache::encode_value(o.header, o.status == 200 ? std::string_view(o.body) : std::string_view{});
+  std::uint64_t ttl_ms = o.header.soft_expiry_ms - o.header.created_ms;
+  auto r = co_await redis.set_px(req.key, bytes, ttl_ms);
+  if (r.failed()) {
+    spdlog::debug("redis: SET {} failed ({}); answered without storing", req.key, r.error);
+    co_return false;
+  }
+  o.stored = true;
+  co_return true;
+}
+
+net::awaitable<Answer> Service::readyz() {
+  pg::FillResult ping = co_await pool_.async_run(pg::Pool::kPing, {}, net::use_awaitable);
+  std::size_t redis_up = 0;
+  for (auto& r : redis_)
+    if (r->state() == redis::State::connected) ++redis_up;
+  namespace json = boost::json;
+  bool pg_up = ping.status == pg::FillResult::Status::ok;
+  json::object o;
+  o["ready"] = pg_up;
+  o["config"] = "loaded";
+  o["entities"] = cfg_.entities.size();
+  json::object pg{{"state", pg_up ? "up" : "down"}};
+  if (!pg_up) pg["message"] = ping.message;
+  o["postgres"] = std::move(pg);
+  o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
+                            {"connections_up", redis_up},
+                            {"connections", redis_.size()}};
+  Answer a;
+  a.status = pg_up ? 200 : 503;
+  a.body = json::serialize(o);
+  if (!pg_up) a.headers.emplace_back("Retry-After", "1");
+  co_return a;
+}
+
+}  // namespace sidecache::app

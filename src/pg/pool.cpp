@@ -1,0 +1,221 @@
+#include "sidecache/pg/pool.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <pqxx/pqxx>
+
+namespace sidecache::pg {
+namespace {
+
+using Status = FillResult::Status;
+using Clock = std::chrono::steady_clock;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// While PostgreSQL refuses connections, fills fail at once for this long
+// before the next connect attempt.
+constexpr std::int64_t kRetryAfterDownMs = 500;
+
+// Adds connect_timeout to the connection string unless the user set one, so
+// that an unreachable host costs a bounded time.
+std::string with_connect_timeout(const std::string& dsn, std::chrono::milliseconds t) {
+  if (dsn.find("connect_timeout") != std::string::npos) return dsn;
+  long secs = std::max<long>(1, static_cast<long>((t.count() + 999) / 1000));
+  if (dsn.rfind("postgres://", 0) == 0 || dsn.rfind("postgresql://", 0) == 0)
+    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + std::to_string(secs);
+  return dsn + " connect_timeout=" + std::to_string(secs);
+}
+
+bool connection_class(const std::string& sqlstate) {
+  // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown,
+  // cannot connect now; 53300: too many connections.
+  return sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0 || sqlstate == "53300";
+}
+
+}  // namespace
+
+Pool::Pool(config::PostgresConfig cfg, std::vector<Statement> statements)
+    : cfg_(std::move(cfg)), conninfo_(with_connect_timeout(cfg_.dsn, cfg_.connect_timeout)),
+      statements_(std::move(statements)) {}
+
+Pool::~Pool() { stop(); }
+
+void Pool::start() {
+  for (std::size_t i = 0; i < cfg_.pool_size; ++i) threads_.emplace_back([this, i] { run(i); });
+}
+
+void Pool::stop() {
+  std::deque<Job> left;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    left.swap(queue_);
+  }
+  cv_.notify_all();
+  for (auto& j : left) j.done({Status::unavailable, {}, {}, "shutting down"});
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+bool Pool::known_down() const { return now_ms() < down_until_ms_.load(std::memory_order_relaxed); }
+
+void Pool::mark_down() {
+  down_until_ms_.store(now_ms() + kRetryAfterDownMs, std::memory_order_relaxed);
+  if (up_.exchange(false)) spdlog::warn("postgres: connection lost; fills fail fast until it is back");
+}
+
+void Pool::mark_up() {
+  down_until_ms_.store(0, std::memory_order_relaxed);
+  if (!up_.exchange(true)) spdlog::info("postgres: connected");
+}
+
+void Pool::submit(std::size_t index, std::vector<std::string> args, std::function<void(FillResult)> done) {
+  {
+    std::unique_lock lock(mu_);
+    if (stopping_) {
+      lock.unlock();
+      done({Status::unavailable, {}, {}, "shutting down"});
+      return;
+    }
+    // Known down and nobody holds a live connection: answer now rather than
+    // queue behind connect attempts that are bound to fail.
+    if (known_down() && in_use_.load() == 0) {
+      lock.unlock();
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      done({Status::unavailable, {}, {}, "PostgreSQL is unreachable"});
+      return;
+    }
+    if (queue_.size() >= cfg_.queue_limit + (cfg_.pool_size - std::min(cfg_.pool_size, in_use_.load()))) {
+      lock.unlock();
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      done({Status::unavailable, {}, {}, "the fill queue is full"});
+      return;
+    }
+    queue_.push_back({index, std::move(args), std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void Pool::run(std::size_t id) {
+  std::unique_ptr<pqxx::connection> conn;
+  auto connect = [&]() -> bool {
+    try {
+      conn = std::make_unique<pqxx::connection>(conninfo_);
+      {
+        pqxx::nontransaction tx(*conn);
+        tx.exec("SET statement_timeout = " + std::to_string(cfg_.statement_timeout.count()));
+        tx.exec("SET application_name = 'sidecache'");
+      }
+      for (const auto& s : statements_) conn->prepare(s.name, s.sql);
+      mark_up();
+      return true;
+    } catch (const std::exception& e) {
+      conn.reset();
+      if (up_.load() || down_until_ms_.load() == 0)
+        spdlog::warn("postgres: connection {} failed: {}", id, config::mask_secrets(e.what()));
+      mark_down();
+      return false;
+    }
+  };
+
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      in_use_.fetch_add(1);
+    }
+    FillResult result;
+    auto started = Clock::now();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      bool fresh = false;
+      if (!conn) {
+        if (known_down()) {
+          result = {Status::unavailable, {}, {}, "PostgreSQL is unreachable"};
+          break;
+        }
+        if (!connect()) {
+          result = {Status::unavailable, {}, {}, "PostgreSQL is unreachable"};
+          break;
+        }
+        fresh = true;
+      }
+      try {
+        pqxx::nontransaction tx(*conn);
+        pqxx::result r;
+        if (job.index == kPing) {
+          r = tx.exec("SELECT 1");
+          result = {Status::ok, "1", {}, {}};
+        } else {
+          const Statement& st = statements_[job.index];
+          r = tx.exec_prepared(st.name, pqxx::prepare::make_dynamic_params(job.args));
+          queries_.fetch_add(1, std::memory_order_relaxed);
+          if (st.single_row && r.empty()) {
+            result = {Status::not_found, {}, {}, {}};
+          } else if (st.single_row && r.size() > 1) {
+            result = {Status::error, {}, {}, "the entity is 'result: row' but its query returned more than one row"};
+          } else if (r.empty() || r[0][0].is_null()) {
+            result = {Status::error, {}, {}, "the query produced no JSON"};
+          } else {
+            result = {Status::ok, std::string(r[0][0].c_str(), r[0][0].size()), {}, {}};
+          }
+        }
+        break;
+      } catch (const pqxx::broken_connection& e) {
+        conn.reset();
+        // A connection that broke between two fills (server restart) is
+        // retried once on a new one; a fresh one that breaks is an outage.
+        result = {Status::unavailable, {}, {}, "PostgreSQL connection lost"};
+        if (fresh) { mark_down(); break; }
+        spdlog::info("postgres: connection {} lost ({}), reconnecting", id, e.what());
+      } catch (const pqxx::sql_error& e) {
+        const std::string& state = e.sqlstate();
+        if (state == "57014") {
+          result = {Status::timeout, {}, {}, "the query ran past statement_timeout"};
+        } else if (connection_class(state)) {
+          conn.reset();
+          result = {Status::unavailable, {}, {}, "PostgreSQL is unavailable (" + state + ")"};
+          if (fresh) { mark_down(); break; }
+          continue;
+        } else {
+          std::string msg = e.what();
+          while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+          result = {Status::error, {}, {}, "query failed [" + state + "]: " + msg};
+          spdlog::error("postgres: {}", result.message);
+        }
+        break;
+      } catch (const std::exception& e) {
+        conn.reset();
+        result = {Status::error, {}, {}, std::string("query failed: ") + e.what()};
+        spdlog::error("postgres: {}", result.message);
+        break;
+      }
+    }
+    result.took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    in_use_.fetch_sub(1);
+    job.done(std::move(result));
+  }
+}
+
+PoolStats Pool::stats() const {
+  PoolStats s;
+  s.size = cfg_.pool_size;
+  s.in_use = in_use_.load();
+  {
+    std::lock_guard lock(mu_);
+    s.queued = queue_.size();
+  }
+  s.rejected = rejected_.load();
+  s.queries = queries_.load();
+  s.up = up_.load();
+  return s;
+}
+
+}  // namespace sidecache::pg

@@ -1,0 +1,278 @@
+#include "sidecache/redis/connection.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "asio_adapter.hpp"
+
+namespace sidecache::redis {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kMaxBackoff{2000};
+
+const char* to_string(State s) {
+  switch (s) {
+    case State::disconnected: return "down";
+    case State::connecting: return "connecting";
+    case State::connected: return "up";
+  }
+  return "?";
+}
+
+// One command waiting for its reply. Owned jointly by hiredis (privdata) and
+// the deadline timer; whichever comes first completes it.
+struct Connection::Pending {
+  std::function<void(Reply)> done;  // empty once completed
+  std::size_t split = 0;
+  std::unique_ptr<net::steady_timer> timer;
+
+  void complete(Reply r) {
+    if (!done) return;
+    auto d = std::move(done);
+    done = nullptr;
+    if (timer) timer->cancel();
+    d(std::move(r));
+  }
+};
+
+Connection::Connection(net::any_io_executor ex, config::RedisConfig cfg, std::string name)
+    : ex_(std::move(ex)), cfg_(std::move(cfg)), name_(std::move(name)), connect_timer_(ex_) {}
+
+Connection::~Connection() { stop(); }
+
+void Connection::start() {
+  stopped_ = false;
+  connect();
+}
+
+void Connection::stop() {
+  stopped_ = true;
+  connect_timer_.cancel();
+  if (ac_) {
+    redisAsyncContext* ac = ac_;
+    ac_ = nullptr;
+    ac->data = nullptr;
+    redisAsyncFree(ac);  // fails pending commands with a NULL reply
+  }
+  state_ = State::disconnected;
+}
+
+void Connection::connect() {
+  if (stopped_ || ac_) return;
+  redisAsyncContext* ac = cfg_.is_unix ? redisAsyncConnectUnix(cfg_.path.c_str())
+                                       : redisAsyncConnect(cfg_.host.c_str(), cfg_.port);
+  if (!ac || ac->err) {
+    if (!logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", name_, ac ? ac->errstr : "out of memory");
+    logged_down_ = true;
+    if (ac) redisAsyncFree(ac);
+    schedule_reconnect();
+    return;
+  }
+  adapter_ = Adapter::attach(ex_, ac);
+  if (!adapter_) {
+    spdlog::error("redis[{}]: cannot attach to the event loop", name_);
+    redisAsyncFree(ac);
+    schedule_reconnect();
+    return;
+  }
+  ac->data = this;
+  ac_ = ac;
+  state_ = State::connecting;
+  redisAsyncSetConnectCallback(ac, &Connection::on_connect);
+  redisAsyncSetDisconnectCallback(ac, &Connection::on_disconnect);
+
+  // AUTH and SELECT are queued first, so every later command on this
+  // connection runs after them. A failure drops the connection.
+  auto setup = [](redisAsyncContext* c, void* r, void* what) {
+    auto* reply = static_cast<redisReply*>(r);
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+      auto* self = static_cast<Connection*>(c->data);
+      spdlog::error("redis[{}]: {} failed: {}", self ? self->name_ : "?", static_cast<const char*>(what),
+                    std::string(reply->str, reply->len));
+      redisAsyncDisconnect(c);
+    }
+  };
+  if (!cfg_.password.empty()) {
+    if (cfg_.username.empty())
+      redisAsyncCommand(ac, setup, const_cast<char*>("AUTH"), "AUTH %b", cfg_.password.data(), cfg_.password.size());
+    else
+      redisAsyncCommand(ac, setup, const_cast<char*>("AUTH"), "AUTH %b %b", cfg_.username.data(),
+                        cfg_.username.size(), cfg_.password.data(), cfg_.password.size());
+  }
+  if (cfg_.db != 0) redisAsyncCommand(ac, setup, const_cast<char*>("SELECT"), "SELECT %d", cfg_.db);
+
+  connect_timer_.expires_after(cfg_.connect_timeout);
+  connect_timer_.async_wait([self = weak_from_this(), ac](const boost::system::error_code& ec) {
+    auto c = self.lock();
+    if (ec || !c || c->ac_ != ac || c->state_ != State::connecting) return;
+    if (!c->logged_down_) spdlog::warn("redis[{}]: connect timed out", c->name_);
+    c->logged_down_ = true;
+    c->ac_ = nullptr;
+    ac->data = nullptr;
+    redisAsyncFree(ac);
+    c->state_ = State::disconnected;
+    c->schedule_reconnect();
+  });
+}
+
+void Connection::schedule_reconnect() {
+  state_ = State::disconnected;
+  if (stopped_) return;
+  next_attempt_ = Clock::now() + backoff_;
+  connect_timer_.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  connect_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+    auto c = self.lock();
+    if (ec || !c || c->stopped_ || c->ac_) return;
+    c->connect();
+  });
+}
+
+void Connection::on_connect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<Connection*>(ac->data);
+  if (!self) return;
+  if (status != REDIS_OK) {
+    // hiredis frees the context after this callback.
+    if (!self->logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", self->name_, ac->errstr);
+    self->logged_down_ = true;
+    self->ac_ = nullptr;
+    self->connect_timer_.cancel();
+    net::post(self->ex_, [w = self->weak_from_this()] {
+      if (auto c = w.lock()) c->schedule_reconnect();
+    });
+    self->state_ = State::disconnected;
+    return;
+  }
+  self->connect_timer_.cancel();
+  self->state_ = State::connected;
+  self->backoff_ = std::chrono::milliseconds(50);
+  if (self->logged_down_) spdlog::info("redis[{}]: connected again", self->name_);
+  else spdlog::debug("redis[{}]: connected", self->name_);
+  self->logged_down_ = false;
+}
+
+void Connection::on_disconnect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<Connection*>(ac->data);
+  if (!self) return;
+  self->ac_ = nullptr;
+  self->state_ = State::disconnected;
+  if (self->stopped_) return;
+  if (!self->logged_down_)
+    spdlog::warn("redis[{}]: disconnected{}{}", self->name_, status == REDIS_OK ? "" : ": ",
+                 status == REDIS_OK ? "" : ac->errstr);
+  self->logged_down_ = true;
+  net::post(self->ex_, [w = self->weak_from_this()] {
+    if (auto c = w.lock()) c->schedule_reconnect();
+  });
+}
+
+void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
+  auto* holder = static_cast<std::shared_ptr<Pending>*>(privdata);
+  std::shared_ptr<Pending> p = std::move(*holder);
+  delete holder;
+  Reply out;
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply) {
+    out.status = Reply::Status::unavailable;
+    out.error = "connection lost";
+  } else {
+    switch (reply->type) {
+      case REDIS_REPLY_STRING: {
+        out.status = Reply::Status::value;
+        std::size_t len = static_cast<std::size_t>(reply->len);
+        std::size_t split = std::min({p->split, len, out.head.size()});
+        std::copy(reply->str, reply->str + split, out.head.begin());
+        out.head_len = split;
+        // The one copy of a cached value: from hiredis' reply buffer into
+        // the string that becomes the response body.
+        out.value.assign(reply->str + split, len - split);
+        break;
+      }
+      case REDIS_REPLY_NIL: out.status = Reply::Status::nil; break;
+      case REDIS_REPLY_ERROR:
+        out.status = Reply::Status::error;
+        out.error.assign(reply->str, static_cast<std::size_t>(reply->len));
+        break;
+      case REDIS_REPLY_INTEGER:
+        out.status = Reply::Status::ok;
+        out.integer = reply->integer;
+        break;
+      default: out.status = Reply::Status::ok; break;
+    }
+  }
+  p->complete(std::move(out));
+}
+
+bool Connection::ensure_connected() {
+  if (state_ == State::connected && ac_) return true;
+  if (state_ == State::disconnected && !stopped_ && !ac_ && Clock::now() >= next_attempt_) connect();
+  return false;
+}
+
+net::awaitable<Reply> Connection::command(const std::vector<std::string_view>& argv, std::size_t split) {
+  if (!ensure_connected()) {
+    Reply r;
+    r.status = Reply::Status::unavailable;
+    r.error = "not connected";
+    co_return r;
+  }
+  auto self = shared_from_this();
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(Reply)>(
+      [&](auto handler) {
+        using H = decltype(handler);
+        auto ex = net::get_associated_executor(handler);
+        auto h = std::make_shared<H>(std::move(handler));
+        auto p = std::make_shared<Pending>();
+        p->split = split;
+        // Completion is posted, never run inside a hiredis callback: the
+        // coroutine may issue the next command or drop the connection.
+        p->done = [ex, h](Reply r) { net::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); }); };
+        std::vector<const char*> args;
+        std::vector<std::size_t> lens;
+        for (auto a : argv) {
+          args.push_back(a.data());
+          lens.push_back(a.size());
+        }
+        auto* holder = new std::shared_ptr<Pending>(p);
+        int rc = redisAsyncCommandArgv(ac_, &Connection::on_reply, holder, static_cast<int>(args.size()),
+                                       args.data(), lens.data());
+        if (rc != REDIS_OK) {
+          delete holder;
+          Reply r;
+          r.status = Reply::Status::unavailable;
+          r.error = "command not sent";
+          p->complete(std::move(r));
+          return;
+        }
+        p->timer = std::make_unique<net::steady_timer>(ex_, cfg_.timeout);
+        p->timer->async_wait([p, self](const boost::system::error_code& ec) {
+          if (ec) return;
+          Reply r;
+          r.status = Reply::Status::timeout;
+          r.error = "timed out";
+          p->complete(std::move(r));
+        });
+      },
+      net::use_awaitable);
+}
+
+net::awaitable<Reply> Connection::get(std::string_view key, std::size_t split) {
+  // (gcc 12 miscompiles a braced list of literals inside a coroutine, so
+  // the argv is built outside it.)
+  std::vector<std::string_view> argv{std::string_view("GET"), key};
+  co_return co_await command(argv, split);
+}
+
+net::awaitable<Reply> Connection::set_px(std::string_view key, std::string_view value, std::uint64_t ttl_ms) {
+  std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
+  std::vector<std::string_view> argv{std::string_view("SET"), key, value, std::string_view("PX"), std::string_view(ttl)};
+  co_return co_await command(argv);
+}
+
+}  // namespace sidecache::redis
