@@ -74,7 +74,7 @@ SELECT CASE WHEN g % 3 = 0 THEN '22222222-2222-2222-2222-222222222222'::uuid
             ELSE '11111111-1111-1111-1111-111111111111'::uuid END,
        CASE WHEN g % 2 = 0 THEN 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa'::uuid
             ELSE 'bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb'::uuid END,
-       (ARRAY['login', 'export', 'invite'])[1 + g % 3],
+       (ARRAY['login', 'export', 'invite'])[1 + (g / 3) % 3],
        now() - (g % 40) * interval '1 day' - (g % 24) * interval '1 hour'
 FROM generate_series(1, 20000) AS g
 WHERE NOT EXISTS (SELECT 1 FROM events LIMIT 1);

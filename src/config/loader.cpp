@@ -398,6 +398,8 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
       return first_line + static_cast<int>(std::count(sql->begin(), sql->begin() + static_cast<long>(offset), '\n'));
     };
     RewrittenSql rw = rewrite_named_params(*sql);
+    for (std::size_t off : rw.positional)
+      ctx.error_line(line_of(off), 0, "the SQL uses a positional parameter ($1 style); write named parameters like :user_id instead");
     std::set<std::string> used(rw.order.begin(), rw.order.end());
     for (const auto& u : rw.uses) {
       bool declared = std::any_of(e.params.begin(), e.params.end(), [&](const ParamSpec& p) { return p.name == u.name; });

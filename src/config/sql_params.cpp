@@ -63,6 +63,10 @@ RewrittenSql rewrite_named_params(std::string_view s) {
       std::string_view tag = s.substr(i, tl);
       std::size_t j = s.find(tag, i + tl);
       copy_until(j == std::string_view::npos ? s.size() : j + tl);
+    } else if (c == '$' && i + 1 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '9') {
+      out.positional.push_back(i);
+      out.sql += c;
+      ++i;
     } else if (c == ':' && i + 1 < s.size() && s[i + 1] == ':') {
       copy_until(i + 2);  // a :: cast
     } else if (c == ':' && i + 1 < s.size() && ident_start(s[i + 1])) {

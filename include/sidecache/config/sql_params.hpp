@@ -16,6 +16,7 @@ struct RewrittenSql {
   std::string sql;                 // with $n in place of each :name
   std::vector<std::string> order;  // order[i] is the name bound to $(i+1)
   std::vector<SqlParamUse> uses;   // every occurrence, in text order
+  std::vector<std::size_t> positional;  // offsets of $1-style params written by hand (refused by the loader)
 };
 
 // Rewrites :name placeholders to positional $n parameters. The same name

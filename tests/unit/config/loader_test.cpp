@@ -1,0 +1,301 @@
+#include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
+#include "sidecache/config/config.hpp"
+
+using namespace sidecache::config;
+using sidecache::test::TempDir;
+
+namespace {
+
+const char* kMain = R"(listen: 127.0.0.1:7070
+workers: 2
+key_prefix: "sc:"
+tenant:
+  param: org_id
+  type: uuid
+redis:
+  url: redis://127.0.0.1:6379/0
+  timeout: 50ms
+postgres:
+  dsn: "host=127.0.0.1 port=5432 dbname=app user=app"
+  pool_size: 8
+  queue_limit: 256
+  statement_timeout: 2s
+entities_dir: entities
+defaults: { ttl: 5m, ttl_jitter: 10%, negative_ttl: 30s }
+)";
+
+const char* kUser = R"(name: user
+scope: tenant
+params:
+  user_id: uuid
+result: row
+sql: |
+  SELECT id, email
+  FROM users WHERE org_id = :org_id AND id = :user_id
+ttl: 15m
+negative_ttl: 30s
+)";
+
+EnvLookup no_env() {
+  return [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+}
+
+// Loads and returns the problems (empty when the config is valid).
+std::vector<Problem> problems_of(const TempDir& d, const EnvLookup& env = no_env()) {
+  try {
+    load((d.path() / "sidecache.yaml").string(), env);
+    return {};
+  } catch (const LoadError& e) {
+    return e.problems();
+  }
+}
+
+bool has_problem(const std::vector<Problem>& ps, const std::string& file_suffix, int line, const std::string& text) {
+  for (const auto& p : ps) {
+    bool file_ok = p.file.size() >= file_suffix.size() &&
+                   p.file.compare(p.file.size() - file_suffix.size(), file_suffix.size(), file_suffix) == 0;
+    if (file_ok && (line == 0 || p.line == line) && p.message.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string dump(const std::vector<Problem>& ps) {
+  std::string s;
+  for (const auto& p : ps) s += p.to_string() + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the documented example loads") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/user.yaml", kUser);
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
+  CHECK(c.listen.host == "127.0.0.1");
+  CHECK(c.listen.port == 7070);
+  CHECK(c.workers == 2);
+  CHECK(c.redis.port == 6379);
+  CHECK(c.redis.timeout == std::chrono::milliseconds(50));
+  CHECK(c.postgres.pool_size == 8);
+  CHECK(c.postgres.statement_timeout == std::chrono::seconds(2));
+  CHECK(c.defaults.ttl_jitter == Approx(0.10));
+  REQUIRE(c.entities.size() == 1);
+  const Entity& e = c.entities[0];
+  CHECK(e.name == "user");
+  CHECK(e.ttl == std::chrono::minutes(15));
+  REQUIRE(e.params.size() == 2);
+  CHECK(e.params[0].name == "org_id");
+  CHECK(e.params[0].is_tenant);
+  CHECK(e.params[1].name == "user_id");
+  CHECK(e.query.find("row_to_json") != std::string::npos);
+  CHECK(e.query.find("org_id = $1 AND id = $2") != std::string::npos);
+  CHECK(e.bind == std::vector<std::size_t>{0, 1});
+  CHECK(e.shape_hash.size() == 8);
+}
+
+TEST_CASE("the repository's example config loads") {
+  Config c = load(SIDECACHE_SOURCE_DIR "/config/examples/sidecache.yaml", no_env());
+  CHECK(c.entities.size() == 5);
+  const Entity* flags = c.find_entity("feature_flags");
+  REQUIRE(flags);
+  CHECK(flags->scope == Scope::global);
+  CHECK(flags->params.empty());
+}
+
+TEST_CASE("environment variables override the main file") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/user.yaml", kUser);
+  EnvLookup env = [](const std::string& k) -> std::optional<std::string> {
+    if (k == "SIDECACHE_LISTEN") return "unix:/tmp/sc.sock";
+    if (k == "SIDECACHE_REDIS_URL") return "redis://:s3cret@10.0.0.5:6380/3";
+    if (k == "SIDECACHE_POSTGRES_DSN") return "postgresql://app:pw@db/app";
+    return std::nullopt;
+  };
+  Config c = load((d.path() / "sidecache.yaml").string(), env);
+  CHECK(c.listen.is_unix);
+  CHECK(c.listen.path == "/tmp/sc.sock");
+  CHECK(c.redis.host == "10.0.0.5");
+  CHECK(c.redis.port == 6380);
+  CHECK(c.redis.db == 3);
+  CHECK(c.redis.password == "s3cret");
+  CHECK(c.redis.timeout == std::chrono::milliseconds(50));  // kept from the file
+  CHECK(c.postgres.dsn == "postgresql://app:pw@db/app");
+}
+
+TEST_CASE("an unknown key is refused with file, line and a suggestion") {
+  TempDir d;
+  d.write("sidecache.yaml", std::string(kMain) + "worker_count: 4\n");
+  d.write("entities/user.yaml", std::string(kUser) + "tll: 5m\n");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "sidecache.yaml", 17, "unknown key 'worker_count'"));
+  CHECK(has_problem(ps, "user.yaml", 11, "did you mean 'ttl'?"));
+}
+
+TEST_CASE("a wrong type is refused") {
+  TempDir d;
+  d.write("sidecache.yaml", R"(workers: many
+postgres: { dsn: "x", pool_size: [1] }
+redis: { url: "http://x", timeout: 5 }
+tenant: { param: org_id, type: string }
+entities_dir: entities
+)");
+  d.write("entities/user.yaml", R"(name: user
+params:
+  user_id: number
+result: one
+scope: sometimes
+sql: SELECT 1 WHERE :org_id = :user_id
+ttl: soon
+)");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "sidecache.yaml", 1, "workers: 'many' is not a whole number"));
+  CHECK(has_problem(ps, "sidecache.yaml", 2, "postgres.pool_size must be a single value"));
+  CHECK(has_problem(ps, "sidecache.yaml", 3, "must start with redis://"));
+  CHECK(has_problem(ps, "sidecache.yaml", 3, "redis.timeout: '5' is not a duration"));
+  CHECK(has_problem(ps, "sidecache.yaml", 4, "unknown type 'string'"));
+  CHECK(has_problem(ps, "user.yaml", 3, "unknown type 'number'"));
+  CHECK(has_problem(ps, "user.yaml", 4, "result 'one' is not valid"));
+  CHECK(has_problem(ps, "user.yaml", 5, "scope 'sometimes' is not valid"));
+  CHECK(has_problem(ps, "user.yaml", 7, "ttl: 'soon' is not a duration"));
+}
+
+TEST_CASE("a duplicate entity name is refused, naming both files") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/a.yaml", kUser);
+  d.write("entities/b.yaml", kUser);
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  REQUIRE(ps.size() == 1);
+  CHECK(has_problem(ps, "b.yaml", 1, "already used by"));
+  CHECK(ps[0].message.find("a.yaml:1") != std::string::npos);
+}
+
+TEST_CASE("a param used in the SQL but not declared is refused at its line") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/user.yaml", R"(name: user
+params:
+  user_id: uuid
+sql: |
+  SELECT id FROM users
+  WHERE org_id = :org_id
+    AND id = :user_id
+    AND role = :role
+)");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "user.yaml", 8, "the SQL uses :role but it is not declared"));
+}
+
+TEST_CASE("a param declared but not used is refused at its declaration") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/user.yaml", R"(name: user
+params:
+  user_id: uuid
+  team_id: int
+sql: SELECT id FROM users WHERE org_id = :org_id AND id = :user_id
+)");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "user.yaml", 4, "param 'team_id' is declared but the SQL never uses :team_id"));
+}
+
+TEST_CASE("a tenant-scoped entity whose SQL ignores the tenant is refused") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/user.yaml", R"(name: user
+params: { user_id: uuid }
+sql: SELECT id FROM users WHERE id = :user_id
+)");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "user.yaml", 3, "must filter by the tenant: the SQL must use :org_id"));
+}
+
+TEST_CASE("a global entity that declares the tenant param is refused") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/flags.yaml", R"(name: flags
+scope: global
+params:
+  org_id: uuid
+result: rows
+sql: SELECT * FROM feature_flags WHERE :org_id IS NOT NULL
+)");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "flags.yaml", 4, "a global entity must not declare the tenant param 'org_id'"));
+}
+
+TEST_CASE("a ttl of zero or less is refused") {
+  TempDir d;
+  d.write("sidecache.yaml", std::string(kMain));
+  d.write("entities/user.yaml", std::string(kUser).replace(std::string(kUser).find("ttl: 15m"), 8, "ttl: 0s"));
+  d.write("entities/other.yaml", R"(name: other
+scope: global
+result: rows
+sql: SELECT 1 AS one
+ttl: -5s
+)");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "user.yaml", 9, "ttl must be greater than zero"));
+  CHECK(has_problem(ps, "other.yaml", 5, "ttl: '-5s' is not a duration"));
+}
+
+TEST_CASE("an unreadable entities_dir is refused") {
+  TempDir d;
+  d.write("sidecache.yaml", std::string(kMain).replace(std::string(kMain).find("entities_dir: entities"), 22,
+                                                       "entities_dir: no/such/dir"));
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "sidecache.yaml", 15, "cannot be read"));
+}
+
+TEST_CASE("every problem is reported in one pass") {
+  TempDir d;
+  d.write("sidecache.yaml", std::string(kMain) + "bogus: 1\n");
+  d.write("entities/a.yaml", "name: a\nsql: SELECT 1 WHERE :org_id = :x\n");
+  d.write("entities/b.yaml", "name: b\nscope: global\nsql: SELECT 1\nttl: 0s\n");
+  d.write("entities/c.yaml", "name: [broken\n");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(ps.size() == 4);
+  CHECK(has_problem(ps, "sidecache.yaml", 17, "unknown key 'bogus'"));
+  CHECK(has_problem(ps, "a.yaml", 2, "the SQL uses :x"));
+  CHECK(has_problem(ps, "b.yaml", 4, "ttl must be greater than zero"));
+  CHECK(has_problem(ps, "c.yaml", 0, "YAML syntax error"));
+}
+
+TEST_CASE("listen addresses parse") {
+  std::string why;
+  auto a = parse_listen("127.0.0.1:7070", why);
+  REQUIRE(a);
+  CHECK(a->port == 7070);
+  auto b = parse_listen("[::1]:8080", why);
+  REQUIRE(b);
+  CHECK(b->host == "::1");
+  auto c = parse_listen("unix:/run/sc.sock", why);
+  REQUIRE(c);
+  CHECK(c->is_unix);
+  CHECK_FALSE(parse_listen("7070", why));
+  CHECK_FALSE(parse_listen("host:99999", why));
+  CHECK_FALSE(parse_listen("unix:relative.sock", why));
+}
+
+TEST_CASE("secrets are masked for logs") {
+  CHECK(mask_secrets("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0");
+  CHECK(mask_secrets("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0");
+  CHECK(mask_secrets("host=db password=hunter2 user=app") == "host=db password=*** user=app");
+  CHECK(mask_secrets("host=db password = 'a b c' user=app") == "host=db password = *** user=app");
+  CHECK(mask_secrets("postgresql://app:pw@db/app") == "postgresql://app:***@db/app");
+  CHECK(mask_secrets("host=db user=app") == "host=db user=app");
+}
