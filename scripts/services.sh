@@ -40,6 +40,7 @@ pg_port() { cat "$DIR/pg.port"; }
 
 start_redis() {
   local port; port=$(redis_port)
+  if [[ -f "$DIR/redis.pid" ]] && kill -0 "$(cat "$DIR/redis.pid")" 2>/dev/null; then return 0; fi
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
     --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR" >/dev/null
   for _ in $(seq 1 100); do
@@ -72,6 +73,7 @@ init_pg() {
 start_pg() {
   init_pg
   local port; port=$(pg_port)
+  if as_pg "$PGBIN/pg_ctl" -D "$DIR/pgdata" status >/dev/null 2>&1; then return 0; fi
   touch "$DIR/pg.log"
   if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$DIR/pg.log"; fi
   as_pg "$PGBIN/pg_ctl" -D "$DIR/pgdata" -l "$DIR/pg.log" -w -t 30 \

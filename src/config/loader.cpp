@@ -421,11 +421,13 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
         ctx.error_line(param_line[p.name], 0, "param '" + p.name + "' is declared but the SQL never uses :" + p.name +
                                                   "; use it or remove it");
     }
+    // The wrapper's row alias must not be a column name of the user's query
+    // (json_agg(q) would aggregate a column "q" instead of the row).
     std::string inner = trim_sql(rw.sql);
     if (e.result == ResultShape::row)
-      e.query = "SELECT row_to_json(q)::text FROM (\n" + inner + "\n) q LIMIT 2";
+      e.query = "SELECT row_to_json(_sidecache_row)::text FROM (\n" + inner + "\n) _sidecache_row LIMIT 2";
     else
-      e.query = "SELECT coalesce(json_agg(q), '[]'::json)::text FROM (\n" + inner + "\n) q";
+      e.query = "SELECT coalesce(json_agg(_sidecache_row), '[]'::json)::text FROM (\n" + inner + "\n) _sidecache_row";
     for (const auto& name : rw.order) {
       for (std::size_t i = 0; i < e.params.size(); ++i)
         if (e.params[i].name == name) e.bind.push_back(i);

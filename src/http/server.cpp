@@ -104,6 +104,10 @@ struct Server::Impl {
       if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
           ec == net::error::connection_reset || ec == net::error::eof)
         break;
+      if (ec == bhttp::error::body_limit) {  // a declared Content-Length past the limit
+        co_await write_answer(stream, error_answer(413, "body_too_large", "the request body exceeds " + std::to_string(cfg.http.max_body_bytes) + " bytes"), 11, false);
+        break;
+      }
       if (ec == bhttp::error::header_limit) {
         co_await write_answer(stream, error_answer(431, "header_too_large", "request headers exceed " + std::to_string(cfg.http.max_header_bytes) + " bytes"), 11, false);
         break;

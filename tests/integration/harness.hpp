@@ -1,0 +1,114 @@
+#pragma once
+// Integration-test harness: real redis-server and PostgreSQL (started by
+// scripts/services.sh on loopback, ephemeral ports, a temporary folder), a
+// real sidecache process, and a minimal HTTP/1.1 client over real sockets.
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sidecache::it {
+
+// The shared Redis + PostgreSQL for the whole test binary.
+class Services {
+ public:
+  static Services& get();
+  int redis_port() const { return redis_port_; }
+  int pg_port() const { return pg_port_; }
+  std::string dsn() const;
+  std::string redis_url() const;
+
+  void stop_redis();
+  void start_redis();
+  void stop_pg();
+  void start_pg();
+
+  // Runs SQL on the app database; returns the first column of the first row.
+  std::string sql(const std::string& statement);
+  // Runs a redis-cli command; returns its output, trimmed.
+  std::string redis_cli(const std::string& args);
+  // Total executions of statements whose text contains `marker`.
+  long long query_count(const std::string& marker);
+
+  ~Services();
+
+ private:
+  Services();
+  void run_script(const std::string& cmd);
+  std::string dir_;
+  bool owned_ = false;
+  int redis_port_ = 0, pg_port_ = 0;
+};
+
+// A parsed HTTP response.
+struct Response {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// Sends raw bytes, reads until the server closes (or `timeout`), returns
+// everything received.
+// `closed_by_peer`, when given, tells whether the server closed the
+// connection (rather than the timeout ending the wait).
+std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                         bool* closed_by_peer = nullptr);
+std::string raw_exchange_unix(const std::string& path, const std::string& bytes);
+std::optional<Response> parse_response(const std::string& text);
+
+// GET with Connection: close.
+Response http_get(int port, const std::string& target, const std::vector<std::string>& extra_headers = {});
+Response http_request(int port, const std::string& method, const std::string& target,
+                      const std::vector<std::string>& extra_headers = {}, const std::string& body = {});
+
+// One sidecache process with its own config, port and key prefix.
+class Daemon {
+ public:
+  struct Options {
+    std::string extra_main;  // appended to the main YAML
+    std::string listen;      // default: 127.0.0.1:<free port>
+    std::string key_prefix;  // default: unique per daemon
+    std::string redis_timeout = "50ms";
+    std::string statement_timeout = "2s";
+    int pool_size = 4;
+    int queue_limit = 256;
+    bool wait_ready = true;
+  };
+  Daemon();
+  explicit Daemon(Options opt);
+  ~Daemon();
+
+  int port() const { return port_; }
+  const std::string& prefix() const { return prefix_; }
+  const std::string& dir() const { return dir_; }
+  std::string log() const;
+  pid_t pid() const { return pid_; }
+
+  Response get(const std::string& target, const std::vector<std::string>& headers = {}) const {
+    return http_get(port_, target, headers);
+  }
+  // SIGTERM and wait; returns the exit status (or -1 on a signal death).
+  int terminate(std::chrono::seconds wait = std::chrono::seconds(15));
+
+ private:
+  std::string dir_;
+  std::string prefix_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+int free_port();
+std::string sidecache_binary();
+std::string source_dir();
+
+// Runs `argv` and returns {exit status, combined output}.
+std::pair<int, std::string> run_command(const std::vector<std::string>& argv);
+
+}  // namespace sidecache::it
