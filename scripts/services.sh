@@ -7,6 +7,7 @@
 #   services.sh stop DIR                         stop both
 #   services.sh start-redis|stop-redis DIR       one of them (same port as before)
 #   services.sh start-pg|stop-pg DIR
+#   services.sh purge DIR                        stop both and remove data kept outside DIR
 #   services.sh psql DIR [psql args...]          psql into the app database
 #
 # PostgreSQL refuses to run as root, so as root it runs as the postgres user.
@@ -61,24 +62,37 @@ stop_redis() {
   fi
 }
 
+# Where PostgreSQL keeps its data, socket and log. As root it runs as the
+# postgres user, who may not be able to reach DIR (say, under /root): then a
+# folder under /var/tmp is used and remembered in DIR/pg.home.
+pg_home() {
+  if [[ -f "$DIR/pg.home" ]]; then cat "$DIR/pg.home"; return; fi
+  local home="$DIR/pg"
+  if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$DIR" 2>/dev/null; then
+    home="/var/tmp/sidecache-pg-$(echo "$DIR" | md5sum | cut -c1-12)"
+  fi
+  echo "$home" >"$DIR/pg.home"
+  echo "$home"
+}
+
 init_pg() {
-  [[ -f "$DIR/pgdata/PG_VERSION" ]] && return 0
-  mkdir -p "$DIR/pgdata" "$DIR/pgsock"
-  if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$DIR/pgdata" "$DIR/pgsock"; fi
-  chmod 700 "$DIR/pgdata"
-  as_pg "$PGBIN/initdb" -D "$DIR/pgdata" -U app --auth=trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 ||
+  local home; home=$(pg_home)
+  [[ -f "$home/data/PG_VERSION" ]] && return 0
+  mkdir -p "$home/data" "$home/sock"
+  touch "$home/log"
+  if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$home"; fi
+  chmod 700 "$home/data"
+  as_pg "$PGBIN/initdb" -D "$home/data" -U app --auth=trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 ||
     { echo "services: initdb failed; see $DIR/initdb.log" >&2; return 1; }
 }
 
 start_pg() {
   init_pg
-  local port; port=$(pg_port)
-  if as_pg "$PGBIN/pg_ctl" -D "$DIR/pgdata" status >/dev/null 2>&1; then return 0; fi
-  touch "$DIR/pg.log"
-  if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$DIR/pg.log"; fi
-  as_pg "$PGBIN/pg_ctl" -D "$DIR/pgdata" -l "$DIR/pg.log" -w -t 30 \
-    -o "-p $port -k $DIR/pgsock -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null || { echo "services: postgres did not start; see $DIR/pg.log" >&2; return 1; }
+  local port home; port=$(pg_port); home=$(pg_home)
+  if as_pg "$PGBIN/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then return 0; fi
+  as_pg "$PGBIN/pg_ctl" -D "$home/data" -l "$home/log" -w -t 30 \
+    -o "-p $port -k $home/sock -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    start >/dev/null || { echo "services: postgres did not start; see $home/log" >&2; return 1; }
   if ! as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$port" -U app -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname='app'" | grep -q 1; then
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U app app
   fi
@@ -86,8 +100,17 @@ start_pg() {
 }
 
 stop_pg() {
-  [[ -f "$DIR/pgdata/postmaster.pid" ]] || return 0
-  as_pg "$PGBIN/pg_ctl" -D "$DIR/pgdata" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+  local home; home=$(pg_home)
+  [[ -f "$home/data/postmaster.pid" ]] || return 0
+  as_pg "$PGBIN/pg_ctl" -D "$home/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# Removes DIR's PostgreSQL home when it lives outside DIR.
+purge() {
+  stop_redis
+  stop_pg
+  local home; home=$(pg_home)
+  [[ "$home" == "$DIR/pg" ]] || rm -rf "$home"
 }
 
 write_env() {
@@ -116,6 +139,7 @@ case "$cmd" in
   stop-redis) stop_redis ;;
   start-pg) start_pg ;;
   stop-pg) stop_pg ;;
+  purge) purge ;;
   psql) as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$(pg_port)" -U app -d app "$@" ;;
   *) echo "services: unknown command $cmd" >&2; exit 64 ;;
 esac

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, starts a private Redis and PostgreSQL on
+# free loopback ports, runs the whole suite (ctest), runs the quickstart's
+# smoke check, and stops the servers again, also when a test fails.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+scripts/deps.sh
+scripts/build.sh "${BUILD_TYPE:-RelWithDebInfo}"
+
+SVC=$(mktemp -d "${TMPDIR:-/tmp}/sidecache-test-XXXXXX")
+cleanup() {
+  scripts/services.sh purge "$SVC" || true
+  rm -rf "$SVC"
+}
+trap cleanup EXIT
+scripts/services.sh start "$SVC"
+# shellcheck disable=SC1091
+source "$SVC/env"
+echo "test: redis on 127.0.0.1:$SC_REDIS_PORT, postgres on 127.0.0.1:$SC_PG_PORT ($SVC)"
+
+set +e
+(cd build && ctest --output-on-failure -j2 --timeout 300) 2>&1 | tee "$SVC/ctest.log"
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$SVC/ctest.log" || true)
+
+# The README's first command, end to end: build, services, schema, daemon,
+# and the curl commands it prints.
+smoke=skipped
+if [[ $status -eq 0 ]]; then
+  if scripts/quickstart.sh --smoke; then smoke=passed; else smoke=failed; status=1; fi
+fi
+
+# One closing line for humans and CI: ctest's counts plus the smoke check.
+total=$(sed -E 's/.* out of ([0-9]+)/\1/' <<<"${summary:-0% tests passed, 0 tests failed out of 0}")
+failed=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"${summary:-0% tests passed, 0 tests failed out of 0}")
+passed=$((total - failed))
+[[ $smoke == passed ]] && passed=$((passed + 1))
+[[ $smoke == failed ]] && failed=$((failed + 1))
+echo
+echo "$passed passed, $failed failed"
+exit $status
