@@ -152,8 +152,7 @@ void Connection::on_connect(const redisAsyncContext* ac, int status) {
   self->connect_timer_.cancel();
   self->state_ = State::connected;
   self->backoff_ = std::chrono::milliseconds(50);
-  if (self->logged_down_) spdlog::info("redis[{}]: connected again", self->name_);
-  else spdlog::debug("redis[{}]: connected", self->name_);
+  spdlog::info("redis[{}]: connected{}", self->name_, self->logged_down_ ? " again" : "");
   self->logged_down_ = false;
 }
 
