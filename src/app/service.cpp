@@ -1,5 +1,7 @@
 #include "sidecache/app/service.hpp"
 
+#include "sidecache/cache/key.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -16,9 +18,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::uint64_t unix_ms() {
+std::uint64_t unix_us() {
   return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 std::vector<pg::Statement> statements_of(const config::Config& cfg) {
@@ -55,7 +57,7 @@ Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::str
   Answer a = h.negative() ? not_found_answer(e) : Answer{};
   if (!h.negative()) a.body = std::move(body);
   a.headers.emplace_back("Cache-Status", "sidecache; hit");
-  std::uint64_t age = now > h.created_ms ? (now - h.created_ms) / 1000 : 0;
+  std::uint64_t age = now > h.created_us ? (now - h.created_us) / 1000000 : 0;
   a.headers.emplace_back("Age", std::to_string(age));
   return a;
 }
@@ -92,8 +94,22 @@ class LeaderGuard {
 
 Service::Service(const config::Config& cfg, std::vector<net::io_context*> workers)
     : cfg_(cfg), workers_(std::move(workers)), pool_(cfg.postgres, statements_of(cfg)) {
-  for (std::size_t i = 0; i < workers_.size(); ++i)
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
     redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg.redis, std::to_string(i)));
+    stores_.emplace_back(redis_.back());
+  }
+  // A fill older than this is answered but not stored: tombstones are kept
+  // twice as long, so every fill a tombstone must stop meets it.
+  auto max_fill = cfg.postgres.statement_timeout + std::chrono::seconds(30);
+  max_fill_age_us_ = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(max_fill).count());
+  tombstone_ttl_ms_ = 2 * max_fill_age_us_ / 1000;
+  // A watermark must outlive every value it can invalidate.
+  std::chrono::microseconds longest{0};
+  for (const auto& e : cfg.entities) {
+    auto life = e.ttl + std::chrono::microseconds(static_cast<std::int64_t>(static_cast<double>(e.ttl.count()) * e.ttl_jitter));
+    longest = std::max({longest, life, e.negative_ttl});
+  }
+  watermark_ttl_ms_ = static_cast<std::uint64_t>(longest.count() / 1000) + 60000;
 }
 
 Service::~Service() { pool_.stop(); }
@@ -117,10 +133,11 @@ void Service::stop() {
 
 net::awaitable<Answer> Service::handle(http::Request req) {
   auto started = Clock::now();
-  http::Route r = http::route(cfg_, req.method, req.target);
+  http::Route r = http::route(cfg_, req.method, req.target, req.body);
   Answer a;
   switch (r.kind) {
     case http::Route::Kind::entity_get: a = co_await get_entity(r.request, req.no_cache, req.worker); break;
+    case http::Route::Kind::invalidate: a = co_await invalidate(r.invalidation, req.worker); break;
     case http::Route::Kind::entity_list:
       a.body = http::entity_list_json(cfg_);
       break;
@@ -136,68 +153,92 @@ net::awaitable<Answer> Service::handle(http::Request req) {
   co_return a;
 }
 
+// ---------------------------------------------------------------------------
+// The read path
+// ---------------------------------------------------------------------------
+
 net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool no_cache, unsigned worker) {
-  redis::Connection& redis = *redis_[worker];
+  cache::Store& store = stores_[worker];
   const config::Entity& e = *req.entity;
+  std::vector<std::string> keys = cache::read_keys(cfg_.key_prefix, e, req.values, req.key);
 
   if (no_cache) {
     // The caller asked for the database's answer: no read, no collapsing
     // onto a fill that may have started before its write.
-    Outcome o = co_await fill(req);
-    co_await store(redis, req, o);
+    cache::Begin begin = co_await store.begin_fill(keys, unix_us());
+    Outcome o = co_await fill_and_store(store, req, keys, begin);
     std::string body = std::move(o.body);
     co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=request; stored" : "sidecache; fwd=request");
   }
 
-  auto r = co_await redis.get(req.key, cache::kValueHeaderSize);
-  bool redis_ok = !r.failed();
-  if (!redis_ok) spdlog::debug("redis: GET {} failed ({}); reading PostgreSQL", req.key, r.error);
-  if (r.status == redis::Reply::Status::value) {
-    auto h = cache::decode_header({r.head.data(), r.head_len});
-    std::uint64_t now = unix_ms();
-    if (h && now < h->soft_expiry_ms) co_return hit_answer(e, *h, std::move(r.value), now);
-    if (!h) spdlog::warn("cache: value under {} has an unknown format; refilling", req.key);
-  }
+  // A waiter that is handed a read older than an invalidation it saw goes
+  // round again; after a few rounds it reads PostgreSQL on its own.
+  constexpr int kRounds = 4;
+  for (int round = 0;; ++round) {
+    cache::Lookup seen = co_await store.lookup(keys, unix_us());
+    if (seen.status == cache::Lookup::Status::fresh) co_return hit_answer(e, seen.header, std::move(seen.body), unix_us());
+    if (seen.status == cache::Lookup::Status::error)
+      spdlog::debug("redis: read of {} failed ({}); reading PostgreSQL", req.key, seen.error);
 
-  auto joined = flights_.join(req.key);
-  if (!joined.leader) {
-    auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
-    if (shared->from_cache) co_return hit_answer(e, shared->header, shared->body, unix_ms());
-    co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
-  }
-
-  LeaderGuard guard(flights_, req.key, joined.call);
-  if (redis_ok) {
-    // A fill may have stored the value between our GET and our join; one
-    // more look keeps "one query per cold key" exact.
-    auto again = co_await redis.get(req.key, cache::kValueHeaderSize);
-    if (again.status == redis::Reply::Status::value) {
-      auto h = cache::decode_header({again.head.data(), again.head_len});
-      std::uint64_t now = unix_ms();
-      if (h && now < h->soft_expiry_ms) {
-        Outcome o;
-        o.status = h->negative() ? 404 : 200;
-        o.from_cache = true;
-        o.header = *h;
-        o.body = again.value;
-        guard.publish(std::move(o));
-        co_return hit_answer(e, *h, std::move(again.value), now);
-      }
+    if (round == kRounds) {
+      cache::Begin begin = co_await store.begin_fill(keys, unix_us());
+      Outcome o = co_await fill_and_store(store, req, keys, begin);
+      std::string body = std::move(o.body);
+      co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss");
     }
-  }
 
-  Outcome o = co_await fill(req);
-  // Waiters get the result now; the call stays joinable until the value is
-  // in Redis, so nobody arriving in between starts a second query.
-  Outcome shared = o;
-  shared.stored = o.status == 200 || o.status == 404;
-  guard.publish(std::move(shared));
-  co_await store(redis, req, o);
-  std::string body = std::move(o.body);
-  co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss");
+    auto joined = flights_.join(req.key);
+    if (!joined.leader) {
+      auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
+      if (shared->read_began_us != 0 && !cache::reflects(shared->read_began_us, seen.seen_watermark_us)) continue;
+      if (shared->from_cache) co_return hit_answer(e, shared->header, shared->body, unix_us());
+      co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
+    }
+
+    LeaderGuard guard(flights_, req.key, joined.call);
+    // One more look, atomically with reading Redis' clock: a fill may have
+    // stored the value between our read and our join, and the clock is the
+    // fill's start for the invalidation check.
+    cache::Begin begin;
+    if (seen.status != cache::Lookup::Status::error) begin = co_await store.begin_fill(keys, unix_us());
+    if (begin.lookup.status == cache::Lookup::Status::fresh) {
+      Outcome o;
+      o.status = begin.lookup.header.negative() ? 404 : 200;
+      o.from_cache = true;
+      o.header = begin.lookup.header;
+      o.body = begin.lookup.body;
+      o.read_began_us = begin.lookup.header.created_us;
+      guard.publish(std::move(o));
+      co_return hit_answer(e, begin.lookup.header, std::move(begin.lookup.body), unix_us());
+    }
+    Outcome o = co_await fill_and_store(store, req, keys, begin);
+    // The value is in Redis before anyone else is told, so a request that
+    // arrives after this finds it there.
+    guard.publish(o);
+    std::string body = std::move(o.body);
+    co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss");
+  }
 }
 
-net::awaitable<Outcome> Service::fill(const http::EntityRequest& req) {
+net::awaitable<Outcome> Service::fill_and_store(cache::Store& store, const http::EntityRequest& req,
+                                                const std::vector<std::string>& keys, const cache::Begin& begin) {
+  Outcome o = co_await fill(req, begin.ok ? begin.start_us : 0);
+  if (!begin.ok || (o.status != 200 && o.status != 404)) co_return o;
+  std::string bytes = cache::encode_value(o.header, o.status == 200 ? std::string_view(o.body) : std::string_view{});
+  std::uint64_t ttl_ms = (o.header.soft_expiry_us - o.header.created_us) / 1000;
+  cache::Commit c = co_await store.commit(keys, begin.start_us, max_fill_age_us_, bytes, ttl_ms);
+  switch (c) {
+    case cache::Commit::stored: o.stored = true; break;
+    case cache::Commit::invalidated:
+      spdlog::debug("cache: {} was invalidated while it was read; not stored", req.key);
+      break;
+    case cache::Commit::too_old: spdlog::warn("cache: the fill of {} took too long to be stored", req.key); break;
+    case cache::Commit::error: spdlog::debug("redis: storing {} failed; answered without storing", req.key); break;
+  }
+  co_return o;
+}
+
+net::awaitable<Outcome> Service::fill(const http::EntityRequest& req, std::uint64_t start_us) {
   const config::Entity& e = *req.entity;
   std::vector<std::string> args;
   args.reserve(e.bind.size());
@@ -206,20 +247,21 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req) {
   pg::FillResult fr = co_await pool_.async_run(index, std::move(args), net::use_awaitable);
 
   Outcome o;
-  o.header.created_ms = unix_ms();
+  o.read_began_us = start_us;
+  o.header.created_us = start_us ? start_us : unix_us();
   o.header.fill_us = static_cast<std::uint32_t>(std::min<std::int64_t>(fr.took.count(), UINT32_MAX));
   using S = pg::FillResult::Status;
   switch (fr.status) {
     case S::ok:
       o.status = 200;
       o.body = std::move(fr.json);
-      o.header.soft_expiry_ms = o.header.created_ms + static_cast<std::uint64_t>(jittered(e.ttl, e.ttl_jitter).count() / 1000);
+      o.header.soft_expiry_us = o.header.created_us + static_cast<std::uint64_t>(jittered(e.ttl, e.ttl_jitter).count());
       break;
     case S::not_found:
       o.status = 404;
       o.body = not_found_answer(e).body;
       o.header.flags |= cache::ValueHeader::kNegative;
-      o.header.soft_expiry_ms = o.header.created_ms + static_cast<std::uint64_t>(e.negative_ttl.count() / 1000);
+      o.header.soft_expiry_us = o.header.created_us + static_cast<std::uint64_t>(e.negative_ttl.count());
       break;
     case S::unavailable:
       o.status = 503;
@@ -238,17 +280,39 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req) {
   co_return o;
 }
 
-net::awaitable<bool> Service::store(redis::Connection& redis, const http::EntityRequest& req, Outcome& o) {
-  if (o.status != 200 && o.status != 404) co_return false;
-  std::string bytes = cache::encode_value(o.header, o.status == 200 ? std::string_view(o.body) : std::string_view{});
-  std::uint64_t ttl_ms = o.header.soft_expiry_ms - o.header.created_ms;
-  auto r = co_await redis.set_px(req.key, bytes, ttl_ms);
-  if (r.failed()) {
-    spdlog::debug("redis: SET {} failed ({}); answered without storing", req.key, r.error);
-    co_return false;
+// ---------------------------------------------------------------------------
+// Invalidation
+// ---------------------------------------------------------------------------
+
+net::awaitable<std::optional<std::uint64_t>> Service::apply(const http::Invalidation& inv, unsigned worker) {
+  cache::Store& store = stores_[worker % stores_.size()];
+  using Scope = http::Invalidation::Scope;
+  const std::string& p = cfg_.key_prefix;
+  if (inv.scope == Scope::key) co_return co_await store.tombstone(inv.request.key, tombstone_ttl_ms_);
+  std::vector<std::string> wm;
+  if (inv.scope == Scope::tenant) wm.push_back(cache::tenant_watermark(p, inv.tenant));
+  else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(cache::entity_tenant_watermark(p, inv.tenant, inv.entity->name));
+  else wm.push_back(cache::entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
+  co_return co_await store.raise_watermarks(wm, watermark_ttl_ms_);
+}
+
+net::awaitable<Answer> Service::invalidate(const http::Invalidation& inv, unsigned worker) {
+  auto at = co_await apply(inv, worker);
+  if (!at) {
+    Answer a = http::error_answer(503, "unavailable", "Redis could not be reached: the invalidation did not take effect; retry it");
+    a.headers.emplace_back("Retry-After", "1");
+    co_return a;
   }
-  o.stored = true;
-  co_return true;
+  namespace json = boost::json;
+  json::object o;
+  o["invalidated"] = http::to_string(inv.scope);
+  if (inv.entity) o["entity"] = inv.entity->name;
+  if (!inv.tenant.empty()) o["tenant"] = inv.tenant;
+  if (inv.scope == http::Invalidation::Scope::key) o["key"] = inv.request.key;
+  o["at_us"] = *at;
+  Answer a;
+  a.body = json::serialize(o);
+  co_return a;
 }
 
 net::awaitable<Answer> Service::readyz() {

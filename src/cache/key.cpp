@@ -45,3 +45,32 @@ std::string build_key(std::string_view prefix, const config::Entity& entity, con
 }
 
 }  // namespace sidecache::cache
+
+namespace sidecache::cache {
+
+std::string tenant_watermark(std::string_view prefix, std::string_view tenant) {
+  return std::string(prefix) + "wm:t:" + encode_component(tenant);
+}
+
+std::string entity_tenant_watermark(std::string_view prefix, std::string_view tenant, std::string_view entity) {
+  return std::string(prefix) + "wm:t:" + encode_component(tenant) + ":" + std::string(entity);
+}
+
+std::string entity_watermark(std::string_view prefix, std::string_view entity) {
+  return std::string(prefix) + "wm:e:" + std::string(entity);
+}
+
+std::vector<std::string> read_keys(std::string_view prefix, const config::Entity& entity,
+                                   const std::vector<std::string>& values, std::string value_key) {
+  std::vector<std::string> keys;
+  keys.reserve(4);
+  keys.push_back(std::move(value_key));
+  if (entity.scope == config::Scope::tenant) {
+    keys.push_back(tenant_watermark(prefix, values.at(0)));
+    keys.push_back(entity_tenant_watermark(prefix, values.at(0), entity.name));
+  }
+  keys.push_back(entity_watermark(prefix, entity.name));
+  return keys;
+}
+
+}  // namespace sidecache::cache

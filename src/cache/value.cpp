@@ -25,8 +25,8 @@ std::string encode_value(const ValueHeader& h, std::string_view body) {
   out += static_cast<char>(kValueVersion);
   out += static_cast<char>(h.flags);
   put<std::uint32_t>(out, h.fill_us);
-  put<std::uint64_t>(out, h.created_ms);
-  put<std::uint64_t>(out, h.soft_expiry_ms);
+  put<std::uint64_t>(out, h.created_us);
+  put<std::uint64_t>(out, h.soft_expiry_us);
   out.append(body);
   return out;
 }
@@ -38,9 +38,15 @@ std::optional<ValueHeader> decode_header(std::string_view in) {
   ValueHeader h;
   h.flags = static_cast<std::uint8_t>(in[3]);
   h.fill_us = get<std::uint32_t>(in, 4);
-  h.created_ms = get<std::uint64_t>(in, 8);
-  h.soft_expiry_ms = get<std::uint64_t>(in, 16);
+  h.created_us = get<std::uint64_t>(in, 8);
+  h.soft_expiry_us = get<std::uint64_t>(in, 16);
   return h;
+}
+
+Verdict judge(const ValueHeader& h, std::uint64_t watermark_us, std::uint64_t now_us) {
+  if (h.tombstone() || h.created_us <= watermark_us) return Verdict::invalidated;
+  if (now_us >= h.soft_expiry_us) return Verdict::expired;
+  return Verdict::fresh;
 }
 
 }  // namespace sidecache::cache

@@ -35,7 +35,142 @@ Answer param_error(const cache::ParamError& e) {
 
 }  // namespace
 
-Route route(const config::Config& cfg, std::string_view method, std::string_view target) {
+const char* to_string(Invalidation::Scope s) {
+  switch (s) {
+    case Invalidation::Scope::key: return "key";
+    case Invalidation::Scope::entity: return "entity";
+    case Invalidation::Scope::tenant: return "tenant";
+    case Invalidation::Scope::entity_all_tenants: return "entity_all_tenants";
+  }
+  return "?";
+}
+
+namespace {
+
+Answer bad_request(std::string_view code, std::string_view message,
+                   const std::vector<std::pair<std::string, std::string>>& extra = {}) {
+  return error_answer(400, code, message, extra);
+}
+
+// An entity request from already-decoded pairs (GET, DELETE and POST share it).
+std::variant<EntityRequest, Answer> entity_request(const config::Config& cfg, const config::Entity& e,
+                                                   const cache::QueryPairs& pairs) {
+  auto values = cache::bind_params(e, pairs);
+  if (auto* err = std::get_if<cache::ParamError>(&values)) return param_error(*err);
+  EntityRequest r;
+  r.entity = &e;
+  r.values = std::move(std::get<std::vector<std::string>>(values));
+  r.key = cache::build_key(cfg.key_prefix, e, r.values);
+  return r;
+}
+
+}  // namespace
+
+Route parse_invalidation(const config::Config& cfg, std::string_view body) {
+  Route r;
+  r.kind = Route::Kind::answer;
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    r.answer = bad_request("bad_json", ec ? "the body is not valid JSON: " + ec.message()
+                                          : std::string("the body must be a JSON object"));
+    return r;
+  }
+  const json::object& o = v.as_object();
+  for (const auto& [k, _] : o) {
+    if (k != "entity" && k != "params" && k != "tenant") {
+      r.answer = bad_request("unknown_field", "unknown field '" + std::string(k) + "' (fields: entity, params, tenant)",
+                             {{"field", std::string(k)}});
+      return r;
+    }
+  }
+  // Scalars may be strings or numbers (an int tenant or param).
+  auto scalar = [](const json::value& x) -> std::optional<std::string> {
+    if (x.is_string()) return std::string(x.as_string());
+    if (x.is_int64()) return std::to_string(x.as_int64());
+    if (x.is_uint64()) return std::to_string(x.as_uint64());
+    return std::nullopt;
+  };
+  const config::Entity* entity = nullptr;
+  if (auto it = o.find("entity"); it != o.end()) {
+    if (!it->value().is_string()) {
+      r.answer = bad_request("bad_field", "'entity' must be a string", {{"field", "entity"}});
+      return r;
+    }
+    std::string name(it->value().as_string());
+    entity = cfg.find_entity(name);
+    if (!entity) {
+      r.answer = bad_request("unknown_entity", "no entity named '" + name + "' is configured", {{"entity", name}});
+      return r;
+    }
+  }
+  auto params_it = o.find("params");
+  auto tenant_it = o.find("tenant");
+  if (params_it != o.end()) {
+    if (!entity) { r.answer = bad_request("missing_field", "'params' needs 'entity'", {{"field", "entity"}}); return r; }
+    if (tenant_it != o.end()) {
+      r.answer = bad_request("bad_field", "give either 'params' (one key) or 'tenant', not both", {{"field", "tenant"}});
+      return r;
+    }
+    if (!params_it->value().is_object()) {
+      r.answer = bad_request("bad_field", "'params' must be an object of name: value", {{"field", "params"}});
+      return r;
+    }
+    cache::QueryPairs pairs;
+    for (const auto& [k, val] : params_it->value().as_object()) {
+      auto s = scalar(val);
+      if (!s) {
+        r.answer = bad_request("bad_param", "parameter '" + std::string(k) + "' must be a string or an integer",
+                               {{"param", std::string(k)}});
+        return r;
+      }
+      pairs.emplace_back(std::string(k), std::move(*s));
+    }
+    auto req = entity_request(cfg, *entity, pairs);
+    if (auto* a = std::get_if<Answer>(&req)) { r.answer = std::move(*a); return r; }
+    r.kind = Route::Kind::invalidate;
+    r.invalidation.scope = Invalidation::Scope::key;
+    r.invalidation.entity = entity;
+    r.invalidation.request = std::move(std::get<EntityRequest>(req));
+    if (entity->scope == config::Scope::tenant) r.invalidation.tenant = r.invalidation.request.values.at(0);
+    return r;
+  }
+  if (tenant_it != o.end()) {
+    auto s = scalar(tenant_it->value());
+    if (!s) {
+      r.answer = bad_request("bad_field", "'tenant' must be a string or an integer", {{"field", "tenant"}});
+      return r;
+    }
+    if (entity && entity->scope == config::Scope::global) {
+      r.answer = bad_request("bad_field", "entity '" + entity->name + "' is global: it has no tenant; drop 'tenant'",
+                             {{"field", "tenant"}});
+      return r;
+    }
+    config::ParamSpec spec{cfg.tenant.param, cfg.tenant.type, 256, true};
+    std::string why;
+    auto t = cache::normalize(spec, *s, why);
+    if (!t) {
+      r.answer = bad_request("bad_param", "tenant " + why, {{"param", cfg.tenant.param}});
+      return r;
+    }
+    r.kind = Route::Kind::invalidate;
+    r.invalidation.scope = entity ? Invalidation::Scope::entity : Invalidation::Scope::tenant;
+    r.invalidation.entity = entity;
+    r.invalidation.tenant = std::move(*t);
+    return r;
+  }
+  if (!entity) {
+    r.answer = bad_request("missing_field", "give 'entity', 'tenant', or both (see docs/invalidation.md)", {{"field", "entity"}});
+    return r;
+  }
+  r.kind = Route::Kind::invalidate;
+  r.invalidation.scope = entity->scope == config::Scope::global ? Invalidation::Scope::entity
+                                                                : Invalidation::Scope::entity_all_tenants;
+  r.invalidation.entity = entity;
+  return r;
+}
+
+Route route(const config::Config& cfg, std::string_view method, std::string_view target, std::string_view body) {
   Route r;
   auto q = target.find('?');
   std::string_view path = target.substr(0, q);
@@ -43,6 +178,10 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
   bool get = method == "GET";
 
   static constexpr std::string_view kEntities = "/v1/entities";
+  if (path == "/v1/invalidate") {
+    if (method != "POST") { r.answer = method_not_allowed(method, "POST"); return r; }
+    return parse_invalidation(cfg, body);
+  }
   if (path == "/healthz" || path == "/readyz") {
     if (!get) { r.answer = method_not_allowed(method, "GET"); return r; }
     r.kind = path == "/healthz" ? Route::Kind::healthz : Route::Kind::readyz;
@@ -61,19 +200,26 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
                               {{"entity", std::string(name)}});
       return r;
     }
-    if (!get) { r.answer = method_not_allowed(method, "GET"); return r; }
+    bool del = method == "DELETE";
+    if (!get && !del) { r.answer = method_not_allowed(method, "GET, DELETE"); return r; }
     auto pairs = cache::parse_query(query);
     if (auto* err = std::get_if<cache::ParamError>(&pairs)) { r.answer = param_error(*err); return r; }
-    auto values = cache::bind_params(*e, std::get<cache::QueryPairs>(pairs));
-    if (auto* err = std::get_if<cache::ParamError>(&values)) { r.answer = param_error(*err); return r; }
+    auto req = entity_request(cfg, *e, std::get<cache::QueryPairs>(pairs));
+    if (auto* a = std::get_if<Answer>(&req)) { r.answer = std::move(*a); return r; }
+    if (del) {
+      r.kind = Route::Kind::invalidate;
+      r.invalidation.scope = Invalidation::Scope::key;
+      r.invalidation.entity = e;
+      r.invalidation.request = std::move(std::get<EntityRequest>(req));
+      if (e->scope == config::Scope::tenant) r.invalidation.tenant = r.invalidation.request.values.at(0);
+      return r;
+    }
     r.kind = Route::Kind::entity_get;
-    r.request.entity = e;
-    r.request.values = std::move(std::get<std::vector<std::string>>(values));
-    r.request.key = cache::build_key(cfg.key_prefix, *e, r.request.values);
+    r.request = std::move(std::get<EntityRequest>(req));
     return r;
   }
   r.answer = error_answer(404, "no_route", "no such endpoint: " + std::string(path) +
-                                              " (endpoints: /v1/entities, /v1/entities/{entity}, /healthz, /readyz)");
+                                              " (endpoints: /v1/entities, /v1/entities/{entity}, /v1/invalidate, /healthz, /readyz)");
   return r;
 }
 

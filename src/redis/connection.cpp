@@ -9,6 +9,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/uuid/detail/sha1.hpp>
+
 #include "asio_adapter.hpp"
 
 namespace sidecache::redis {
@@ -24,6 +26,57 @@ const char* to_string(State s) {
   }
   return "?";
 }
+
+Script::Script(std::string b) : body(std::move(b)) {
+  boost::uuids::detail::sha1 h;
+  h.process_bytes(body.data(), body.size());
+  boost::uuids::detail::sha1::digest_type d;
+  h.get_digest(d);
+  static const char* hex = "0123456789abcdef";
+  for (unsigned word : d)
+    for (int shift = 28; shift >= 0; shift -= 4) sha1 += hex[(word >> shift) & 0xf];
+}
+
+namespace {
+
+// Converts one hiredis reply; `split` applies to a bulk string (see get()).
+Reply convert(const redisReply* reply, std::size_t split) {
+  Reply out;
+  switch (reply->type) {
+    case REDIS_REPLY_STRING: {
+      out.status = Reply::Status::value;
+      std::size_t len = static_cast<std::size_t>(reply->len);
+      std::size_t n = std::min({split, len, out.head.size()});
+      std::copy(reply->str, reply->str + n, out.head.begin());
+      out.head_len = n;
+      // The one copy of a cached value: from hiredis' reply buffer into the
+      // string that becomes the response body.
+      out.value.assign(reply->str + n, len - n);
+      break;
+    }
+    case REDIS_REPLY_NIL: out.status = Reply::Status::nil; break;
+    case REDIS_REPLY_ERROR:
+      out.status = Reply::Status::error;
+      out.error.assign(reply->str, static_cast<std::size_t>(reply->len));
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.status = Reply::Status::ok;
+      out.integer = reply->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.status = Reply::Status::ok;
+      out.elements.reserve(reply->elements);
+      for (std::size_t i = 0; i < reply->elements; ++i) out.elements.push_back(convert(reply->element[i], i == 0 ? split : 0));
+      break;
+    default:
+      out.status = Reply::Status::ok;
+      if (reply->str) out.value.assign(reply->str, static_cast<std::size_t>(reply->len));
+      break;
+  }
+  return out;
+}
+
+}  // namespace
 
 // One command waiting for its reply. Owned jointly by hiredis (privdata) and
 // the deadline timer; whichever comes first completes it.
@@ -181,29 +234,7 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
     out.status = Reply::Status::unavailable;
     out.error = "connection lost";
   } else {
-    switch (reply->type) {
-      case REDIS_REPLY_STRING: {
-        out.status = Reply::Status::value;
-        std::size_t len = static_cast<std::size_t>(reply->len);
-        std::size_t split = std::min({p->split, len, out.head.size()});
-        std::copy(reply->str, reply->str + split, out.head.begin());
-        out.head_len = split;
-        // The one copy of a cached value: from hiredis' reply buffer into
-        // the string that becomes the response body.
-        out.value.assign(reply->str + split, len - split);
-        break;
-      }
-      case REDIS_REPLY_NIL: out.status = Reply::Status::nil; break;
-      case REDIS_REPLY_ERROR:
-        out.status = Reply::Status::error;
-        out.error.assign(reply->str, static_cast<std::size_t>(reply->len));
-        break;
-      case REDIS_REPLY_INTEGER:
-        out.status = Reply::Status::ok;
-        out.integer = reply->integer;
-        break;
-      default: out.status = Reply::Status::ok; break;
-    }
+    out = convert(reply, p->split);
   }
   p->complete(std::move(out));
 }
@@ -266,6 +297,35 @@ net::awaitable<Reply> Connection::get(std::string_view key, std::size_t split) {
   // the argv is built outside it.)
   std::vector<std::string_view> argv{std::string_view("GET"), key};
   co_return co_await command(argv, split);
+}
+
+net::awaitable<Reply> Connection::mget(const std::vector<std::string>& keys, std::size_t split) {
+  std::vector<std::string_view> argv;
+  argv.reserve(keys.size() + 1);
+  argv.emplace_back("MGET");
+  for (const auto& k : keys) argv.emplace_back(k);
+  co_return co_await command(argv, split);
+}
+
+net::awaitable<Reply> Connection::eval(const Script& script, const std::vector<std::string>& keys,
+                                       const std::vector<std::string_view>& args, std::size_t split) {
+  std::string nkeys = std::to_string(keys.size());
+  std::vector<std::string_view> argv;
+  argv.reserve(keys.size() + args.size() + 3);
+  argv.emplace_back("EVALSHA");
+  argv.emplace_back(script.sha1);
+  argv.emplace_back(nkeys);
+  for (const auto& k : keys) argv.emplace_back(k);
+  for (const auto& a : args) argv.emplace_back(a);
+  Reply r = co_await command(argv, split);
+  if (r.status == Reply::Status::error && r.error.rfind("NOSCRIPT", 0) == 0) {
+    // First use on this server (or after a restart / SCRIPT FLUSH): EVAL
+    // sends the body once and Redis caches it for the next EVALSHA.
+    argv[0] = "EVAL";
+    argv[1] = script.body;
+    r = co_await command(argv, split);
+  }
+  co_return r;
 }
 
 net::awaitable<Reply> Connection::set_px(std::string_view key, std::string_view value, std::uint64_t ttl_ms) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sidecache/cache/singleflight.hpp"
+#include "sidecache/cache/store.hpp"
 #include "sidecache/cache/value.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/http/router.hpp"
@@ -28,6 +29,9 @@ struct Outcome {
   bool from_cache = false;  // the leader found a fresh value in Redis after all
   bool stored = false;
   std::string retry_after;  // set on 503
+  // When the read behind this outcome began (Redis clock); 0 when unknown
+  // (Redis was down). Waiters compare it with the invalidations they saw.
+  std::uint64_t read_began_us = 0;
 };
 
 class Service : public http::Handler {
@@ -46,13 +50,28 @@ class Service : public http::Handler {
 
  private:
   net::awaitable<http::Answer> get_entity(const http::EntityRequest& req, bool no_cache, unsigned worker);
-  net::awaitable<Outcome> fill(const http::EntityRequest& req);
-  net::awaitable<bool> store(redis::Connection& redis, const http::EntityRequest& req, Outcome& o);
+  // Reads PostgreSQL; with `begin` set, the value is stored unless an
+  // invalidation came after the fill began.
+  net::awaitable<Outcome> fill_and_store(cache::Store& store, const http::EntityRequest& req,
+                                         const std::vector<std::string>& keys, const cache::Begin& begin);
+  net::awaitable<Outcome> fill(const http::EntityRequest& req, std::uint64_t start_us);
+  net::awaitable<http::Answer> invalidate(const http::Invalidation& inv, unsigned worker);
   net::awaitable<http::Answer> readyz();
+
+ public:
+  // Runs one invalidation against Redis; nullopt when Redis could not be
+  // reached (nothing took effect). Used by the API and the NOTIFY listener.
+  net::awaitable<std::optional<std::uint64_t>> apply(const http::Invalidation& inv, unsigned worker);
+
+ private:
 
   const config::Config& cfg_;
   std::vector<net::io_context*> workers_;
   std::vector<std::shared_ptr<redis::Connection>> redis_;
+  std::vector<cache::Store> stores_;  // one per worker, over redis_
+  std::uint64_t max_fill_age_us_;     // older fills are answered but not stored
+  std::uint64_t tombstone_ttl_ms_;    // > max_fill_age: a tombstone outlives every fill it must stop
+  std::uint64_t watermark_ttl_ms_;    // > the longest life of any value
   pg::Pool pool_;
   cache::Singleflight<Outcome> flights_;
 };

@@ -21,3 +21,22 @@ std::string encode_component(std::string_view raw);
 std::string build_key(std::string_view prefix, const config::Entity& entity, const std::vector<std::string>& values);
 
 }  // namespace sidecache::cache
+
+namespace sidecache::cache {
+
+// Watermark keys: each holds the Redis time (us) of the newest invalidation
+// of its scope. A value is valid only if its fill began after all of them.
+//   <prefix>wm:t:<tenant>            every entity of one tenant
+//   <prefix>wm:t:<tenant>:<entity>   one entity of one tenant
+//   <prefix>wm:e:<entity>            one entity, every tenant (or a global entity)
+std::string tenant_watermark(std::string_view prefix, std::string_view tenant);
+std::string entity_tenant_watermark(std::string_view prefix, std::string_view tenant, std::string_view entity);
+std::string entity_watermark(std::string_view prefix, std::string_view entity);
+
+// The keys one read consults, in one MGET: the value key first, then every
+// watermark that covers it (three for a tenant-scoped entity, one for a
+// global entity).
+std::vector<std::string> read_keys(std::string_view prefix, const config::Entity& entity,
+                                   const std::vector<std::string>& values, std::string value_key);
+
+}  // namespace sidecache::cache

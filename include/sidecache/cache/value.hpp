@@ -8,19 +8,23 @@ namespace sidecache::cache {
 
 // The fixed-size binary header stored in front of every cached JSON body.
 // It lets a hit be answered without parsing the JSON: the bytes after the
-// header are the response body as they are.
+// header are the response body as they are. Times are microseconds on the
+// Redis clock (TIME), so every pod compares them the same way.
 struct ValueHeader {
-  static constexpr std::uint8_t kNegative = 0x01;  // "no such row": answer 404
+  static constexpr std::uint8_t kNegative = 0x01;   // "no such row": answer 404
+  static constexpr std::uint8_t kTombstone = 0x02;  // an invalidated key; created_us is when
 
   std::uint8_t flags = 0;
-  std::uint32_t fill_us = 0;        // how long the fill took (for early refresh)
-  std::uint64_t created_ms = 0;     // unix ms when the value was read from PostgreSQL
-  std::uint64_t soft_expiry_ms = 0; // unix ms after which the value is no longer fresh
+  std::uint32_t fill_us = 0;         // how long the fill took (for early refresh)
+  std::uint64_t created_us = 0;      // when the fill began (before it read PostgreSQL)
+  std::uint64_t soft_expiry_us = 0;  // after this the value is no longer fresh
 
   bool negative() const { return flags & kNegative; }
+  bool tombstone() const { return flags & kTombstone; }
 };
 
-// Layout (little-endian): 'S' 'C' version flags | fill_us u32 | created_ms u64 | soft_expiry_ms u64
+// Layout (little-endian), also read by the Lua scripts in src/cache/store.cpp:
+//   0 'S' 'C' | 2 version | 3 flags | 4 fill_us u32 | 8 created_us u64 | 16 soft_expiry_us u64 | 24 body
 inline constexpr std::size_t kValueHeaderSize = 24;
 inline constexpr std::uint8_t kValueVersion = 1;
 
@@ -30,5 +34,25 @@ std::string encode_value(const ValueHeader& h, std::string_view body);
 // Reads the header from the first kValueHeaderSize bytes; nullopt when the
 // bytes are not a value of this version (treated as a miss).
 std::optional<ValueHeader> decode_header(std::string_view bytes);
+
+// What a stored value is worth to a reader.
+enum class Verdict {
+  fresh,        // serve it
+  expired,      // past its soft expiry
+  invalidated,  // a tombstone, or created no later than an invalidation that covers it
+};
+
+// Judges a value against the newest applicable invalidation (watermark_us, 0
+// when none) and the current time. A value whose fill began at the very
+// microsecond of an invalidation counts as invalidated: ties go to the
+// invalidation.
+Verdict judge(const ValueHeader& h, std::uint64_t watermark_us, std::uint64_t now_us);
+
+// Whether a request that saw invalidations up to `seen_watermark_us` may take
+// a result whose read began at `read_began_us`. A request must not be handed
+// a read that began before an invalidation it has already observed.
+inline bool reflects(std::uint64_t read_began_us, std::uint64_t seen_watermark_us) {
+  return read_began_us > seen_watermark_us;
+}
 
 }  // namespace sidecache::cache

@@ -17,9 +17,26 @@ struct EntityRequest {
   std::string key;
 };
 
+// A validated invalidation: what to invalidate, and how it was asked for.
+struct Invalidation {
+  enum class Scope {
+    key,                 // one entity instance (DELETE, or POST with params)
+    entity,              // every key of one entity for one tenant, or of a global entity
+    tenant,              // every key of one tenant
+    entity_all_tenants,  // every key of a tenant-scoped entity, all tenants
+  };
+  Scope scope = Scope::key;
+  const config::Entity* entity = nullptr;  // null for Scope::tenant
+  std::string tenant;                      // normalised; empty for global / all tenants
+  EntityRequest request;                   // Scope::key: the key
+};
+
+const char* to_string(Invalidation::Scope s);
+
 struct Route {
   enum class Kind {
     entity_get,   // read one entity instance (request is set)
+    invalidate,   // invalidation is set
     entity_list,  // GET /v1/entities
     healthz,
     readyz,
@@ -27,11 +44,15 @@ struct Route {
   };
   Kind kind = Kind::answer;
   EntityRequest request;
+  Invalidation invalidation;
   Answer answer;
 };
 
 // Decides the route for one request.
-Route route(const config::Config& cfg, std::string_view method, std::string_view target);
+Route route(const config::Config& cfg, std::string_view method, std::string_view target, std::string_view body = {});
+
+// Parses the body of POST /v1/invalidate; on error, route.answer is a 400.
+Route parse_invalidation(const config::Config& cfg, std::string_view body);
 
 // The body of GET /v1/entities.
 std::string entity_list_json(const config::Config& cfg);

@@ -23,6 +23,13 @@ namespace sidecache::redis {
 
 namespace net = boost::asio;
 
+// A Lua script, run with EVALSHA (EVAL when Redis does not know it yet).
+struct Script {
+  explicit Script(std::string body);
+  std::string body;
+  std::string sha1;  // hex, computed locally
+};
+
 // What one command came back with.
 struct Reply {
   enum class Status {
@@ -39,6 +46,9 @@ struct Reply {
   std::size_t head_len = 0;
   long long integer = 0;
   std::string error;
+  std::vector<Reply> elements;  // an array reply
+
+  bool is_value() const { return status == Status::value; }
 
   bool failed() const { return status == Status::error || status == Status::timeout || status == Status::unavailable; }
 };
@@ -65,7 +75,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::awaitable<Reply> get(std::string_view key, std::size_t split = 0);
   // SET key value PX ttl_ms.
   net::awaitable<Reply> set_px(std::string_view key, std::string_view value, std::uint64_t ttl_ms);
-  // Any command; argv[key_index] is its key (for future slot routing).
+  // MGET keys...; the first element is split like get().
+  net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0);
+  // EVALSHA script keys... args..., falling back to EVAL on NOSCRIPT. For an
+  // array reply the first element is split like get().
+  net::awaitable<Reply> eval(const Script& script, const std::vector<std::string>& keys,
+                             const std::vector<std::string_view>& args, std::size_t split = 0);
+  // Any command. Every command above names its keys, so a router by hash
+  // slot can be put in front of this later.
   net::awaitable<Reply> command(const std::vector<std::string_view>& argv, std::size_t split = 0);
 
   State state() const { return state_; }

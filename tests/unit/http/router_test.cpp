@@ -82,7 +82,9 @@ TEST_CASE("unknown entities and paths are 404, other methods 405") {
   auto m = http::route(cfg, "POST", "/v1/entities/user?org_id=" + kOrg + "&user_id=" + kUid);
   CHECK(m.answer.status == 405);
   REQUIRE(m.answer.header("Allow"));
-  CHECK(*m.answer.header("Allow") == "GET");
+  CHECK(*m.answer.header("Allow") == "GET, DELETE");
+  REQUIRE(http::route(cfg, "GET", "/v1/invalidate").answer.header("Allow"));
+  CHECK(*http::route(cfg, "GET", "/v1/invalidate").answer.header("Allow") == "POST");
   CHECK(body(m).at("error").as_string() == "method_not_allowed");
   CHECK(http::route(cfg, "PUT", "/healthz").answer.status == 405);
 }

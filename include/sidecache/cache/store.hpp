@@ -1,0 +1,76 @@
+#pragma once
+// The cache's protocol on top of one Redis connection: reads that see
+// invalidations in the same round trip, fills that can only store if no
+// invalidation happened since they began, and the invalidations themselves.
+// Every step that must be atomic is a Lua script; every time is Redis' TIME.
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sidecache/cache/value.hpp"
+#include "sidecache/redis/connection.hpp"
+
+namespace sidecache::cache {
+
+namespace net = boost::asio;
+
+// What a read found.
+struct Lookup {
+  enum class Status {
+    fresh,  // header/body hold a value to serve
+    miss,   // nothing usable: absent, expired, invalidated or unreadable
+    error,  // Redis failed; nothing is known
+  };
+  Status status = Status::miss;
+  ValueHeader header;
+  std::string body;
+  std::uint64_t seen_watermark_us = 0;  // newest invalidation seen (watermarks and tombstone)
+  std::string error;
+};
+
+// Interprets an MGET (or the begin script's) reply for `keys` (value key
+// first, then watermarks). Pure; unit-tested.
+Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us);
+
+// Result of starting a fill.
+struct Begin {
+  bool ok = false;            // false: Redis failed, the fill cannot be stored
+  std::uint64_t start_us = 0; // Redis TIME when the fill began
+  Lookup lookup;              // the second look at the key
+};
+
+enum class Commit {
+  stored,       // the value is in Redis
+  invalidated,  // an invalidation (or a newer fill) came after the fill began: not stored
+  too_old,      // the fill began longer ago than tombstones are kept: not stored
+  error,        // Redis failed: not stored
+};
+
+class Store {
+ public:
+  explicit Store(std::shared_ptr<redis::Connection> conn) : conn_(std::move(conn)) {}
+
+  // One MGET: the value and its watermarks.
+  net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us);
+  // Looks again and reads Redis' clock, atomically: the fill's start time.
+  net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, std::uint64_t now_us);
+  // Stores `bytes` under keys[0] unless an invalidation in keys[1..] or on
+  // the key itself (a tombstone or a newer value) is at or after start_us.
+  net::awaitable<Commit> commit(const std::vector<std::string>& keys, std::uint64_t start_us, std::uint64_t max_age_us,
+                                std::string_view bytes, std::uint64_t ttl_ms);
+  // Replaces one key with a tombstone; returns the invalidation time.
+  net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms);
+  // Raises watermarks to Redis' current time; returns it.
+  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms);
+
+  redis::Connection& connection() { return *conn_; }
+
+ private:
+  std::shared_ptr<redis::Connection> conn_;
+};
+
+}  // namespace sidecache::cache

@@ -1,0 +1,139 @@
+#include "sidecache/cache/store.hpp"
+
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdlib>
+
+namespace sidecache::cache {
+namespace {
+
+// Redis TIME as integer microseconds, printed without losing digits (Lua
+// numbers are doubles: exact below 2^53, but tostring() rounds).
+constexpr const char* kNow =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n";
+
+// KEYS: value key, watermarks. Returns MGET(KEYS) followed by now.
+const redis::Script kBegin(std::string(kNow) +
+                           "local r = redis.call('MGET', unpack(KEYS))\n"
+                           "r[#KEYS + 1] = string.format('%.0f', now)\n"
+                           "return r\n");
+
+// KEYS: value key, watermarks. ARGV: start_us, max_age_us, bytes, ttl_ms.
+// 1 stored, 0 invalidated (watermark, tombstone or newer value at or after
+// start), -1 too old.
+const redis::Script kCommit(std::string(kNow) +
+                            "local start = tonumber(ARGV[1])\n"
+                            "if now - start > tonumber(ARGV[2]) then return -1 end\n"
+                            "for i = 2, #KEYS do\n"
+                            "  local w = redis.call('GET', KEYS[i])\n"
+                            "  if w and tonumber(w) >= start then return 0 end\n"
+                            "end\n"
+                            "local head = redis.call('GETRANGE', KEYS[1], 0, 23)\n"
+                            "if string.len(head) == 24 and string.sub(head, 1, 2) == 'SC' then\n"
+                            "  if struct.unpack('<I8', head, 9) >= start then return 0 end\n"
+                            "end\n"
+                            "redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])\n"
+                            "return 1\n");
+
+// KEYS: value key. ARGV: ttl_ms. Writes a tombstone header (flags 2,
+// created = now); returns now.
+const redis::Script kTombstone(std::string(kNow) +
+                               "local v = 'SC' .. string.char(1, 2) .. struct.pack('<I4I8I8', 0, now, 0)\n"
+                               "redis.call('SET', KEYS[1], v, 'PX', ARGV[1])\n"
+                               "return string.format('%.0f', now)\n");
+
+// KEYS: watermarks. ARGV: ttl_ms. Raises each to now (never lowers it);
+// returns now.
+const redis::Script kWatermark(std::string(kNow) +
+                               "local s = string.format('%.0f', now)\n"
+                               "for i = 1, #KEYS do\n"
+                               "  local cur = tonumber(redis.call('GET', KEYS[i]) or '0')\n"
+                               "  if cur < now then redis.call('SET', KEYS[i], s, 'PX', ARGV[1])\n"
+                               "  else redis.call('PEXPIRE', KEYS[i], ARGV[1]) end\n"
+                               "end\n"
+                               "return s\n");
+
+std::uint64_t parse_us(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
+
+}  // namespace
+
+Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
+  Lookup out;
+  if (reply.failed() || reply.elements.size() < n_keys) {
+    out.status = Lookup::Status::error;
+    out.error = reply.error.empty() ? "unexpected reply" : reply.error;
+    return out;
+  }
+  for (std::size_t i = 1; i < n_keys; ++i)
+    if (reply.elements[i].is_value())
+      out.seen_watermark_us = std::max(out.seen_watermark_us, parse_us(reply.elements[i].value));
+  redis::Reply& v = reply.elements[0];
+  if (!v.is_value()) return out;  // absent
+  auto h = decode_header({v.head.data(), v.head_len});
+  if (!h) return out;  // foreign bytes: a miss, overwritten by the fill
+  if (h->tombstone()) out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
+  if (judge(*h, out.seen_watermark_us, now_us) != Verdict::fresh) return out;
+  out.status = Lookup::Status::fresh;
+  out.header = *h;
+  out.body = std::move(v.value);
+  return out;
+}
+
+net::awaitable<Lookup> Store::lookup(const std::vector<std::string>& keys, std::uint64_t now_us) {
+  redis::Reply r = co_await conn_->mget(keys, kValueHeaderSize);
+  co_return interpret(std::move(r), keys.size(), now_us);
+}
+
+net::awaitable<Begin> Store::begin_fill(const std::vector<std::string>& keys, std::uint64_t now_us) {
+  // (gcc 12 miscompiles braced lists inside coroutines: argument vectors are
+  // named variables throughout this file.)
+  const std::vector<std::string_view> no_args;
+  redis::Reply r = co_await conn_->eval(kBegin, keys, no_args, kValueHeaderSize);
+  Begin b;
+  if (r.failed() || r.elements.size() != keys.size() + 1 || !r.elements.back().is_value()) {
+    b.lookup.status = Lookup::Status::error;
+    b.lookup.error = r.error;
+    co_return b;
+  }
+  b.ok = true;
+  b.start_us = parse_us(r.elements.back().value);
+  r.elements.pop_back();
+  b.lookup = interpret(std::move(r), keys.size(), now_us);
+  co_return b;
+}
+
+net::awaitable<Commit> Store::commit(const std::vector<std::string>& keys, std::uint64_t start_us,
+                                     std::uint64_t max_age_us, std::string_view bytes, std::uint64_t ttl_ms) {
+  std::string start = std::to_string(start_us), age = std::to_string(max_age_us),
+              ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
+  std::vector<std::string_view> args;
+  args.push_back(start);
+  args.push_back(age);
+  args.push_back(bytes);
+  args.push_back(ttl);
+  redis::Reply r = co_await conn_->eval(kCommit, keys, args);
+  if (r.failed()) co_return Commit::error;
+  if (r.integer == 1) co_return Commit::stored;
+  if (r.integer == 0) co_return Commit::invalidated;
+  co_return Commit::too_old;
+}
+
+net::awaitable<std::optional<std::uint64_t>> Store::tombstone(const std::string& key, std::uint64_t ttl_ms) {
+  std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
+  std::vector<std::string> keys(1, key);
+  std::vector<std::string_view> args(1, ttl);
+  redis::Reply r = co_await conn_->eval(kTombstone, keys, args);
+  if (!r.is_value()) co_return std::nullopt;
+  co_return parse_us(r.value);
+}
+
+net::awaitable<std::optional<std::uint64_t>> Store::raise_watermarks(const std::vector<std::string>& keys,
+                                                                     std::uint64_t ttl_ms) {
+  std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
+  std::vector<std::string_view> args(1, ttl);
+  redis::Reply r = co_await conn_->eval(kWatermark, keys, args);
+  if (!r.is_value()) co_return std::nullopt;
+  co_return parse_us(r.value);
+}
+
+}  // namespace sidecache::cache
