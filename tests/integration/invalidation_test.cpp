@@ -1,0 +1,221 @@
+// Invalidation against real Redis and PostgreSQL: the API's scopes, and the
+// fill-vs-invalidate race across two sidecache processes.
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace sidecache::it;
+namespace json = boost::json;
+
+namespace {
+const std::string kOrg1 = "11111111-1111-1111-1111-111111111111";
+const std::string kOrg2 = "22222222-2222-2222-2222-222222222222";
+const std::string kUidA = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa";
+
+std::string user(const std::string& entity, const std::string& org, const std::string& uid) {
+  return "/v1/entities/" + entity + "?org_id=" + org + "&user_id=" + uid;
+}
+std::string org_config(const std::string& org) { return "/v1/entities/org_config?org_id=" + org; }
+std::string cache_status(const Daemon& d, const std::string& target) { return d.get(target).header("cache-status"); }
+Response invalidate(const Daemon& d, const std::string& body) {
+  return http_request(d.port(), "POST", "/v1/invalidate", {"Content-Type: application/json"}, body);
+}
+std::string name_of(const Response& r) {
+  return std::string(json::parse(r.body).as_object().at("display_name").as_string());
+}
+}  // namespace
+
+TEST_CASE("DELETE invalidates one key; the next read is fresh") {
+  Services& s = Services::get();
+  Daemon d;
+  std::string uid = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
+                          "', 'del@test.example', 'before') RETURNING id");
+  auto t = user("user", kOrg1, uid);
+  REQUIRE(d.get(t).status == 200);
+  REQUIRE(cache_status(d, t) == "sidecache; hit");
+  s.sql("UPDATE users SET display_name = 'after' WHERE id = '" + uid + "'");
+  auto del = http_request(d.port(), "DELETE", t);
+  REQUIRE(del.status == 200);
+  auto body = json::parse(del.body).as_object();
+  CHECK(body.at("invalidated").as_string() == "key");
+  CHECK(body.at("entity").as_string() == "user");
+  auto fresh = d.get(t);
+  CHECK(fresh.header("cache-status") == "sidecache; fwd=miss; stored");
+  CHECK(name_of(fresh) == "after");
+  CHECK(cache_status(d, t) == "sidecache; hit");
+  // The same 400s as GET.
+  auto bad = http_request(d.port(), "DELETE", "/v1/entities/user?org_id=" + kOrg1);
+  CHECK(bad.status == 400);
+  CHECK(json::parse(bad.body).at("param").as_string() == "user_id");
+}
+
+TEST_CASE("tenant, entity and all-tenant flushes hit exactly their scope") {
+  Daemon d;
+  std::vector<std::string> a{user("user", kOrg1, kUidA), org_config(kOrg1)};
+  std::vector<std::string> b{user("user", kOrg2, kUidA), org_config(kOrg2)};
+  auto warm = [&] {
+    for (const auto& t : a) REQUIRE(d.get(t).status == 200);
+    for (const auto& t : b) REQUIRE(d.get(t).status == 200);
+    for (const auto& t : a) REQUIRE(cache_status(d, t) == "sidecache; hit");
+    for (const auto& t : b) REQUIRE(cache_status(d, t) == "sidecache; hit");
+  };
+
+  SECTION("a tenant: every entity of tenant A, nothing of tenant B") {
+    warm();
+    auto r = invalidate(d, R"({"tenant":")" + kOrg1 + R"("})");
+    REQUIRE(r.status == 200);
+    CHECK(json::parse(r.body).at("invalidated").as_string() == "tenant");
+    for (const auto& t : a) CHECK(cache_status(d, t) == "sidecache; fwd=miss; stored");
+    for (const auto& t : b) CHECK(cache_status(d, t) == "sidecache; hit");
+  }
+  SECTION("one entity of one tenant") {
+    warm();
+    auto r = invalidate(d, R"({"entity":"user","tenant":")" + kOrg1 + R"("})");
+    REQUIRE(r.status == 200);
+    CHECK(json::parse(r.body).at("invalidated").as_string() == "entity");
+    CHECK(cache_status(d, a[0]) == "sidecache; fwd=miss; stored");
+    CHECK(cache_status(d, a[1]) == "sidecache; hit");
+    CHECK(cache_status(d, b[0]) == "sidecache; hit");
+    CHECK(cache_status(d, b[1]) == "sidecache; hit");
+  }
+  SECTION("one entity for all tenants") {
+    warm();
+    auto r = invalidate(d, R"({"entity":"user"})");
+    REQUIRE(r.status == 200);
+    CHECK(json::parse(r.body).at("invalidated").as_string() == "entity_all_tenants");
+    CHECK(cache_status(d, a[0]) == "sidecache; fwd=miss; stored");
+    CHECK(cache_status(d, b[0]) == "sidecache; fwd=miss; stored");
+    CHECK(cache_status(d, a[1]) == "sidecache; hit");
+    CHECK(cache_status(d, b[1]) == "sidecache; hit");
+  }
+  SECTION("one key through POST") {
+    warm();
+    auto r = invalidate(d, R"({"entity":"user","params":{"org_id":")" + kOrg1 + R"(","user_id":")" + kUidA + R"("}})");
+    REQUIRE(r.status == 200);
+    CHECK(json::parse(r.body).at("invalidated").as_string() == "key");
+    CHECK(cache_status(d, a[0]) == "sidecache; fwd=miss; stored");
+    CHECK(cache_status(d, b[0]) == "sidecache; hit");
+  }
+}
+
+TEST_CASE("a global entity is flushed as a whole") {
+  Daemon d;
+  REQUIRE(d.get("/v1/entities/feature_flags").status == 200);
+  REQUIRE(cache_status(d, "/v1/entities/feature_flags") == "sidecache; hit");
+  auto r = invalidate(d, R"({"entity":"feature_flags"})");
+  REQUIRE(r.status == 200);
+  CHECK(json::parse(r.body).at("invalidated").as_string() == "entity");
+  CHECK(cache_status(d, "/v1/entities/feature_flags") == "sidecache; fwd=miss; stored");
+}
+
+TEST_CASE("a bad invalidation body is a 400, an oversized one a 413") {
+  Daemon d;
+  auto bad = invalidate(d, R"({"tenant":"not-a-uuid"})");
+  CHECK(bad.status == 400);
+  CHECK(json::parse(bad.body).at("error").as_string() == "bad_param");
+  auto unknown = invalidate(d, R"({"entity":"user","color":"red"})");
+  CHECK(unknown.status == 400);
+  CHECK(json::parse(unknown.body).at("field").as_string() == "color");
+  auto huge = invalidate(d, R"({"tenant":")" + std::string(70000, 'x') + R"("})");
+  CHECK(huge.status == 413);
+}
+
+TEST_CASE("an invalidation that cannot reach Redis says so") {
+  Services& s = Services::get();
+  Daemon d;
+  s.stop_redis();
+  struct Restore { Services& s; ~Restore() { s.start_redis(); } } restore{s};
+  auto r = invalidate(d, R"({"tenant":")" + kOrg1 + R"("})");
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body).at("error").as_string() == "unavailable");
+}
+
+// The classic cache-aside race: a reader misses and reads the old row; a
+// writer commits and invalidates; the reader must not then store the old
+// row. Two sidecache processes share Redis; several readers on each keep
+// reading while the writer updates and invalidates in the middle of slow
+// fills. Every read that starts after an invalidation returned must see the
+// new row.
+TEST_CASE("an invalidation wins over a racing fill, across two processes") {
+  Services& s = Services::get();
+  Daemon a;
+  Daemon::Options same_keys;
+  same_keys.key_prefix = a.prefix();  // two pods of one service share one key space
+  Daemon b(same_keys);
+  using Clock = std::chrono::steady_clock;
+  struct Read { Clock::time_point start; std::string name; int status; };
+  constexpr int kIterations = 6, kReadersPerDaemon = 3;
+  int late_reads = 0, stale_late_reads = 0, old_reads = 0;
+
+  for (int it = 0; it < kIterations; ++it) {
+    INFO("iteration " << it);
+    std::string uid = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
+                            "', 'race@test.example', 'v0') RETURNING id");
+    auto t = user("slow_user", kOrg1, uid);
+    std::atomic<bool> stop{false};
+    std::mutex mu;
+    std::vector<Read> reads;
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 2 * kReadersPerDaemon; ++r) {
+      const Daemon& d = r % 2 ? b : a;
+      readers.emplace_back([&, &d = d] {
+        while (!stop) {
+          Read rd{Clock::now(), {}, 0};
+          auto resp = d.get(t);
+          rd.status = resp.status;
+          if (resp.status == 200) rd.name = name_of(resp);
+          std::lock_guard lock(mu);
+          reads.push_back(rd);
+        }
+      });
+    }
+    // Fills that read v0 are in flight (the query sleeps 300 ms).
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    s.sql("UPDATE users SET display_name = 'v1' WHERE id = '" + uid + "'");
+    const Daemon& via = it % 2 ? b : a;
+    Response inv = it % 3 == 2 ? invalidate(via, R"({"entity":"slow_user","tenant":")" + kOrg1 + R"("})")
+                               : http_request(via.port(), "DELETE", t);
+    REQUIRE(inv.status == 200);
+    auto returned = Clock::now();
+    // Requests that arrive now, while the old fill is still in flight: in
+    // each process they find it and would be handed its old row.
+    for (int r = 0; r < 2 * kReadersPerDaemon; ++r) {
+      const Daemon& d = r % 2 ? b : a;
+      readers.emplace_back([&, &d = d] {
+        Read rd{Clock::now(), {}, 0};
+        auto resp = d.get(t);
+        rd.status = resp.status;
+        if (resp.status == 200) rd.name = name_of(resp);
+        std::lock_guard lock(mu);
+        reads.push_back(rd);
+      });
+    }
+    // Long enough for every fill that began before the invalidation to try
+    // to store its old row.
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    stop = true;
+    for (auto& th : readers) th.join();
+    for (const auto& rd : reads) {
+      CHECK(rd.status == 200);
+      if (rd.start > returned) {
+        ++late_reads;
+        if (rd.name != "v1") ++stale_late_reads;
+      } else if (rd.name == "v0") {
+        ++old_reads;
+      }
+    }
+    // The cache holds the new row afterwards, in both processes.
+    CHECK(name_of(a.get(t)) == "v1");
+    CHECK(name_of(b.get(t)) == "v1");
+  }
+  INFO("reads after an invalidation: " << late_reads << ", of which stale: " << stale_late_reads
+                                       << "; old rows served before the invalidation returned: " << old_reads);
+  CHECK(late_reads > 0);
+  CHECK(old_reads > 0);  // the race was really exercised: fills did read v0
+  CHECK(stale_late_reads == 0);
+}
