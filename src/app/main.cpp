@@ -13,6 +13,7 @@
 #include "sidecache/app/service.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/http/server.hpp"
+#include "sidecache/pg/triggers.hpp"
 #include "sidecache/version.hpp"
 
 namespace net = boost::asio;
@@ -25,6 +26,8 @@ constexpr const char* kUsage = R"(sidecache: a caching sidecar for multi-tenant 
 Usage:
   sidecache --config PATH           run the daemon
   sidecache check --config PATH     validate the configuration and exit (non-zero on errors)
+  sidecache triggers --config PATH [--drop]
+                                    print the SQL that installs (or removes) the invalidate_on triggers
   sidecache --help | --version
 
 Environment (overrides the config file):
@@ -92,7 +95,7 @@ int serve(const config::Config& cfg) {
 
 int main(int argc, char** argv) {
   std::string config_path;
-  bool check = false;
+  bool check = false, triggers = false, drop = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -105,6 +108,10 @@ int main(int argc, char** argv) {
     }
     if (a == "check" && i == 1) {
       check = true;
+    } else if (a == "triggers" && i == 1) {
+      triggers = true;
+    } else if (a == "--drop" && triggers) {
+      drop = true;
     } else if ((a == "--config" || a == "-c") && i + 1 < argc) {
       config_path = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
@@ -123,6 +130,10 @@ int main(int argc, char** argv) {
     cfg = config::load(config_path);
   } catch (const config::LoadError& e) {
     return print_problems(e);
+  }
+  if (triggers) {
+    std::cout << pg::trigger_sql(cfg, drop);
+    return 0;
   }
   if (check) {
     std::cout << "sidecache: configuration " << config_path << " is valid (" << cfg.entities.size() << " entities)\n";

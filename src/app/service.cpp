@@ -1,10 +1,14 @@
 #include "sidecache/app/service.hpp"
 
+#include "sidecache/app/notify.hpp"
 #include "sidecache/cache/key.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -117,9 +121,63 @@ Service::~Service() { pool_.stop(); }
 void Service::start() {
   pool_.start();
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
+  if (cfg_.listens()) {
+    listener_ = std::make_unique<pg::Listener>(
+        cfg_.postgres, cfg_.invalidation.channel, [this](const std::string& p) { on_notification(p); },
+        [this](bool first) { on_listening(first); });
+    listener_->start();
+  }
+}
+
+unsigned Service::next_worker() { return round_robin_++ % static_cast<unsigned>(workers_.size()); }
+
+void Service::on_notification(const std::string& payload) {
+  std::string error;
+  auto invs = invalidations_for(cfg_, payload, error);
+  if (!error.empty()) {
+    spdlog::warn("postgres: ignoring a notification on {}: {}", cfg_.invalidation.channel, error);
+    return;
+  }
+  for (auto& inv : invs) {
+    unsigned w = next_worker();
+    net::co_spawn(workers_[w]->get_executor(), apply_with_retry(std::move(inv), w), net::detached);
+  }
+}
+
+void Service::on_listening(bool first) {
+  if (!cfg_.invalidation.flush_on_listen) {
+    listener_flushed_ = true;
+    return;
+  }
+  // Notifications sent while nobody listened are lost: every entity that
+  // relies on them is invalidated as of now.
+  unsigned w = next_worker();
+  net::co_spawn(workers_[w]->get_executor(), [this, w, first]() -> net::awaitable<void> {
+    for (const auto& e : cfg_.entities)
+      if (!e.invalidate_on.empty()) co_await apply_with_retry(whole_entity(e), w);
+    if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
+    listener_flushed_ = true;
+  }, net::detached);
+}
+
+net::awaitable<void> Service::apply_with_retry(http::Invalidation inv, unsigned worker) {
+  auto delay = std::chrono::milliseconds(50);
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    if (co_await apply(inv, worker)) {
+      spdlog::debug("invalidated {} {} {} {} (notify)", http::to_string(inv.scope), inv.entity ? inv.entity->name : "",
+                    inv.tenant, inv.request.key);
+      co_return;
+    }
+    net::steady_timer t(co_await net::this_coro::executor, delay);
+    co_await t.async_wait(net::use_awaitable);
+    delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+  }
+  spdlog::error("invalidation from a notification could not reach Redis and is lost: {} {} {}", http::to_string(inv.scope),
+                inv.entity ? inv.entity->name : "", inv.tenant);
 }
 
 void Service::stop() {
+  if (listener_) listener_->stop();
   for (auto& r : redis_) {
     std::promise<void> done;
     net::post(r->executor(), [&] {
@@ -332,6 +390,12 @@ net::awaitable<Answer> Service::readyz() {
   o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
                             {"connections_up", redis_up},
                             {"connections", redis_.size()}};
+  std::string listener = "off";
+  if (listener_) {
+    auto st = listener_->state();
+    listener = st == pg::Listener::State::listening && !listener_flushed_ ? "connecting" : pg::to_string(st);
+  }
+  o["invalidation_listener"] = json::object{{"state", listener}, {"channel", cfg_.invalidation.channel}};
   Answer a;
   a.status = pg_up ? 200 : 503;
   a.body = json::serialize(o);

@@ -59,6 +59,12 @@ EnvLookup process_env() {
   };
 }
 
+bool Config::listens() const {
+  for (const auto& e : entities)
+    if (!e.invalidate_on.empty()) return true;
+  return false;
+}
+
 const Entity* Config::find_entity(std::string_view name) const {
   for (const auto& e : entities)
     if (e.name == name) return &e;
@@ -256,6 +262,73 @@ std::string trim_sql(std::string s) {
 // Entity files
 // ---------------------------------------------------------------------------
 
+bool is_table_name(const std::string& t) {
+  auto dot = t.find('.');
+  if (dot == std::string::npos) return is_identifier(t, false);
+  return is_identifier(t.substr(0, dot), false) && is_identifier(t.substr(dot + 1), false);
+}
+
+// invalidate_on: a list of { table, params: { param: column }, tenant_column }.
+// Tables are not checked against the database (they may not exist yet);
+// columns must be plain identifiers and every mapped param must exist.
+void load_invalidate_on(const YAML::Node& list, const Config& cfg, Entity& e, FileCtx& ctx) {
+  if (!list.IsSequence()) {
+    ctx.error(list, "invalidate_on must be a list, like '- table: users' with optional 'params: { user_id: id }'");
+    return;
+  }
+  for (const auto& item : list) {
+    if (!item.IsMap()) {
+      ctx.error(item, "each invalidate_on entry must be a mapping with 'table' (and optional 'params', 'tenant_column')");
+      continue;
+    }
+    ctx.check_keys(item, {"table", "params", "tenant_column"}, "an invalidate_on entry");
+    InvalidateOn rule;
+    if (!item["table"]) {
+      ctx.error(item, "an invalidate_on entry needs 'table': the table whose changes invalidate this entity");
+    } else if (auto t = ctx.scalar(item["table"], "invalidate_on table")) {
+      if (!is_table_name(*t)) ctx.error(item["table"], "table '" + *t + "' must be a plain lower-case name, optionally schema-qualified (public.users)");
+      rule.table = *t;
+    }
+    if (e.scope == Scope::tenant) {
+      rule.tenant_column = cfg.tenant.param;
+      if (item["tenant_column"]) {
+        if (auto c = ctx.scalar(item["tenant_column"], "tenant_column")) {
+          if (!is_identifier(*c, false)) ctx.error(item["tenant_column"], "tenant_column '" + *c + "' must be a plain column name");
+          rule.tenant_column = *c;
+        }
+      }
+    } else if (item["tenant_column"]) {
+      ctx.error(item["tenant_column"], "a global entity has no tenant: remove tenant_column");
+    }
+    if (const YAML::Node& ps = item["params"]; ps && !ps.IsNull()) {
+      if (!ps.IsMap()) {
+        ctx.error(ps, "invalidate_on params must map entity params to columns, like { user_id: id }");
+      } else {
+        for (auto it = ps.begin(); it != ps.end(); ++it) {
+          std::string param = it->first.Scalar();
+          auto col = ctx.scalar(it->second, "the column for '" + param + "'");
+          if (!col) continue;
+          if (param == cfg.tenant.param && e.scope == Scope::tenant) {
+            ctx.error(it->first, "the tenant comes from tenant_column (default '" + cfg.tenant.param + "'); remove '" + param + "' from params");
+            continue;
+          }
+          bool declared = std::any_of(e.params.begin(), e.params.end(), [&](const ParamSpec& p) { return p.name == param && !p.is_tenant; });
+          if (!declared) {
+            ctx.error(it->first, "invalidate_on maps '" + param + "', which is not a param of this entity");
+            continue;
+          }
+          if (!is_identifier(*col, false)) {
+            ctx.error(it->second, "column '" + *col + "' must be a plain column name (lower-case letters, digits, _)");
+            continue;
+          }
+          rule.params.emplace_back(param, *col);
+        }
+      }
+    }
+    e.invalidate_on.push_back(std::move(rule));
+  }
+}
+
 void load_entity(const std::string& path, const Config& cfg, std::vector<Problem>& problems,
                  std::vector<Entity>& out, std::map<std::string, std::string>& names) {
   FileCtx ctx(path, problems);
@@ -264,7 +337,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   if (!root_opt) return;
   const YAML::Node& root = *root_opt;
   std::size_t before = problems.size();
-  ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl"},
+  ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on"},
                  "an entity file");
 
   Entity e;
@@ -433,6 +506,8 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
         if (e.params[i].name == name) e.bind.push_back(i);
     }
   }
+
+  if (const YAML::Node& inv = root["invalidate_on"]; inv) load_invalidate_on(inv, cfg, e, ctx);
 
   if (problems.size() != before) return;
   std::string shape = std::string(e.result == ResultShape::row ? "row" : "rows") + '\0' + e.query;
@@ -623,7 +698,7 @@ Config load(const std::string& path, const EnvLookup& env) {
   const YAML::Node& root = *root_opt;
 
   ctx.check_keys(root, {"listen", "workers", "key_prefix", "tenant", "redis", "postgres", "entities_dir", "defaults",
-                        "http", "shutdown_timeout", "log_level"},
+                        "http", "invalidation", "shutdown_timeout", "log_level"},
                  "the main config");
 
   std::string listen = "127.0.0.1:7070";
@@ -720,6 +795,22 @@ Config load(const std::string& path, const EnvLookup& env) {
       if (h["max_target_bytes"]) if (auto v = ctx.integer(h["max_target_bytes"], "http.max_target_bytes", 64, 1 << 20)) cfg.http.max_target_bytes = static_cast<std::size_t>(*v);
       if (h["header_timeout"]) if (auto v = ctx.duration(h["header_timeout"], "http.header_timeout")) cfg.http.header_timeout = std::chrono::duration_cast<milliseconds>(*v);
       if (h["idle_timeout"]) if (auto v = ctx.duration(h["idle_timeout"], "http.idle_timeout")) cfg.http.idle_timeout = std::chrono::duration_cast<milliseconds>(*v);
+    }
+  }
+  if (const YAML::Node& inv = root["invalidation"]; inv) {
+    if (!inv.IsMap()) ctx.error(inv, "invalidation must be a mapping, like { channel: sidecache_invalidate }");
+    else {
+      ctx.check_keys(inv, {"channel", "flush_on_listen"}, "invalidation");
+      if (inv["channel"]) {
+        apply_string(ctx, inv, "channel", cfg.invalidation.channel);
+        if (!is_identifier(cfg.invalidation.channel, false))
+          ctx.error(inv["channel"], "invalidation.channel must be a plain lower-case name like sidecache_invalidate");
+      }
+      if (inv["flush_on_listen"]) {
+        auto v = ctx.scalar(inv["flush_on_listen"], "invalidation.flush_on_listen");
+        if (v && (*v == "true" || *v == "false")) cfg.invalidation.flush_on_listen = *v == "true";
+        else if (v) ctx.error(inv["flush_on_listen"], "invalidation.flush_on_listen must be true or false");
+      }
     }
   }
   if (root["shutdown_timeout"]) if (auto v = ctx.duration(root["shutdown_timeout"], "shutdown_timeout")) cfg.shutdown_timeout = std::chrono::duration_cast<milliseconds>(*v);

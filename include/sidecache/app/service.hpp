@@ -13,6 +13,7 @@
 #include "sidecache/config/config.hpp"
 #include "sidecache/http/router.hpp"
 #include "sidecache/http/server.hpp"
+#include "sidecache/pg/listener.hpp"
 #include "sidecache/pg/pool.hpp"
 #include "sidecache/redis/connection.hpp"
 
@@ -64,6 +65,13 @@ class Service : public http::Handler {
   net::awaitable<std::optional<std::uint64_t>> apply(const http::Invalidation& inv, unsigned worker);
 
  private:
+  // Applies an invalidation from the NOTIFY listener, retrying while Redis
+  // is unreachable.
+  net::awaitable<void> apply_with_retry(http::Invalidation inv, unsigned worker);
+  void on_notification(const std::string& payload);
+  void on_listening(bool first);
+  unsigned next_worker();
+
 
   const config::Config& cfg_;
   std::vector<net::io_context*> workers_;
@@ -74,6 +82,9 @@ class Service : public http::Handler {
   std::uint64_t watermark_ttl_ms_;    // > the longest life of any value
   pg::Pool pool_;
   cache::Singleflight<Outcome> flights_;
+  std::unique_ptr<pg::Listener> listener_;
+  std::atomic<bool> listener_flushed_{false};  // the first flush after LISTEN is done
+  std::atomic<unsigned> round_robin_{0};
 };
 
 }  // namespace sidecache::app

@@ -28,6 +28,14 @@ struct ParamSpec {
 enum class Scope { tenant, global };
 enum class ResultShape { row, rows };
 
+// One `invalidate_on` rule: a change to a row of `table` invalidates this
+// entity for the row's tenant, or the one key its mapped columns name.
+struct InvalidateOn {
+  std::string table;          // "users" or "schema.users"
+  std::string tenant_column;  // tenant-scoped entities: the column holding the tenant
+  std::vector<std::pair<std::string, std::string>> params;  // entity param <- column
+};
+
 // One cached entity, loaded from one YAML file.
 struct Entity {
   std::string name;
@@ -44,6 +52,7 @@ struct Entity {
   double ttl_jitter = 0.0;   // fraction of ttl, added at random (0..ttl*jitter)
   std::string shape_hash;    // short hash of sql + result shape + params, part of every key
   std::string file;          // where it was loaded from
+  std::vector<InvalidateOn> invalidate_on;
 };
 
 // Where the HTTP server listens.
@@ -90,6 +99,15 @@ struct HttpConfig {
   milliseconds idle_timeout{60000};
 };
 
+// Invalidation on write: the LISTEN channel the triggers notify.
+struct InvalidationConfig {
+  std::string channel = "sidecache_invalidate";
+  // On every (re)connect of the listener, treat every entity with
+  // invalidate_on as invalidated: notifications sent while nobody listened
+  // are lost.
+  bool flush_on_listen = true;
+};
+
 struct Defaults {
   microseconds ttl = std::chrono::minutes(5);
   double ttl_jitter = 0.10;
@@ -108,11 +126,13 @@ struct Config {
   std::string entities_dir;
   Defaults defaults;
   HttpConfig http;
+  InvalidationConfig invalidation;
   milliseconds shutdown_timeout{10000};
   std::string log_level = "info";
   std::vector<Entity> entities;
 
   const Entity* find_entity(std::string_view name) const;
+  bool listens() const;  // some entity has invalidate_on
 };
 
 // One problem found while loading: where it is and what to do about it.

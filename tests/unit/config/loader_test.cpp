@@ -299,3 +299,49 @@ TEST_CASE("secrets are masked for logs") {
   CHECK(mask_secrets("postgresql://app:pw@db/app") == "postgresql://app:***@db/app");
   CHECK(mask_secrets("host=db user=app") == "host=db user=app");
 }
+
+TEST_CASE("invalidate_on loads, and its mistakes are refused at their lines") {
+  TempDir d;
+  d.write("sidecache.yaml", std::string(kMain) + "invalidation: { channel: my_channel }\n");
+  d.write("entities/user.yaml", std::string(kUser) + R"(invalidate_on:
+  - table: users
+    params: { user_id: id }
+  - table: app.memberships
+    tenant_column: org
+)");
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
+  CHECK(c.invalidation.channel == "my_channel");
+  REQUIRE(c.entities[0].invalidate_on.size() == 2);
+  CHECK(c.entities[0].invalidate_on[0].tenant_column == "org_id");
+  CHECK(c.entities[0].invalidate_on[0].params == std::vector<std::pair<std::string, std::string>>{{"user_id", "id"}});
+  CHECK(c.entities[0].invalidate_on[1].table == "app.memberships");
+  CHECK(c.entities[0].invalidate_on[1].tenant_column == "org");
+  CHECK(c.listens());
+
+  TempDir bad;
+  bad.write("sidecache.yaml", kMain);
+  bad.write("entities/user.yaml", std::string(kUser) + R"(invalidate_on:
+  - table: users
+    params: { team_id: id, user_id: "id; DROP TABLE x", org_id: org }
+  - params: {}
+  - table: "Users"
+    colour: red
+)");
+  bad.write("entities/flags.yaml", R"(name: flags
+scope: global
+result: rows
+sql: SELECT 1 AS one
+invalidate_on:
+  - table: feature_flags
+    tenant_column: org_id
+)");
+  auto ps = problems_of(bad);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "user.yaml", 13, "maps 'team_id', which is not a param of this entity"));
+  CHECK(has_problem(ps, "user.yaml", 13, "must be a plain column name"));
+  CHECK(has_problem(ps, "user.yaml", 13, "the tenant comes from tenant_column"));
+  CHECK(has_problem(ps, "user.yaml", 14, "needs 'table'"));
+  CHECK(has_problem(ps, "user.yaml", 15, "must be a plain lower-case name"));
+  CHECK(has_problem(ps, "user.yaml", 16, "unknown key 'colour'"));
+  CHECK(has_problem(ps, "flags.yaml", 7, "a global entity has no tenant"));
+}

@@ -1,0 +1,44 @@
+#pragma once
+// The LISTEN side of invalidate-on-write: one dedicated PostgreSQL
+// connection on its own thread, reconnecting by itself. Every (re)connect is
+// reported, because notifications sent while nobody listened are lost.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "sidecache/config/config.hpp"
+
+namespace sidecache::pg {
+
+class Listener {
+ public:
+  using OnPayload = std::function<void(const std::string& payload)>;
+  // Called on the listener thread right after each successful LISTEN;
+  // `first` is true for the first one since start().
+  using OnListening = std::function<void(bool first)>;
+
+  Listener(const config::PostgresConfig& pg, std::string channel, OnPayload on_payload, OnListening on_listening);
+  ~Listener();
+
+  void start();
+  void stop();
+
+  enum class State { connecting, listening, down };
+  State state() const { return state_.load(); }
+
+ private:
+  void run();
+
+  std::string conninfo_;
+  std::string channel_;
+  OnPayload on_payload_;
+  OnListening on_listening_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<State> state_{State::connecting};
+};
+
+const char* to_string(Listener::State s);
+
+}  // namespace sidecache::pg

@@ -1,0 +1,115 @@
+#include "sidecache/app/notify.hpp"
+
+#include <boost/json.hpp>
+#include <set>
+
+#include "sidecache/cache/key.hpp"
+#include "sidecache/cache/params.hpp"
+
+namespace sidecache::app {
+namespace json = boost::json;
+using Scope = http::Invalidation::Scope;
+
+namespace {
+
+std::optional<std::string> text_of(const json::value* v) {
+  if (!v) return std::nullopt;
+  if (v->is_string()) return std::string(v->as_string());
+  if (v->is_int64()) return std::to_string(v->as_int64());
+  if (v->is_uint64()) return std::to_string(v->as_uint64());
+  if (v->is_bool()) return v->as_bool() ? "true" : "false";
+  return std::nullopt;  // null, double, object: not a key value
+}
+
+bool table_matches(const std::string& rule, const std::string& schema, const std::string& table) {
+  return rule == table || rule == schema + "." + table;
+}
+
+http::Invalidation whole(const config::Entity& e) { return whole_entity(e); }
+
+http::Invalidation for_row(const config::Config& cfg, const config::Entity& e, const config::InvalidateOn& rule,
+                           const json::object& row) {
+  std::string tenant;
+  if (e.scope == config::Scope::tenant) {
+    auto raw = text_of(row.if_contains(rule.tenant_column));
+    std::string why;
+    auto t = raw ? cache::normalize(e.params.at(0), *raw, why) : std::nullopt;
+    if (!t) return whole(e);  // cannot tell whose row it is: every tenant
+    tenant = *t;
+  }
+  http::Invalidation inv;
+  inv.entity = &e;
+  inv.tenant = tenant;
+  inv.scope = Scope::entity;
+  // A key needs every non-tenant param, each valid for its type.
+  std::vector<std::string> values;
+  if (!tenant.empty()) values.push_back(tenant);
+  for (const auto& p : e.params) {
+    if (p.is_tenant) continue;
+    auto it = std::find_if(rule.params.begin(), rule.params.end(), [&](const auto& m) { return m.first == p.name; });
+    if (it == rule.params.end()) return inv;
+    auto raw = text_of(row.if_contains(it->second));
+    std::string why;
+    auto v = raw ? cache::normalize(p, *raw, why) : std::nullopt;
+    if (!v) return inv;
+    values.push_back(*v);
+  }
+  if (rule.params.empty()) return inv;
+  inv.scope = Scope::key;
+  inv.request.entity = &e;
+  inv.request.values = std::move(values);
+  inv.request.key = cache::build_key(cfg.key_prefix, e, inv.request.values);
+  return inv;
+}
+
+}  // namespace
+
+http::Invalidation whole_entity(const config::Entity& e) {
+  http::Invalidation inv;
+  inv.entity = &e;
+  inv.scope = e.scope == config::Scope::global ? Scope::entity : Scope::entity_all_tenants;
+  return inv;
+}
+
+std::vector<http::Invalidation> invalidations_for(const config::Config& cfg, std::string_view payload, std::string& error) {
+  std::vector<http::Invalidation> out;
+  boost::system::error_code ec;
+  json::value v = json::parse(payload, ec);
+  if (ec || !v.is_object()) {
+    error = "payload is not a JSON object";
+    return out;
+  }
+  const json::object& o = v.as_object();
+  auto table = text_of(o.if_contains("table"));
+  auto op = text_of(o.if_contains("op"));
+  if (!table || !op) {
+    error = "payload has no table or op";
+    return out;
+  }
+  std::string schema = text_of(o.if_contains("schema")).value_or("public");
+  std::set<std::string> seen;
+  auto add = [&](http::Invalidation inv) {
+    std::string id = std::string(http::to_string(inv.scope)) + '\0' + inv.entity->name + '\0' + inv.tenant + '\0' + inv.request.key;
+    if (seen.insert(id).second) out.push_back(std::move(inv));
+  };
+  for (const auto& e : cfg.entities) {
+    for (const auto& rule : e.invalidate_on) {
+      if (!table_matches(rule.table, schema, *table)) continue;
+      if (*op == "TRUNCATE") {
+        add(whole(e));
+        continue;
+      }
+      bool any = false;
+      for (const char* image : {"old", "new"}) {
+        const json::value* row = o.if_contains(image);
+        if (!row || !row->is_object()) continue;
+        any = true;
+        add(for_row(cfg, e, rule, row->as_object()));
+      }
+      if (!any) add(whole(e));
+    }
+  }
+  return out;
+}
+
+}  // namespace sidecache::app

@@ -1,0 +1,92 @@
+#include "sidecache/pg/listener.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <pqxx/pqxx>
+
+namespace sidecache::pg {
+namespace {
+
+class Receiver : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& c, const std::string& channel, const Listener::OnPayload& fn)
+      : pqxx::notification_receiver(c, channel), fn_(fn) {}
+  void operator()(const std::string& payload, int) override { fn_(payload); }
+
+ private:
+  const Listener::OnPayload& fn_;
+};
+
+}  // namespace
+
+const char* to_string(Listener::State s) {
+  switch (s) {
+    case Listener::State::connecting: return "connecting";
+    case Listener::State::listening: return "up";
+    case Listener::State::down: return "down";
+  }
+  return "?";
+}
+
+Listener::Listener(const config::PostgresConfig& pg, std::string channel, OnPayload on_payload, OnListening on_listening)
+    : conninfo_(pg.dsn), channel_(std::move(channel)), on_payload_(std::move(on_payload)),
+      on_listening_(std::move(on_listening)) {
+  if (conninfo_.find("connect_timeout") == std::string::npos) {
+    bool url = conninfo_.rfind("postgres://", 0) == 0 || conninfo_.rfind("postgresql://", 0) == 0;
+    conninfo_ += url ? (conninfo_.find('?') == std::string::npos ? "?connect_timeout=2" : "&connect_timeout=2")
+                     : " connect_timeout=2";
+  }
+}
+
+Listener::~Listener() { stop(); }
+
+void Listener::start() {
+  stop_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Listener::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Listener::run() {
+  bool first = true;
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stop_) {
+    try {
+      pqxx::connection conn(conninfo_);
+      {
+        pqxx::nontransaction tx(conn);
+        tx.exec("SET application_name = 'sidecache-listener'");
+      }
+      Receiver receiver(conn, channel_, on_payload_);
+      // LISTEN is issued lazily by libpqxx; make it happen now, so that
+      // "listening" below is true.
+      conn.get_notifs();
+      {
+        pqxx::nontransaction tx(conn);
+        tx.exec("SELECT 1");
+      }
+      state_ = State::listening;
+      if (first) spdlog::info("postgres: listening on channel {}", channel_);
+      else spdlog::warn("postgres: the invalidation listener is back; notifications sent while it was away are lost, "
+                        "so every entity with invalidate_on is invalidated now");
+      on_listening_(first);
+      first = false;
+      backoff = std::chrono::milliseconds(100);
+      while (!stop_) conn.await_notification(0, 200000);  // 200 ms, to notice stop()
+      return;
+    } catch (const std::exception& e) {
+      if (stop_) return;
+      if (state_.exchange(State::down) != State::down)
+        spdlog::warn("postgres: the invalidation listener lost its connection: {}", config::mask_secrets(e.what()));
+    }
+    auto until = std::chrono::steady_clock::now() + backoff;
+    while (!stop_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+}  // namespace sidecache::pg
