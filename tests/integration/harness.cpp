@@ -272,6 +272,7 @@ Daemon::Daemon(Options opt) {
   dir_ = make_temp_dir("daemon");
   prefix_ = opt.key_prefix.empty() ? "it" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ":" : opt.key_prefix;
   port_ = free_port();
+  channel_ = "it_" + std::to_string(::getpid()) + "_" + std::to_string(counter.load());
   fs::create_directories(dir_ + "/entities");
   for (const auto* from : {"/config/examples/entities", "/tests/integration/entities"})
     for (const auto& f : fs::directory_iterator(source_dir() + from))
@@ -288,6 +289,9 @@ Daemon::Daemon(Options opt) {
                                           << "\n  statement_timeout: " << opt.statement_timeout << "\n"
                                           << "entities_dir: entities\n"
                                           << "defaults: { ttl: 5m, ttl_jitter: 10%, negative_ttl: 30s }\n"
+                                          // Each daemon listens on its own channel, so triggers
+                                          // installed for one test never reach another's daemon.
+                                          << "invalidation: { channel: " << channel_ << " }\n"
                                           << opt.extra_main;
   pid_ = ::fork();
   if (pid_ == 0) {
@@ -311,8 +315,12 @@ Daemon::Daemon(Options opt) {
     }
     if (opt.listen.rfind("unix:", 0) == 0) {
       if (fs::exists(opt.listen.substr(5))) return;
-    } else if (http_get(port_, "/healthz").status == 200) {
-      return;
+    } else {
+      // Ready, and the invalidation listener's flush at LISTEN is done (it
+      // would otherwise invalidate what a test caches first).
+      auto r = http_get(port_, "/readyz");
+      if (r.status == 200 && r.body.find("\"invalidation_listener\":{\"state\":\"connecting\"") == std::string::npos)
+        return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -87,6 +87,8 @@ class Daemon {
 
   int port() const { return port_; }
   const std::string& prefix() const { return prefix_; }
+  const std::string& channel() const { return channel_; }
+  std::string config_path() const { return dir_ + "/sidecache.yaml"; }
   const std::string& dir() const { return dir_; }
   std::string log() const;
   pid_t pid() const { return pid_; }
@@ -100,6 +102,7 @@ class Daemon {
  private:
   std::string dir_;
   std::string prefix_;
+  std::string channel_;
   int port_ = 0;
   pid_t pid_ = -1;
 };
