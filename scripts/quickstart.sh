@@ -36,6 +36,9 @@ trap stop_services EXIT
 # shellcheck disable=SC1091
 source "$LOCAL/env"
 scripts/services.sh psql "$LOCAL" -q -v ON_ERROR_STOP=1 -f config/examples/schema.sql >/dev/null
+# Invalidate on write: writes made with plain SQL reach the cache.
+build/sidecache triggers --config config/examples/sidecache.yaml |
+  scripts/services.sh psql "$LOCAL" -q -v ON_ERROR_STOP=1 >/dev/null
 
 LISTEN_PORT=7070
 if [[ "$MODE" == --smoke ]] || ! port_free 7070; then
@@ -74,6 +77,14 @@ Try (run the first one twice: the second answer says Cache-Status: sidecache; hi
   curl -i -H 'Cache-Control: no-cache' '${REQUESTS[0]}'
   curl -i '$BASE/v1/entities/user?org_id=$ACME'        # 400 missing_param
 
+Invalidation: a write made with plain SQL reaches the cache through the
+triggers (installed from 'build/sidecache triggers'); the API does it by hand:
+
+  scripts/services.sh psql .local -c "UPDATE users SET display_name = 'Ada King' WHERE id = '$ADA'"
+  curl -s '${REQUESTS[0]}'
+  curl -s -X DELETE '${REQUESTS[0]}'
+  curl -s -X POST '$BASE/v1/invalidate' -d '{"tenant":"$ACME"}'
+
 Stop with Ctrl-C.
 TXT
 }
@@ -88,7 +99,11 @@ fi
 build/sidecache --config config/examples/sidecache.yaml >"$LOCAL/sidecache.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; stop_services' EXIT
-for _ in $(seq 1 200); do curl -fs "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+# Ready, with the invalidation listener's first flush done.
+for _ in $(seq 1 200); do
+  curl -fs "$BASE/readyz" 2>/dev/null | grep -q '"invalidation_listener":{"state":"up"' && break
+  sleep 0.05
+done
 fail=0
 for url in "${REQUESTS[@]}"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
@@ -98,6 +113,16 @@ done
 second=$(curl -s -D - -o /dev/null "${REQUESTS[0]}" | tr -d '\r' | grep -i '^cache-status:' || true)
 echo "quickstart smoke: repeat -> $second"
 [[ "$second" == *"sidecache; hit"* ]] || fail=1
+# A write through plain SQL shows up (triggers + LISTEN).
+scripts/services.sh psql "$LOCAL" -qc "UPDATE users SET display_name = 'Ada King' WHERE id = '$ADA' AND org_id = '$ACME'"
+seen=""
+for _ in $(seq 1 20); do
+  seen=$(curl -s "${REQUESTS[0]}")
+  [[ "$seen" == *"Ada King"* ]] && break
+  sleep 0.05
+done
+echo "quickstart smoke: after an UPDATE in psql -> $seen"
+[[ "$seen" == *"Ada King"* ]] || fail=1
 kill -TERM $PID
 wait $PID || fail=1
 if [[ $fail -ne 0 ]]; then cat "$LOCAL/sidecache.log"; echo "quickstart smoke: FAILED"; exit 1; fi
