@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -97,10 +98,16 @@ class LeaderGuard {
 }  // namespace
 
 Service::Service(const config::Config& cfg, std::vector<net::io_context*> workers)
-    : cfg_(cfg), workers_(std::move(workers)), pool_(cfg.postgres, statements_of(cfg)) {
+    : cfg_(cfg), workers_(std::move(workers)), pool_(cfg.postgres, statements_of(cfg)),
+      breaker_({cfg.redis.breaker_failures, cfg.redis.breaker_open_timeout, cfg.redis.breaker_half_open_probes},
+               [](redis::CircuitBreaker::State from, redis::CircuitBreaker::State to) {
+                 spdlog::warn("redis: circuit breaker {} -> {}{}", redis::to_string(from), redis::to_string(to),
+                              to == redis::CircuitBreaker::State::open ? " (reads go straight to PostgreSQL)" : "");
+               }) {
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg.redis, std::to_string(i)));
-    stores_.emplace_back(redis_.back());
+    redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
+    stores_.emplace_back(redis_.back(), &breaker_);
   }
   // A fill older than this is answered but not stored: tombstones are kept
   // twice as long, so every fill a tombstone must stop meets it.
@@ -121,6 +128,8 @@ Service::~Service() { pool_.stop(); }
 void Service::start() {
   pool_.start();
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
+  replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());
+  net::co_spawn(workers_[0]->get_executor(), replay_loop(), net::detached);
   if (cfg_.listens()) {
     listener_ = std::make_unique<pg::Listener>(
         cfg_.postgres, cfg_.invalidation.channel, [this](const std::string& p) { on_notification(p); },
@@ -140,7 +149,7 @@ void Service::on_notification(const std::string& payload) {
   }
   for (auto& inv : invs) {
     unsigned w = next_worker();
-    net::co_spawn(workers_[w]->get_executor(), apply_with_retry(std::move(inv), w), net::detached);
+    net::co_spawn(workers_[w]->get_executor(), apply_or_queue(std::move(inv), w), net::detached);
   }
 }
 
@@ -152,32 +161,90 @@ void Service::on_listening(bool first) {
   // Notifications sent while nobody listened are lost: every entity that
   // relies on them is invalidated as of now.
   unsigned w = next_worker();
-  net::co_spawn(workers_[w]->get_executor(), [this, w, first]() -> net::awaitable<void> {
-    for (const auto& e : cfg_.entities)
-      if (!e.invalidate_on.empty()) co_await apply_with_retry(whole_entity(e), w);
-    if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
-    listener_flushed_ = true;
-  }, net::detached);
+  net::co_spawn(workers_[w]->get_executor(), flush_listening(w, first), net::detached);
 }
 
-net::awaitable<void> Service::apply_with_retry(http::Invalidation inv, unsigned worker) {
-  auto delay = std::chrono::milliseconds(50);
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    if (co_await apply(inv, worker)) {
-      spdlog::debug("invalidated {} {} {} {} (notify)", http::to_string(inv.scope), inv.entity ? inv.entity->name : "",
-                    inv.tenant, inv.request.key);
-      co_return;
-    }
-    net::steady_timer t(co_await net::this_coro::executor, delay);
-    co_await t.async_wait(net::use_awaitable);
-    delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+net::awaitable<void> Service::flush_listening(unsigned worker, bool first) {
+  for (const auto& e : cfg_.entities) {
+    if (e.invalidate_on.empty()) continue;
+    // (A named variable, not a temporary inside co_await: gcc 12 mishandles
+    // those in coroutines.)
+    http::Invalidation inv = whole_entity(e);
+    co_await apply_or_queue(std::move(inv), worker);
   }
-  spdlog::error("invalidation from a notification could not reach Redis and is lost: {} {} {}", http::to_string(inv.scope),
-                inv.entity ? inv.entity->name : "", inv.tenant);
+  if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
+  listener_flushed_ = true;
+}
+
+net::awaitable<void> Service::apply_or_queue(http::Invalidation inv, unsigned worker) {
+  std::optional<std::uint64_t> at = co_await apply(inv, worker);
+  if (at) {
+    spdlog::debug("invalidated {} {} {} {} (notify)", http::to_string(inv.scope), inv.entity ? inv.entity->name : "",
+                  inv.tenant, inv.request.key);
+    co_return;
+  }
+  queue_invalidation(std::move(inv));
+}
+
+void Service::queue_invalidation(http::Invalidation inv) {
+  std::lock_guard lock(pending_mu_);
+  if (pending_.size() >= kMaxPending) {
+    if (!pending_overflow_) spdlog::warn("redis: more than {} invalidations wait for Redis; all entities will be invalidated when it is back", kMaxPending);
+    pending_overflow_ = true;
+    pending_.clear();
+    return;
+  }
+  if (!pending_overflow_) pending_.push_back(std::move(inv));
+}
+
+net::awaitable<void> Service::replay_loop() {
+  auto timer = replay_timer_;
+  for (;;) {
+    timer->expires_after(std::chrono::milliseconds(100));
+    auto [ec] = co_await timer->async_wait(net::as_tuple(net::use_awaitable));
+    if (ec) co_return;  // stopping
+    std::deque<http::Invalidation> batch;
+    bool overflow;
+    {
+      std::lock_guard lock(pending_mu_);
+      if (pending_.empty() && !pending_overflow_) continue;
+      if (breaker_.state() == redis::CircuitBreaker::State::open) continue;
+      batch.swap(pending_);
+      overflow = pending_overflow_;
+      pending_overflow_ = false;
+    }
+    if (overflow) {
+      for (const auto& e : cfg_.entities) batch.push_back(whole_entity(e));
+      spdlog::warn("redis: invalidating every entity: invalidations were dropped while Redis was unreachable");
+    }
+    std::size_t done = 0, total = batch.size();
+    while (!batch.empty()) {
+      http::Invalidation inv = std::move(batch.front());
+      batch.pop_front();
+      std::optional<std::uint64_t> at = co_await apply(inv, 0);
+      if (at) {
+        ++done;
+        continue;
+      }
+      // Redis is still away: put back what is left, try again later.
+      queue_invalidation(std::move(inv));
+      for (auto& rest : batch) queue_invalidation(std::move(rest));
+      break;
+    }
+    if (done) spdlog::info("redis: {} of {} invalidations that waited for Redis are applied", done, total);
+  }
 }
 
 void Service::stop() {
   if (listener_) listener_->stop();
+  if (replay_timer_) {
+    std::promise<void> done;
+    net::post(workers_[0]->get_executor(), [&] {
+      replay_timer_->cancel();
+      done.set_value();
+    });
+    done.get_future().wait_for(std::chrono::seconds(2));
+  }
   for (auto& r : redis_) {
     std::promise<void> done;
     net::post(r->executor(), [&] {
@@ -258,7 +325,10 @@ net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool 
     // stored the value between our read and our join, and the clock is the
     // fill's start for the invalidation check.
     cache::Begin begin;
-    if (seen.status != cache::Lookup::Status::error) begin = co_await store.begin_fill(keys, unix_us());
+    if (seen.status != cache::Lookup::Status::error) {
+      cache::Begin b = co_await store.begin_fill(keys, unix_us());
+      begin = std::move(b);
+    }
     if (begin.lookup.status == cache::Lookup::Status::fresh) {
       Outcome o;
       o.status = begin.lookup.header.negative() ? 404 : 200;
@@ -346,7 +416,10 @@ net::awaitable<std::optional<std::uint64_t>> Service::apply(const http::Invalida
   cache::Store& store = stores_[worker % stores_.size()];
   using Scope = http::Invalidation::Scope;
   const std::string& p = cfg_.key_prefix;
-  if (inv.scope == Scope::key) co_return co_await store.tombstone(inv.request.key, tombstone_ttl_ms_);
+  if (inv.scope == Scope::key) {
+    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, tombstone_ttl_ms_);
+    co_return at;
+  }
   std::vector<std::string> wm;
   if (inv.scope == Scope::tenant) wm.push_back(cache::tenant_watermark(p, inv.tenant));
   else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(cache::entity_tenant_watermark(p, inv.tenant, inv.entity->name));
@@ -357,7 +430,12 @@ net::awaitable<std::optional<std::uint64_t>> Service::apply(const http::Invalida
 net::awaitable<Answer> Service::invalidate(const http::Invalidation& inv, unsigned worker) {
   auto at = co_await apply(inv, worker);
   if (!at) {
-    Answer a = http::error_answer(503, "unavailable", "Redis could not be reached: the invalidation did not take effect; retry it");
+    // Applied as soon as Redis answers again, in case the caller gives up;
+    // the caller is told it did not take effect yet.
+    queue_invalidation(inv);
+    Answer a = http::error_answer(503, "unavailable",
+                                  "Redis could not be reached: the invalidation has not taken effect yet; it is queued "
+                                  "and applied when Redis is back, retry it to be sure");
     a.headers.emplace_back("Retry-After", "1");
     co_return a;
   }
@@ -387,9 +465,16 @@ net::awaitable<Answer> Service::readyz() {
   json::object pg{{"state", pg_up ? "up" : "down"}};
   if (!pg_up) pg["message"] = ping.message;
   o["postgres"] = std::move(pg);
+  std::size_t pending;
+  {
+    std::lock_guard lock(pending_mu_);
+    pending = pending_.size();
+  }
   o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
                             {"connections_up", redis_up},
-                            {"connections", redis_.size()}};
+                            {"connections", redis_.size()},
+                            {"breaker", redis::to_string(breaker_.state())},
+                            {"pending_invalidations", pending}};
   std::string listener = "off";
   if (listener_) {
     auto st = listener_->state();

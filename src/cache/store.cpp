@@ -55,6 +55,19 @@ const redis::Script kWatermark(std::string(kNow) +
 
 std::uint64_t parse_us(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
 
+redis::Reply refused() {
+  redis::Reply r;
+  r.status = redis::Reply::Status::unavailable;
+  r.error = "circuit breaker open";
+  return r;
+}
+
+// Only the absence of an answer counts against Redis; an error reply is an
+// answer.
+bool answered(const redis::Reply& r) {
+  return r.status != redis::Reply::Status::timeout && r.status != redis::Reply::Status::unavailable;
+}
+
 }  // namespace
 
 Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
@@ -79,8 +92,25 @@ Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
   return out;
 }
 
+net::awaitable<redis::Reply> Store::guarded_mget(const std::vector<std::string>& keys, std::size_t split) {
+  auto token = breaker_->allow();
+  if (!token) co_return refused();
+  redis::Reply r = co_await conn_->mget(keys, split);
+  breaker_->record(*token, answered(r));
+  co_return r;
+}
+
+net::awaitable<redis::Reply> Store::guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
+                                                 const std::vector<std::string_view>& args, std::size_t split) {
+  auto token = breaker_->allow();
+  if (!token) co_return refused();
+  redis::Reply r = co_await conn_->eval(script, keys, args, split);
+  breaker_->record(*token, answered(r));
+  co_return r;
+}
+
 net::awaitable<Lookup> Store::lookup(const std::vector<std::string>& keys, std::uint64_t now_us) {
-  redis::Reply r = co_await conn_->mget(keys, kValueHeaderSize);
+  redis::Reply r = co_await guarded_mget(keys, kValueHeaderSize);
   co_return interpret(std::move(r), keys.size(), now_us);
 }
 
@@ -88,7 +118,7 @@ net::awaitable<Begin> Store::begin_fill(const std::vector<std::string>& keys, st
   // (gcc 12 miscompiles braced lists inside coroutines: argument vectors are
   // named variables throughout this file.)
   const std::vector<std::string_view> no_args;
-  redis::Reply r = co_await conn_->eval(kBegin, keys, no_args, kValueHeaderSize);
+  redis::Reply r = co_await guarded_eval(kBegin, keys, no_args, kValueHeaderSize);
   Begin b;
   if (r.failed() || r.elements.size() != keys.size() + 1 || !r.elements.back().is_value()) {
     b.lookup.status = Lookup::Status::error;
@@ -111,7 +141,7 @@ net::awaitable<Commit> Store::commit(const std::vector<std::string>& keys, std::
   args.push_back(age);
   args.push_back(bytes);
   args.push_back(ttl);
-  redis::Reply r = co_await conn_->eval(kCommit, keys, args);
+  redis::Reply r = co_await guarded_eval(kCommit, keys, args, 0);
   if (r.failed()) co_return Commit::error;
   if (r.integer == 1) co_return Commit::stored;
   if (r.integer == 0) co_return Commit::invalidated;
@@ -122,7 +152,7 @@ net::awaitable<std::optional<std::uint64_t>> Store::tombstone(const std::string&
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string> keys(1, key);
   std::vector<std::string_view> args(1, ttl);
-  redis::Reply r = co_await conn_->eval(kTombstone, keys, args);
+  redis::Reply r = co_await guarded_eval(kTombstone, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);
 }
@@ -131,7 +161,7 @@ net::awaitable<std::optional<std::uint64_t>> Store::raise_watermarks(const std::
                                                                      std::uint64_t ttl_ms) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string_view> args(1, ttl);
-  redis::Reply r = co_await conn_->eval(kWatermark, keys, args);
+  redis::Reply r = co_await guarded_eval(kWatermark, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);
 }

@@ -738,10 +738,21 @@ Config load(const std::string& path, const EnvLookup& env) {
 
   std::string redis_url = "redis://127.0.0.1:6379/0";
   YAML::Mark redis_mark = root.Mark();
+  unsigned breaker_failures = cfg.redis.breaker_failures, breaker_probes = cfg.redis.breaker_half_open_probes;
+  milliseconds breaker_open = cfg.redis.breaker_open_timeout;
   if (const YAML::Node& r = root["redis"]; r) {
     if (!r.IsMap()) ctx.error(r, "redis must be a mapping with 'url' and 'timeout'");
     else {
-      ctx.check_keys(r, {"url", "timeout", "connect_timeout"}, "redis");
+      ctx.check_keys(r, {"url", "timeout", "connect_timeout", "breaker"}, "redis");
+      if (const YAML::Node& b = r["breaker"]; b) {
+        if (!b.IsMap()) ctx.error(b, "redis.breaker must be a mapping, like { failures: 5, open_timeout: 2s, half_open_probes: 1 }");
+        else {
+          ctx.check_keys(b, {"failures", "open_timeout", "half_open_probes"}, "redis.breaker");
+          if (b["failures"]) if (auto v = ctx.integer(b["failures"], "redis.breaker.failures", 1, 1000000)) breaker_failures = static_cast<unsigned>(*v);
+          if (b["open_timeout"]) if (auto d = ctx.duration(b["open_timeout"], "redis.breaker.open_timeout")) breaker_open = std::chrono::duration_cast<milliseconds>(*d);
+          if (b["half_open_probes"]) if (auto v = ctx.integer(b["half_open_probes"], "redis.breaker.half_open_probes", 1, 1000)) breaker_probes = static_cast<unsigned>(*v);
+        }
+      }
       if (r["url"]) { apply_string(ctx, r, "url", redis_url); redis_mark = r["url"].Mark(); }
       if (r["timeout"]) if (auto d = ctx.duration(r["timeout"], "redis.timeout")) cfg.redis.timeout = std::chrono::duration_cast<milliseconds>(*d);
       if (r["connect_timeout"]) if (auto d = ctx.duration(r["connect_timeout"], "redis.connect_timeout")) cfg.redis.connect_timeout = std::chrono::duration_cast<milliseconds>(*d);
@@ -755,6 +766,9 @@ Config load(const std::string& path, const EnvLookup& env) {
       cfg.redis = *rc;
       cfg.redis.timeout = timeout;
       cfg.redis.connect_timeout = connect_timeout;
+      cfg.redis.breaker_failures = breaker_failures;
+      cfg.redis.breaker_open_timeout = breaker_open;
+      cfg.redis.breaker_half_open_probes = breaker_probes;
     } else if (v) {
       ctx.error_file("environment variable SIDECACHE_REDIS_URL: " + why);
     } else {

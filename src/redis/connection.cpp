@@ -7,6 +7,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <boost/uuid/detail/sha1.hpp>
@@ -104,9 +105,16 @@ void Connection::start() {
   connect();
 }
 
+void Connection::wake_connect_waiters() {
+  for (auto& w : connect_waiters_)
+    if (auto t = w.lock()) t->cancel();
+  connect_waiters_.clear();
+}
+
 void Connection::stop() {
   stopped_ = true;
   connect_timer_.cancel();
+  wake_connect_waiters();
   if (ac_) {
     redisAsyncContext* ac = ac_;
     ac_ = nullptr;
@@ -170,6 +178,7 @@ void Connection::connect() {
     ac->data = nullptr;
     redisAsyncFree(ac);
     c->state_ = State::disconnected;
+    c->wake_connect_waiters();
     c->schedule_reconnect();
   });
 }
@@ -183,6 +192,12 @@ void Connection::schedule_reconnect() {
   connect_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
     auto c = self.lock();
     if (ec || !c || c->stopped_ || c->ac_) return;
+    if (c->may_reconnect_ && !c->may_reconnect_()) {
+      // The breaker is open: stay away; a half-open probe will connect.
+      c->state_ = State::disconnected;
+      c->next_attempt_ = {};
+      return;
+    }
     c->connect();
   });
 }
@@ -200,10 +215,12 @@ void Connection::on_connect(const redisAsyncContext* ac, int status) {
       if (auto c = w.lock()) c->schedule_reconnect();
     });
     self->state_ = State::disconnected;
+    self->wake_connect_waiters();
     return;
   }
   self->connect_timer_.cancel();
   self->state_ = State::connected;
+  self->wake_connect_waiters();
   self->backoff_ = std::chrono::milliseconds(50);
   spdlog::info("redis[{}]: connected{}", self->name_, self->logged_down_ ? " again" : "");
   self->logged_down_ = false;
@@ -239,14 +256,26 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
   p->complete(std::move(out));
 }
 
-bool Connection::ensure_connected() {
-  if (state_ == State::connected && ac_) return true;
-  if (state_ == State::disconnected && !stopped_ && !ac_ && Clock::now() >= next_attempt_) connect();
-  return false;
+net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
+  if (state_ == State::connected && ac_) co_return true;
+  if (stopped_) co_return false;
+  if (state_ == State::disconnected && !ac_) {
+    if (Clock::now() < next_attempt_) co_return false;  // backing off: fail fast
+    connect_timer_.cancel();
+    connect();
+  }
+  if (state_ != State::connecting) co_return state_ == State::connected;
+  // Wait for the connection, as long as a command would wait for a reply.
+  auto t = std::make_shared<net::steady_timer>(ex_, limit);
+  connect_waiters_.push_back(t);
+  co_await t->async_wait(net::as_tuple(net::use_awaitable));
+  co_return state_ == State::connected && ac_;
 }
 
 net::awaitable<Reply> Connection::command(const std::vector<std::string_view>& argv, std::size_t split) {
-  if (!ensure_connected()) {
+  // (The result is named: gcc 12 miscompiles co_await inside an if.)
+  bool up = co_await ready(cfg_.timeout);
+  if (!up) {
     Reply r;
     r.status = Reply::Status::unavailable;
     r.error = "not connected";

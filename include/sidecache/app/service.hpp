@@ -4,7 +4,11 @@
 // connection, the singleflight table and the PostgreSQL pool are shared.
 #include <boost/asio/io_context.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "sidecache/cache/singleflight.hpp"
@@ -15,6 +19,7 @@
 #include "sidecache/http/server.hpp"
 #include "sidecache/pg/listener.hpp"
 #include "sidecache/pg/pool.hpp"
+#include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/connection.hpp"
 
 namespace sidecache::app {
@@ -67,9 +72,14 @@ class Service : public http::Handler {
  private:
   // Applies an invalidation from the NOTIFY listener, retrying while Redis
   // is unreachable.
-  net::awaitable<void> apply_with_retry(http::Invalidation inv, unsigned worker);
+  net::awaitable<void> apply_or_queue(http::Invalidation inv, unsigned worker);
+  // Invalidations that could not reach Redis wait here and are applied as
+  // soon as Redis answers again (see docs/invalidation.md, "Redis outages").
+  void queue_invalidation(http::Invalidation inv);
+  net::awaitable<void> replay_loop();
   void on_notification(const std::string& payload);
   void on_listening(bool first);
+  net::awaitable<void> flush_listening(unsigned worker, bool first);
   unsigned next_worker();
 
 
@@ -82,6 +92,12 @@ class Service : public http::Handler {
   std::uint64_t watermark_ttl_ms_;    // > the longest life of any value
   pg::Pool pool_;
   cache::Singleflight<Outcome> flights_;
+  redis::CircuitBreaker breaker_;
+  std::mutex pending_mu_;
+  std::deque<http::Invalidation> pending_;
+  bool pending_overflow_ = false;  // too many: everything is invalidated on recovery
+  static constexpr std::size_t kMaxPending = 10000;
+  std::shared_ptr<net::steady_timer> replay_timer_;
   std::unique_ptr<pg::Listener> listener_;
   std::atomic<bool> listener_flushed_{false};  // the first flush after LISTEN is done
   std::atomic<unsigned> round_robin_{0};

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sidecache/cache/value.hpp"
+#include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/connection.hpp"
 
 namespace sidecache::cache {
@@ -52,7 +53,10 @@ enum class Commit {
 
 class Store {
  public:
-  explicit Store(std::shared_ptr<redis::Connection> conn) : conn_(std::move(conn)) {}
+  // Every Redis call goes through `breaker` (shared by all workers): while
+  // it is open, calls fail at once and Redis sees no traffic.
+  Store(std::shared_ptr<redis::Connection> conn, redis::CircuitBreaker* breaker)
+      : conn_(std::move(conn)), breaker_(breaker) {}
 
   // One MGET: the value and its watermarks.
   net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us);
@@ -70,7 +74,13 @@ class Store {
   redis::Connection& connection() { return *conn_; }
 
  private:
+  // Runs one call under the breaker.
+  net::awaitable<redis::Reply> guarded_mget(const std::vector<std::string>& keys, std::size_t split);
+  net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
+                                            const std::vector<std::string_view>& args, std::size_t split);
+
   std::shared_ptr<redis::Connection> conn_;
+  redis::CircuitBreaker* breaker_;
 };
 
 }  // namespace sidecache::cache

@@ -76,6 +76,11 @@ struct RedisConfig {
   int db = 0;
   milliseconds timeout{50};
   milliseconds connect_timeout{500};
+  // Circuit breaker (gobreaker semantics): consecutive failures to trip,
+  // how long it stays open, how many probes may test Redis when half-open.
+  unsigned breaker_failures = 5;
+  milliseconds breaker_open_timeout{2000};
+  unsigned breaker_half_open_probes = 1;
 };
 
 struct PostgresConfig {

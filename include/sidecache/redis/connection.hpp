@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <functional>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -86,6 +87,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::awaitable<Reply> command(const std::vector<std::string_view>& argv, std::size_t split = 0);
 
   State state() const { return state_; }
+  // Consulted before every reconnect the connection would make on its own
+  // (a closed circuit breaker says yes; an open one keeps Redis free of
+  // traffic until a probe asks for the connection).
+  void set_may_reconnect(std::function<bool()> fn) { may_reconnect_ = std::move(fn); }
   const net::any_io_executor& executor() const { return ex_; }
 
  private:
@@ -98,7 +103,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void connect();
   void schedule_reconnect();
   void handle_disconnect(const char* why);
-  bool ensure_connected();
+  // Connects if needed and waits for the connection, at most `limit`.
+  net::awaitable<bool> ready(std::chrono::milliseconds limit);
+  void wake_connect_waiters();
 
   net::any_io_executor ex_;
   config::RedisConfig cfg_;
@@ -111,6 +118,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool logged_down_ = false;
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{50};
+  std::function<bool()> may_reconnect_;
+  std::vector<std::weak_ptr<net::steady_timer>> connect_waiters_;
 };
 
 }  // namespace sidecache::redis
