@@ -1,6 +1,7 @@
 #include "sidecache/app/service.hpp"
 
 #include "sidecache/app/notify.hpp"
+#include "sidecache/cache/early_refresh.hpp"
 #include "sidecache/cache/key.hpp"
 
 #include <spdlog/spdlog.h>
@@ -67,6 +68,32 @@ Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::str
   return a;
 }
 
+// A stale value's answer: RFC 9211 says it was served from the cache (hit)
+// and that it was stale (fwd=stale); detail says why.
+Answer stale_answer(const config::Entity& e, const cache::ValueHeader& h, std::string body, std::uint64_t now,
+                    const char* detail) {
+  Answer a = hit_answer(e, h, std::move(body), now);
+  for (auto& [k, v] : a.headers)
+    if (k == "Cache-Status") v = std::string("sidecache; hit; fwd=stale; detail=") + detail;
+  return a;
+}
+
+bool failed(const Outcome& o) { return o.status >= 500; }
+
+double unit_random() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> d(std::nextafter(0.0, 1.0), 1.0);
+  return d(rng);
+}
+
+std::string random_token() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
 // Publishes a failure if the leader never got to publish (an exception, or
 // the coroutine being destroyed at shutdown), so that no waiter hangs.
 class LeaderGuard {
@@ -121,6 +148,9 @@ Service::Service(const config::Config& cfg, std::vector<net::io_context*> worker
     longest = std::max({longest, life, e.negative_ttl});
   }
   watermark_ttl_ms_ = static_cast<std::uint64_t>(longest.count() / 1000) + 60000;
+  for (const auto& e : cfg.entities) watermark_ttl_ms_ = std::max<std::uint64_t>(watermark_ttl_ms_, static_cast<std::uint64_t>((e.ttl * 2 + e.stale_window()).count() / 1000) + 60000);
+  lease_ttl_ms_ = static_cast<std::uint64_t>(cfg.postgres.statement_timeout.count()) + 1000;
+  fills_in_flight_ = std::make_unique<std::atomic<std::size_t>[]>(cfg.entities.size());
 }
 
 Service::~Service() { pool_.stop(); }
@@ -290,71 +320,143 @@ net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool 
   if (no_cache) {
     // The caller asked for the database's answer: no read, no collapsing
     // onto a fill that may have started before its write.
-    cache::Begin begin = co_await store.begin_fill(keys, unix_us());
-    Outcome o = co_await fill_and_store(store, req, keys, begin);
+    Outcome o = co_await lead_fill(store, req, keys, true, LeaseMode::none);
     std::string body = std::move(o.body);
     co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=request; stored" : "sidecache; fwd=request");
   }
+
+  // A valid value past its soft expiry, kept to answer if PostgreSQL fails.
+  bool have_stale = false;
+  cache::ValueHeader stale_header;
+  std::string stale_body;
 
   // A waiter that is handed a read older than an invalidation it saw goes
   // round again; after a few rounds it reads PostgreSQL on its own.
   constexpr int kRounds = 4;
   for (int round = 0;; ++round) {
     cache::Lookup seen = co_await store.lookup(keys, unix_us());
-    if (seen.status == cache::Lookup::Status::fresh) co_return hit_answer(e, seen.header, std::move(seen.body), unix_us());
+    std::uint64_t now = unix_us();
+    if (seen.status == cache::Lookup::Status::fresh) {
+      if (e.early_refresh_beta > 0 &&
+          cache::xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, unit_random()))
+        spawn_refresh(req, worker);
+      co_return hit_answer(e, seen.header, std::move(seen.body), now);
+    }
+    if (seen.status == cache::Lookup::Status::expired) {
+      std::uint64_t past = now - seen.header.soft_expiry_us;
+      if (past < static_cast<std::uint64_t>(e.stale_while_revalidate.count())) {
+        spawn_refresh(req, worker);
+        co_return stale_answer(e, seen.header, std::move(seen.body), now, "revalidating");
+      }
+      if (past < static_cast<std::uint64_t>(e.stale_if_error.count())) {
+        have_stale = true;
+        stale_header = seen.header;
+        stale_body = std::move(seen.body);
+      }
+    }
     if (seen.status == cache::Lookup::Status::error)
       spdlog::debug("redis: read of {} failed ({}); reading PostgreSQL", req.key, seen.error);
+    bool redis_ok = seen.status != cache::Lookup::Status::error;
 
+    Outcome o;
+    const char* cache_status;
     if (round == kRounds) {
-      cache::Begin begin = co_await store.begin_fill(keys, unix_us());
-      Outcome o = co_await fill_and_store(store, req, keys, begin);
-      std::string body = std::move(o.body);
-      co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss");
+      o = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait);
+      cache_status = o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss";
+    } else {
+      auto joined = flights_.join(req.key);
+      if (!joined.leader) {
+        auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
+        if (shared->status == 0) continue;  // a background refresh that did nothing
+        if (shared->read_began_us != 0 && !cache::reflects(shared->read_began_us, seen.seen_watermark_us)) continue;
+        if (shared->from_cache) co_return hit_answer(e, shared->header, shared->body, unix_us());
+        if (failed(*shared) && have_stale) co_return stale_answer(e, stale_header, std::move(stale_body), unix_us(), "error");
+        co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
+      }
+      LeaderGuard guard(flights_, req.key, joined.call);
+      Outcome filled = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait);
+      o = std::move(filled);
+      // The value is in Redis before anyone else is told, so a request that
+      // arrives after this finds it there.
+      guard.publish(o);
+      cache_status = o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss";
     }
-
-    auto joined = flights_.join(req.key);
-    if (!joined.leader) {
-      auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
-      if (shared->read_began_us != 0 && !cache::reflects(shared->read_began_us, seen.seen_watermark_us)) continue;
-      if (shared->from_cache) co_return hit_answer(e, shared->header, shared->body, unix_us());
-      co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
-    }
-
-    LeaderGuard guard(flights_, req.key, joined.call);
-    // One more look, atomically with reading Redis' clock: a fill may have
-    // stored the value between our read and our join, and the clock is the
-    // fill's start for the invalidation check.
-    cache::Begin begin;
-    if (seen.status != cache::Lookup::Status::error) {
-      cache::Begin b = co_await store.begin_fill(keys, unix_us());
-      begin = std::move(b);
-    }
-    if (begin.lookup.status == cache::Lookup::Status::fresh) {
-      Outcome o;
-      o.status = begin.lookup.header.negative() ? 404 : 200;
-      o.from_cache = true;
-      o.header = begin.lookup.header;
-      o.body = begin.lookup.body;
-      o.read_began_us = begin.lookup.header.created_us;
-      guard.publish(std::move(o));
-      co_return hit_answer(e, begin.lookup.header, std::move(begin.lookup.body), unix_us());
-    }
-    Outcome o = co_await fill_and_store(store, req, keys, begin);
-    // The value is in Redis before anyone else is told, so a request that
-    // arrives after this finds it there.
-    guard.publish(o);
+    if (o.from_cache) co_return hit_answer(e, o.header, std::move(o.body), unix_us());
+    if (failed(o) && have_stale) co_return stale_answer(e, stale_header, std::move(stale_body), unix_us(), "error");
     std::string body = std::move(o.body);
-    co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss");
+    co_return answer_of(o, std::move(body), cache_status);
   }
 }
 
+net::awaitable<Outcome> Service::lead_fill(cache::Store& store, const http::EntityRequest& req,
+                                           const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode) {
+  std::string lease = cache::lease_key(cfg_.key_prefix, req.key);
+  std::string token = random_token();
+  cache::Begin begin;
+  if (redis_ok) {
+    // Another process holding the lease is filling this key: wait for its
+    // value (bounded by the lease's life), then fill anyway.
+    auto deadline = Clock::now() + std::chrono::milliseconds(lease_ttl_ms_);
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {
+      cache::Begin b = co_await store.begin_fill(keys, lease, token, lease_ttl_ms_, unix_us());
+      begin = std::move(b);
+      if (begin.lookup.status == cache::Lookup::Status::fresh && mode != LeaseMode::none) {
+        Outcome o;
+        o.status = begin.lookup.header.negative() ? 404 : 200;
+        o.from_cache = true;
+        o.header = begin.lookup.header;
+        o.body = std::move(begin.lookup.body);
+        o.read_began_us = begin.lookup.header.created_us;
+        co_return o;
+      }
+      if (!begin.ok || begin.leased || mode == LeaseMode::none) break;
+      if (mode == LeaseMode::skip) {
+        Outcome skipped;
+        skipped.status = 0;  // nothing done: waiters look again
+        co_return skipped;
+      }
+      if (Clock::now() >= deadline) {
+        spdlog::warn("cache: waited {} ms for another process to fill {}; filling it here", lease_ttl_ms_, req.key);
+        break;
+      }
+      timer.expires_after(std::chrono::milliseconds(10));
+      co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+  }
+  Outcome o = co_await fill_and_store(store, req, keys, lease, token, begin);
+  co_return o;
+}
+
+void Service::spawn_refresh(const http::EntityRequest& req, unsigned worker) {
+  auto joined = flights_.join(req.key);
+  if (!joined.leader) return;  // this process is already filling the key
+  net::co_spawn(workers_[worker]->get_executor(), refresh(req, worker, joined.call), net::detached);
+}
+
+net::awaitable<void> Service::refresh(http::EntityRequest req, unsigned worker, cache::Singleflight<Outcome>::CallPtr call) {
+  LeaderGuard guard(flights_, req.key, std::move(call));
+  std::vector<std::string> keys = cache::read_keys(cfg_.key_prefix, *req.entity, req.values, req.key);
+  Outcome o = co_await lead_fill(stores_[worker], req, keys, true, LeaseMode::skip);
+  if (o.status >= 500) spdlog::debug("cache: background refresh of {} failed: {}", req.key, o.body);
+  guard.publish(std::move(o));
+}
+
 net::awaitable<Outcome> Service::fill_and_store(cache::Store& store, const http::EntityRequest& req,
-                                                const std::vector<std::string>& keys, const cache::Begin& begin) {
+                                                const std::vector<std::string>& keys, const std::string& lease,
+                                                const std::string& token, const cache::Begin& begin) {
   Outcome o = co_await fill(req, begin.ok ? begin.start_us : 0);
-  if (!begin.ok || (o.status != 200 && o.status != 404)) co_return o;
+  if (!begin.ok) co_return o;
+  if (o.status != 200 && o.status != 404) {
+    if (begin.leased) co_await store.release(lease, token);  // let a waiting process try
+    co_return o;
+  }
   std::string bytes = cache::encode_value(o.header, o.status == 200 ? std::string_view(o.body) : std::string_view{});
-  std::uint64_t ttl_ms = (o.header.soft_expiry_us - o.header.created_us) / 1000;
-  cache::Commit c = co_await store.commit(keys, begin.start_us, max_fill_age_us_, bytes, ttl_ms);
+  // Redis keeps the value past its soft expiry for as long as it may be
+  // served stale.
+  std::uint64_t ttl_ms = (o.header.soft_expiry_us - o.header.created_us +
+                          static_cast<std::uint64_t>(req.entity->stale_window().count())) / 1000;
+  cache::Commit c = co_await store.commit(keys, lease, token, begin.start_us, max_fill_age_us_, bytes, ttl_ms);
   switch (c) {
     case cache::Commit::stored: o.stored = true; break;
     case cache::Commit::invalidated:
@@ -372,7 +474,19 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req, std::uint6
   args.reserve(e.bind.size());
   for (std::size_t i : e.bind) args.push_back(req.values[i]);
   std::size_t index = static_cast<std::size_t>(req.entity - cfg_.entities.data());
+  // The per-entity cap: beyond it, a fast 503 rather than a longer queue.
+  std::atomic<std::size_t>& in_flight = fills_in_flight_[index];
+  if (e.max_concurrent_fills && in_flight.fetch_add(1) >= e.max_concurrent_fills) {
+    in_flight.fetch_sub(1);
+    Outcome busy;
+    busy.status = 503;
+    busy.body = http::error_answer(503, "unavailable", "entity '" + e.name + "' has max_concurrent_fills fills running").body;
+    busy.retry_after = "1";
+    co_return busy;
+  }
+  if (!e.max_concurrent_fills) in_flight.fetch_add(1);
   pg::FillResult fr = co_await pool_.async_run(index, std::move(args), net::use_awaitable);
+  in_flight.fetch_sub(1);
 
   Outcome o;
   o.read_began_us = start_us;

@@ -74,3 +74,11 @@ std::vector<std::string> read_keys(std::string_view prefix, const config::Entity
 }
 
 }  // namespace sidecache::cache
+
+namespace sidecache::cache {
+
+std::string lease_key(std::string_view prefix, std::string_view value_key) {
+  return std::string(prefix) + "ls:" + std::string(value_key.substr(prefix.size()));
+}
+
+}  // namespace sidecache::cache

@@ -12,19 +12,25 @@ constexpr const char* kNow =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n";
 
-// KEYS: value key, watermarks. Returns MGET(KEYS) followed by now.
+// KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
+// Returns MGET(value, watermarks), then now, then 1 if the lease was taken.
 const redis::Script kBegin(std::string(kNow) +
-                           "local r = redis.call('MGET', unpack(KEYS))\n"
-                           "r[#KEYS + 1] = string.format('%.0f', now)\n"
+                           "local n = #KEYS - 1\n"
+                           "local r = redis.call('MGET', unpack(KEYS, 1, n))\n"
+                           "r[n + 1] = string.format('%.0f', now)\n"
+                           "r[n + 2] = redis.call('SET', KEYS[#KEYS], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
                            "return r\n");
 
-// KEYS: value key, watermarks. ARGV: start_us, max_age_us, bytes, ttl_ms.
+// KEYS: value key, watermarks, lease key (last). ARGV: start_us,
+// max_age_us, bytes, ttl_ms, token. Releases the lease held by token, then:
 // 1 stored, 0 invalidated (watermark, tombstone or newer value at or after
 // start), -1 too old.
 const redis::Script kCommit(std::string(kNow) +
+                            "local lease = KEYS[#KEYS]\n"
+                            "if redis.call('GET', lease) == ARGV[5] then redis.call('DEL', lease) end\n"
                             "local start = tonumber(ARGV[1])\n"
                             "if now - start > tonumber(ARGV[2]) then return -1 end\n"
-                            "for i = 2, #KEYS do\n"
+                            "for i = 2, #KEYS - 1 do\n"
                             "  local w = redis.call('GET', KEYS[i])\n"
                             "  if w and tonumber(w) >= start then return 0 end\n"
                             "end\n"
@@ -34,6 +40,10 @@ const redis::Script kCommit(std::string(kNow) +
                             "end\n"
                             "redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])\n"
                             "return 1\n");
+
+// KEYS: lease key. ARGV: token. Deletes the lease if token holds it.
+const redis::Script kRelease("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+                             "return 0\n");
 
 // KEYS: value key. ARGV: ttl_ms. Writes a tombstone header (flags 2,
 // created = now); returns now.
@@ -85,8 +95,9 @@ Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
   auto h = decode_header({v.head.data(), v.head_len});
   if (!h) return out;  // foreign bytes: a miss, overwritten by the fill
   if (h->tombstone()) out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
-  if (judge(*h, out.seen_watermark_us, now_us) != Verdict::fresh) return out;
-  out.status = Lookup::Status::fresh;
+  Verdict verdict = judge(*h, out.seen_watermark_us, now_us);
+  if (verdict == Verdict::invalidated) return out;
+  out.status = verdict == Verdict::fresh ? Lookup::Status::fresh : Lookup::Status::expired;
   out.header = *h;
   out.body = std::move(v.value);
   return out;
@@ -114,26 +125,36 @@ net::awaitable<Lookup> Store::lookup(const std::vector<std::string>& keys, std::
   co_return interpret(std::move(r), keys.size(), now_us);
 }
 
-net::awaitable<Begin> Store::begin_fill(const std::vector<std::string>& keys, std::uint64_t now_us) {
+net::awaitable<Begin> Store::begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+                                       const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us) {
   // (gcc 12 miscompiles braced lists inside coroutines: argument vectors are
   // named variables throughout this file.)
-  const std::vector<std::string_view> no_args;
-  redis::Reply r = co_await guarded_eval(kBegin, keys, no_args, kValueHeaderSize);
+  std::vector<std::string> all(keys);
+  all.push_back(lease_key);
+  std::string ttl = std::to_string(std::max<std::uint64_t>(lease_ttl_ms, 1));
+  std::vector<std::string_view> args;
+  args.push_back(token);
+  args.push_back(ttl);
+  redis::Reply r = co_await guarded_eval(kBegin, all, args, kValueHeaderSize);
   Begin b;
-  if (r.failed() || r.elements.size() != keys.size() + 1 || !r.elements.back().is_value()) {
+  if (r.failed() || r.elements.size() != keys.size() + 2 || !r.elements[keys.size()].is_value()) {
     b.lookup.status = Lookup::Status::error;
     b.lookup.error = r.error;
     co_return b;
   }
   b.ok = true;
-  b.start_us = parse_us(r.elements.back().value);
-  r.elements.pop_back();
+  b.leased = r.elements.back().integer == 1;
+  b.start_us = parse_us(r.elements[keys.size()].value);
+  r.elements.resize(keys.size());
   b.lookup = interpret(std::move(r), keys.size(), now_us);
   co_return b;
 }
 
-net::awaitable<Commit> Store::commit(const std::vector<std::string>& keys, std::uint64_t start_us,
-                                     std::uint64_t max_age_us, std::string_view bytes, std::uint64_t ttl_ms) {
+net::awaitable<Commit> Store::commit(const std::vector<std::string>& keys, const std::string& lease_key,
+                                     const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
+                                     std::string_view bytes, std::uint64_t ttl_ms) {
+  std::vector<std::string> all(keys);
+  all.push_back(lease_key);
   std::string start = std::to_string(start_us), age = std::to_string(max_age_us),
               ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string_view> args;
@@ -141,11 +162,19 @@ net::awaitable<Commit> Store::commit(const std::vector<std::string>& keys, std::
   args.push_back(age);
   args.push_back(bytes);
   args.push_back(ttl);
-  redis::Reply r = co_await guarded_eval(kCommit, keys, args, 0);
+  args.push_back(token);
+  redis::Reply r = co_await guarded_eval(kCommit, all, args, 0);
   if (r.failed()) co_return Commit::error;
   if (r.integer == 1) co_return Commit::stored;
   if (r.integer == 0) co_return Commit::invalidated;
   co_return Commit::too_old;
+}
+
+net::awaitable<void> Store::release(const std::string& lease_key, const std::string& token) {
+  std::vector<std::string> keys(1, lease_key);
+  std::vector<std::string_view> args(1, token);
+  redis::Reply r = co_await guarded_eval(kRelease, keys, args, 0);
+  (void)r;
 }
 
 net::awaitable<std::optional<std::uint64_t>> Store::tombstone(const std::string& key, std::uint64_t ttl_ms) {

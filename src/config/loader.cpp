@@ -337,7 +337,8 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   if (!root_opt) return;
   const YAML::Node& root = *root_opt;
   std::size_t before = problems.size();
-  ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on"},
+  ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on",
+                        "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills"},
                  "an entity file");
 
   Entity e;
@@ -446,6 +447,29 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
     if (e.result == ResultShape::rows)
       ctx.error(root["negative_ttl"], "negative_ttl applies only to 'result: row' (a rows entity answers [] instead of 404); remove it");
   }
+
+  if (root["stale_if_error"])
+    if (auto d = ctx.duration(root["stale_if_error"], "stale_if_error", false)) e.stale_if_error = *d;
+  if (root["stale_while_revalidate"])
+    if (auto d = ctx.duration(root["stale_while_revalidate"], "stale_while_revalidate", false)) e.stale_while_revalidate = *d;
+  if (const YAML::Node& er = root["early_refresh"]; er) {
+    if (!er.IsMap()) {
+      ctx.error(er, "early_refresh must be a mapping, like { beta: 1.0 }");
+    } else {
+      ctx.check_keys(er, {"beta"}, "early_refresh");
+      if (!er["beta"]) ctx.error(er, "early_refresh needs 'beta' (1.0 is the usual choice; larger refreshes earlier)");
+      else if (auto b = ctx.scalar(er["beta"], "early_refresh.beta")) {
+        char* end = nullptr;
+        double v = std::strtod(b->c_str(), &end);
+        if (b->empty() || *end != '\0' || v <= 0 || v > 100)
+          ctx.error(er["beta"], "early_refresh.beta must be a number above 0 (and at most 100), like 1.0");
+        else e.early_refresh_beta = v;
+      }
+    }
+  }
+  if (root["max_concurrent_fills"])
+    if (auto v = ctx.integer(root["max_concurrent_fills"], "max_concurrent_fills", 1, 100000))
+      e.max_concurrent_fills = static_cast<std::size_t>(*v);
 
   if (!root["sql"]) {
     ctx.error(root, "missing key 'sql': the query whose result this entity caches");

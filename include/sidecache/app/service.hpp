@@ -58,8 +58,21 @@ class Service : public http::Handler {
   net::awaitable<http::Answer> get_entity(const http::EntityRequest& req, bool no_cache, unsigned worker);
   // Reads PostgreSQL; with `begin` set, the value is stored unless an
   // invalidation came after the fill began.
+  // How a fill treats another process's lease on the key.
+  enum class LeaseMode {
+    wait,  // wait (bounded) for that process's value; then fill anyway
+    skip,  // a background refresh: someone is already on it, do nothing
+    none,  // no-cache: fill regardless
+  };
+  // The leader's work: look again (taking the lease), fill, store.
+  net::awaitable<Outcome> lead_fill(cache::Store& store, const http::EntityRequest& req,
+                                    const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode);
   net::awaitable<Outcome> fill_and_store(cache::Store& store, const http::EntityRequest& req,
-                                         const std::vector<std::string>& keys, const cache::Begin& begin);
+                                         const std::vector<std::string>& keys, const std::string& lease,
+                                         const std::string& token, const cache::Begin& begin);
+  // One background refresh per key per process (stale-while-revalidate, XFetch).
+  void spawn_refresh(const http::EntityRequest& req, unsigned worker);
+  net::awaitable<void> refresh(http::EntityRequest req, unsigned worker, cache::Singleflight<Outcome>::CallPtr call);
   net::awaitable<Outcome> fill(const http::EntityRequest& req, std::uint64_t start_us);
   net::awaitable<http::Answer> invalidate(const http::Invalidation& inv, unsigned worker);
   net::awaitable<http::Answer> readyz();
@@ -90,6 +103,8 @@ class Service : public http::Handler {
   std::uint64_t max_fill_age_us_;     // older fills are answered but not stored
   std::uint64_t tombstone_ttl_ms_;    // > max_fill_age: a tombstone outlives every fill it must stop
   std::uint64_t watermark_ttl_ms_;    // > the longest life of any value
+  std::uint64_t lease_ttl_ms_;        // a crashed filler's lease frees the key after this
+  std::unique_ptr<std::atomic<std::size_t>[]> fills_in_flight_;  // per entity, for max_concurrent_fills
   pg::Pool pool_;
   cache::Singleflight<Outcome> flights_;
   redis::CircuitBreaker breaker_;

@@ -40,3 +40,11 @@ std::vector<std::string> read_keys(std::string_view prefix, const config::Entity
                                    const std::vector<std::string>& values, std::string value_key);
 
 }  // namespace sidecache::cache
+
+namespace sidecache::cache {
+
+// The lease of one value key: held by the one process that fills it.
+//   <prefix>ls:<value key without its prefix>
+std::string lease_key(std::string_view prefix, std::string_view value_key);
+
+}  // namespace sidecache::cache

@@ -22,9 +22,10 @@ namespace net = boost::asio;
 // What a read found.
 struct Lookup {
   enum class Status {
-    fresh,  // header/body hold a value to serve
-    miss,   // nothing usable: absent, expired, invalidated or unreadable
-    error,  // Redis failed; nothing is known
+    fresh,    // header/body hold a value to serve
+    expired,  // header/body hold a valid value past its soft expiry (servable stale)
+    miss,     // nothing usable: absent, invalidated or unreadable
+    error,    // Redis failed; nothing is known
   };
   Status status = Status::miss;
   ValueHeader header;
@@ -41,6 +42,7 @@ Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us);
 struct Begin {
   bool ok = false;            // false: Redis failed, the fill cannot be stored
   std::uint64_t start_us = 0; // Redis TIME when the fill began
+  bool leased = false;        // this process holds the key's lease: it fills, others wait
   Lookup lookup;              // the second look at the key
 };
 
@@ -61,11 +63,18 @@ class Store {
   // One MGET: the value and its watermarks.
   net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us);
   // Looks again and reads Redis' clock, atomically: the fill's start time.
-  net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, std::uint64_t now_us);
+  // Also tries to take the key's lease (SET NX PX) with `token`, so that one
+  // process in the whole fleet fills a cold key.
+  net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+                                   const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us);
   // Stores `bytes` under keys[0] unless an invalidation in keys[1..] or on
   // the key itself (a tombstone or a newer value) is at or after start_us.
-  net::awaitable<Commit> commit(const std::vector<std::string>& keys, std::uint64_t start_us, std::uint64_t max_age_us,
+  // Releases the lease if `token` holds it, whatever the outcome.
+  net::awaitable<Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
+                                const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
                                 std::string_view bytes, std::uint64_t ttl_ms);
+  // Releases the lease after a fill that stored nothing.
+  net::awaitable<void> release(const std::string& lease_key, const std::string& token);
   // Replaces one key with a tombstone; returns the invalidation time.
   net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms);
   // Raises watermarks to Redis' current time; returns it.

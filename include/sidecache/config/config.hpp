@@ -53,6 +53,14 @@ struct Entity {
   std::string shape_hash;    // short hash of sql + result shape + params, part of every key
   std::string file;          // where it was loaded from
   std::vector<InvalidateOn> invalidate_on;
+  // Past its soft TTL a value stays in Redis for the longer of these two:
+  microseconds stale_if_error{0};          // served when PostgreSQL fails or times out
+  microseconds stale_while_revalidate{0};  // served while one background fill refreshes it
+  double early_refresh_beta = 0.0;         // XFetch; 0 = off
+  std::size_t max_concurrent_fills = 0;    // per process; 0 = no cap beyond the pool
+
+  // How long past the soft expiry a value may still be served stale.
+  microseconds stale_window() const { return std::max(stale_if_error, stale_while_revalidate); }
 };
 
 // Where the HTTP server listens.
