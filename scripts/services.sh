@@ -39,9 +39,13 @@ free_port() {
 redis_port() { cat "$DIR/redis.port"; }
 pg_port() { cat "$DIR/pg.port"; }
 
+# Liveness by asking Redis itself: a killed redis-server may linger as a
+# zombie (no init reaps it in a container), and kill -0 would call it alive.
+redis_up() { redis-cli -p "$(redis_port)" ping 2>/dev/null | grep -q PONG; }
+
 start_redis() {
   local port; port=$(redis_port)
-  if [[ -f "$DIR/redis.pid" ]] && kill -0 "$(cat "$DIR/redis.pid")" 2>/dev/null; then return 0; fi
+  if redis_up; then return 0; fi
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
     --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR" >/dev/null
   for _ in $(seq 1 100); do
@@ -56,7 +60,7 @@ stop_redis() {
   if [[ -f "$DIR/redis.pid" ]]; then
     local pid; pid=$(cat "$DIR/redis.pid")
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    for _ in $(seq 1 100); do redis_up || break; sleep 0.05; done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$DIR/redis.pid"
   fi

@@ -401,7 +401,9 @@ net::awaitable<Outcome> Service::lead_fill(cache::Store& store, const http::Enti
     for (;;) {
       cache::Begin b = co_await store.begin_fill(keys, lease, token, lease_ttl_ms_, unix_us());
       begin = std::move(b);
-      if (begin.lookup.status == cache::Lookup::Status::fresh && mode != LeaseMode::none) {
+      // A fresh value ends a miss; a refresh or a no-cache read wants the
+      // database's answer all the same.
+      if (begin.lookup.status == cache::Lookup::Status::fresh && mode == LeaseMode::wait) {
         Outcome o;
         o.status = begin.lookup.header.negative() ? 404 : 200;
         o.from_cache = true;

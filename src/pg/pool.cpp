@@ -44,6 +44,30 @@ Pool::~Pool() { stop(); }
 
 void Pool::start() {
   for (std::size_t i = 0; i < cfg_.pool_size; ++i) threads_.emplace_back([this, i] { run(i); });
+  reaper_ = std::thread([this] { reap(); });
+}
+
+void Pool::reap() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    reaper_cv_.wait_for(lock, std::chrono::milliseconds(20));
+    auto now = Clock::now();
+    std::vector<Job> expired;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->deadline <= now) {
+        expired.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (expired.empty()) continue;
+    lock.unlock();
+    rejected_.fetch_add(expired.size(), std::memory_order_relaxed);
+    for (auto& j : expired)
+      j.done({Status::unavailable, {}, {}, "waited longer than statement_timeout for a PostgreSQL connection"});
+    lock.lock();
+  }
 }
 
 void Pool::stop() {
@@ -55,10 +79,12 @@ void Pool::stop() {
     left.swap(queue_);
   }
   cv_.notify_all();
+  reaper_cv_.notify_all();
   for (auto& j : left) j.done({Status::unavailable, {}, {}, "shutting down"});
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+  if (reaper_.joinable()) reaper_.join();
 }
 
 bool Pool::known_down() const { return now_ms() < down_until_ms_.load(std::memory_order_relaxed); }
@@ -95,7 +121,7 @@ void Pool::submit(std::size_t index, std::vector<std::string> args, std::functio
       done({Status::unavailable, {}, {}, "the fill queue is full"});
       return;
     }
-    queue_.push_back({index, std::move(args), std::move(done)});
+    queue_.push_back({index, std::move(args), std::move(done), Clock::now() + cfg_.statement_timeout});
   }
   cv_.notify_one();
 }

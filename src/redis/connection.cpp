@@ -186,7 +186,6 @@ void Connection::connect() {
 void Connection::schedule_reconnect() {
   state_ = State::disconnected;
   if (stopped_) return;
-  next_attempt_ = Clock::now() + backoff_;
   connect_timer_.expires_after(backoff_);
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   connect_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
@@ -195,7 +194,6 @@ void Connection::schedule_reconnect() {
     if (c->may_reconnect_ && !c->may_reconnect_()) {
       // The breaker is open: stay away; a half-open probe will connect.
       c->state_ = State::disconnected;
-      c->next_attempt_ = {};
       return;
     }
     c->connect();
@@ -260,7 +258,8 @@ net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
   if (state_ == State::connected && ac_) co_return true;
   if (stopped_) co_return false;
   if (state_ == State::disconnected && !ac_) {
-    if (Clock::now() < next_attempt_) co_return false;  // backing off: fail fast
+    // A caller connects at once rather than wait for the backoff: the
+    // circuit breaker in front decides how often callers come.
     connect_timer_.cancel();
     connect();
   }

@@ -124,6 +124,7 @@ std::string Services::redis_url() const { return "redis://127.0.0.1:" + std::to_
 void Services::stop_redis() { run_script("stop-redis"); }
 void Services::start_redis() { run_script("start-redis"); }
 void Services::stop_pg() { run_script("stop-pg"); }
+void Services::signal_redis(int sig) { ::kill(std::stoi(read_file(dir_ + "/redis.pid")), sig); }
 void Services::start_pg() { run_script("start-pg"); }
 
 std::string Services::sql(const std::string& statement) {

@@ -25,6 +25,8 @@ class Services {
   void start_redis();
   void stop_pg();
   void start_pg();
+  // Sends a signal to redis-server (SIGSTOP/SIGCONT/SIGKILL).
+  void signal_redis(int sig);
 
   // Runs SQL on the app database; returns the first column of the first row.
   std::string sql(const std::string& statement);

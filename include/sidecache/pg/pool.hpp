@@ -90,11 +90,15 @@ class Pool {
     std::size_t index;
     std::vector<std::string> args;
     std::function<void(FillResult)> done;
+    std::chrono::steady_clock::time_point deadline;  // past it, a waiting fill gives up
   };
   class Worker;
 
   void submit(std::size_t index, std::vector<std::string> args, std::function<void(FillResult)> done);
   void run(std::size_t id);
+  // Fails fills that waited in the queue longer than statement_timeout, so
+  // that no request waits for PostgreSQL longer than a query may run.
+  void reap();
   bool known_down() const;
   void mark_down();
   void mark_up();
@@ -103,9 +107,11 @@ class Pool {
   std::string conninfo_;
   std::vector<Statement> statements_;
   std::vector<std::thread> threads_;
+  std::thread reaper_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;         // workers wait here for jobs
+  std::condition_variable reaper_cv_;  // the reaper sleeps here (never steals a job's wake-up)
   std::deque<Job> queue_;
   bool stopping_ = false;
 

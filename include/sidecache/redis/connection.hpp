@@ -116,7 +116,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   State state_ = State::disconnected;
   bool stopped_ = false;
   bool logged_down_ = false;
-  std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{50};
   std::function<bool()> may_reconnect_;
   std::vector<std::weak_ptr<net::steady_timer>> connect_waiters_;

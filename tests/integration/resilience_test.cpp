@@ -1,0 +1,377 @@
+// Staying up: the circuit breaker, stale serving, early refresh, fill
+// leases across processes, and faults injected under load.
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+#include <signal.h>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace sidecache::it;
+namespace json = boost::json;
+
+namespace {
+const std::string kOrg1 = "11111111-1111-1111-1111-111111111111";
+const std::string kUidA = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa";
+const std::string kUidB = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb";
+
+std::string target(const std::string& entity, const std::string& uid) {
+  return "/v1/entities/" + entity + "?org_id=" + kOrg1 + "&user_id=" + uid;
+}
+
+std::string new_user(const std::string& name) {
+  return Services::get().sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
+                             "', '" + name + "@test.example', '" + name + "') RETURNING id");
+}
+
+json::value readyz(const Daemon& d) {
+  auto r = d.get("/readyz");
+  return json::parse(r.body.empty() ? "{}" : r.body);
+}
+
+std::string breaker_state(const Daemon& d) {
+  auto v = readyz(d);
+  return std::string(v.at("redis").at("breaker").as_string());
+}
+
+long long redis_commands() {
+  auto info = Services::get().redis_cli("INFO stats");
+  auto pos = info.find("total_commands_processed:");
+  return pos == std::string::npos ? -1 : std::stoll(info.substr(pos + 25));
+}
+
+template <class F>
+bool eventually(F&& ok, int tries = 100) {
+  for (int i = 0; i < tries; ++i) {
+    if (ok()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Keeps `threads` clients reading `targets` until stop(); counts answers.
+class Load {
+ public:
+  Load(const Daemon& d, std::vector<std::string> targets, int threads, std::vector<std::string> headers = {})
+      : targets_(std::move(targets)) {
+    for (int t = 0; t < threads; ++t)
+      threads_.emplace_back([this, &d, t, headers] {
+        for (std::size_t i = t; !stop_; ++i) {
+          auto r = d.get(targets_[i % targets_.size()], headers);
+          std::lock_guard lock(mu_);
+          ++by_status_[r.status];
+        }
+      });
+  }
+  std::map<int, int> stop() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+    return by_status_;
+  }
+  ~Load() {
+    if (!stop_) stop();
+  }
+
+ private:
+  std::vector<std::string> targets_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<int, int> by_status_;
+};
+
+std::string dump(const std::map<int, int>& m) {
+  std::string s;
+  for (auto [k, v] : m) s += std::to_string(k) + ":" + std::to_string(v) + " ";
+  return s;
+}
+
+struct ContinueRedis {
+  ~ContinueRedis() {
+    Services::get().signal_redis(SIGCONT);
+    Services::get().start_redis();
+  }
+};
+}  // namespace
+
+TEST_CASE("a Redis that stops answering trips the breaker: no request waits, Redis sees only probes") {
+  Daemon d;
+  REQUIRE(d.get(target("user", kUidA)).status == 200);
+  REQUIRE(breaker_state(d) == "closed");
+
+  Services::get().signal_redis(SIGSTOP);
+  ContinueRedis resume;
+  // Every read still succeeds, from PostgreSQL.
+  for (int i = 0; i < 10; ++i) REQUIRE(d.get(target("user", i % 2 ? kUidA : kUidB)).status == 200);
+  CHECK(breaker_state(d) == "open");
+  INFO(d.log());
+  CHECK(d.log().find("circuit breaker closed -> open") != std::string::npos);
+
+  // Every read is still answered, and without waiting for Redis.
+  for (int i = 0; i < 200; ++i) REQUIRE(d.get(target("user", i % 2 ? kUidA : kUidB)).status == 200);
+  Services::get().signal_redis(SIGCONT);
+  // The breaker closes again by itself after open_timeout and a probe.
+  CHECK(eventually([&] {
+    d.get(target("user", kUidA));
+    return breaker_state(d) == "closed";
+  }));
+  CHECK(d.log().find("-> closed") != std::string::npos);
+}
+
+TEST_CASE("Redis commands sent while the breaker is open are only probes") {
+  Daemon d;
+  REQUIRE(d.get(target("user", kUidA)).status == 200);
+  Services::get().signal_redis(SIGSTOP);
+  ContinueRedis resume;
+  REQUIRE(eventually([&] {
+    d.get(target("user", kUidB));
+    return breaker_state(d) == "open";
+  }));
+  // Redis is stopped but keeps the bytes that reach its socket: after
+  // SIGCONT it executes them, and INFO tells how many there were.
+  Services::get().signal_redis(SIGCONT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  long long base = redis_commands();
+  Services::get().signal_redis(SIGSTOP);
+  for (int i = 0; i < 300; ++i) REQUIRE(d.get(target("user", i % 2 ? kUidA : kUidB)).status == 200);
+  Services::get().signal_redis(SIGCONT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  long long during = redis_commands() - base - 1;  // minus INFO itself
+  INFO("commands Redis got during 300 reads: " << during);
+  WARN("breaker open: Redis received " << during << " commands during 300 reads");
+  CHECK(during < 30);  // 300 reads would be 900+ commands without the breaker
+}
+
+TEST_CASE("an invalidation refused by the open breaker is applied when Redis is back") {
+  Services& s = Services::get();
+  Daemon d;
+  std::string uid = new_user("outage");
+  auto t = target("user", uid);
+  REQUIRE(d.get(t).status == 200);
+  REQUIRE(d.get(t).header("cache-status") == "sidecache; hit");
+  s.sql("UPDATE users SET display_name = 'outage2' WHERE id = '" + uid + "'");
+  s.signal_redis(SIGSTOP);
+  ContinueRedis resume;
+  REQUIRE(eventually([&] {
+    d.get(target("user", kUidB));
+    return breaker_state(d) == "open";
+  }));
+  // The breaker refuses it: it never reaches Redis now.
+  auto inv = http_request(d.port(), "DELETE", t);
+  CHECK(inv.status == 503);
+  CHECK(readyz(d).at("redis").at("pending_invalidations").as_int64() == 1);
+  s.signal_redis(SIGCONT);
+  REQUIRE(eventually([&] {
+    d.get(target("user", kUidB));
+    return breaker_state(d) == "closed" && readyz(d).at("redis").at("pending_invalidations").as_int64() == 0;
+  }));
+  auto after = d.get(t);
+  CHECK(json::parse(after.body).at("display_name").as_string() == "outage2");
+}
+
+TEST_CASE("Redis stopped: 500 concurrent requests over 50 keys cost at most 50 queries, each answered 200 or 503") {
+  Services& s = Services::get();
+  Daemon::Options o;
+  o.pool_size = 8;
+  Daemon d(o);
+  std::vector<std::string> users;
+  for (int i = 0; i < 50; ++i) users.push_back(new_user("wave" + std::to_string(i)));
+  s.stop_redis();
+  struct Restart { ~Restart() { Services::get().start_redis(); } } restart;
+  const std::string marker = "AS slow";
+  long long before = s.query_count(marker);
+  constexpr int kClients = 500;
+  std::vector<Response> answers(kClients);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i)
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kClients) std::this_thread::yield();
+      answers[i] = d.get(target("slow_user", users[i % 50]));
+    });
+  for (auto& t : threads) t.join();
+  long long queries = s.query_count(marker) - before;
+  std::map<int, int> statuses;
+  for (const auto& a : answers) ++statuses[a.status];
+  INFO("queries: " << queries << "; statuses: " << dump(statuses));
+  CHECK(queries <= 50);
+  CHECK(statuses[200] + statuses[503] == kClients);
+  CHECK(statuses[200] > 0);
+}
+
+TEST_CASE("max_concurrent_fills caps one entity's fills with a fast 503") {
+  Daemon d;
+  std::vector<std::string> users;
+  for (int i = 0; i < 6; ++i) users.push_back(new_user("cap" + std::to_string(i)));
+  std::vector<Response> answers(6);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) threads.emplace_back([&, i] { answers[i] = d.get(target("capped_user", users[i])); });
+  for (auto& t : threads) t.join();
+  int ok = 0, busy = 0;
+  for (const auto& a : answers) {
+    if (a.status == 200) ++ok;
+    if (a.status == 503 && a.header("retry-after") == "1") ++busy;
+  }
+  INFO("ok " << ok << ", busy " << busy);
+  CHECK(ok >= 2);
+  CHECK(busy >= 1);
+  CHECK(ok + busy == 6);
+}
+
+TEST_CASE("stale_if_error: an expired value is served, marked stale, while PostgreSQL is down") {
+  Services& s = Services::get();
+  Daemon d;
+  std::string uid = new_user("stale");
+  auto t = target("stale_user", uid);
+  REQUIRE(d.get(t).status == 200);
+  // Let the 1 s TTL pass.
+  REQUIRE(eventually([&] { return d.get(t).header("cache-status") != "sidecache; hit"; }, 60));
+  REQUIRE(d.get(t).header("cache-status") == "sidecache; hit");  // refilled
+  REQUIRE(eventually([&] {
+    auto r = d.get("/readyz");
+    return true;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  s.stop_pg();
+  struct Restart { ~Restart() { Services::get().start_pg(); } } restart;
+  auto stale = d.get(t);
+  INFO(stale.body);
+  CHECK(stale.status == 200);
+  CHECK(stale.header("cache-status") == "sidecache; hit; fwd=stale; detail=error");
+  CHECK(std::stoi(stale.header("age")) >= 1);  // older than the 1 s TTL
+  CHECK(json::parse(stale.body).at("display_name").as_string() == "stale");
+  // A key never cached has nothing to fall back on.
+  auto cold = d.get(target("stale_user", kUidB));
+  CHECK(cold.status == 503);
+  s.start_pg();
+  auto fresh = Response{};
+  CHECK(eventually([&] {
+    fresh = d.get(t);
+    return fresh.header("cache-status") == "sidecache; fwd=miss; stored";
+  }));
+  CHECK(d.get(target("stale_user", kUidB)).status == 200);
+}
+
+TEST_CASE("stale_while_revalidate: the old value is answered at once while one refresh runs") {
+  Services& s = Services::get();
+  Daemon d;
+  std::string uid = new_user("swr");
+  auto t = target("swr_user", uid);
+  REQUIRE(d.get(t).status == 200);
+  s.sql("UPDATE users SET display_name = 'swr2' WHERE id = '" + uid + "'");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto stale = d.get(t);
+  CHECK(stale.header("cache-status") == "sidecache; hit; fwd=stale; detail=revalidating");
+  CHECK(json::parse(stale.body).at("display_name").as_string() == "swr");
+  Response fresh;
+  CHECK(eventually([&] {
+    fresh = d.get(t);
+    return fresh.header("cache-status") == "sidecache; hit" &&
+           json::parse(fresh.body).at("display_name").as_string() == "swr2";
+  }));
+}
+
+TEST_CASE("early refresh: a hot key is refreshed before it expires, and its expiry causes no misses") {
+  Services& s = Services::get();
+  Daemon d;
+  std::string uid = new_user("xfetch");
+  auto t = target("xfetch_user", uid);
+  const std::string marker = "AS xfetch";
+  long long before = s.query_count(marker);
+  REQUIRE(d.get(t).header("cache-status") == "sidecache; fwd=miss; stored");
+  int misses = 0, requests = 0;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(3500);  // three and a half TTLs
+  while (std::chrono::steady_clock::now() < end) {
+    auto r = d.get(t);
+    ++requests;
+    if (r.header("cache-status") != "sidecache; hit") ++misses;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  long long fills = s.query_count(marker) - before;
+  INFO("requests " << requests << ", misses " << misses << ", fills " << fills);
+  CHECK(misses == 0);
+  CHECK(fills >= 3);  // refreshed (at least) once per TTL, in the background
+}
+
+TEST_CASE("four processes, 1000 concurrent requests for one cold key: one query") {
+  Services& s = Services::get();
+  Daemon first;
+  Daemon::Options same;
+  same.key_prefix = first.prefix();
+  Daemon second(same), third(same), fourth(same);
+  std::vector<const Daemon*> fleet{&first, &second, &third, &fourth};
+  std::string uid = new_user("fleet");
+  const std::string marker = "AS leased";
+  long long before = s.query_count(marker);
+  constexpr int kClients = 1000;
+  std::vector<Response> answers(kClients);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i)
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kClients) std::this_thread::yield();
+      answers[i] = fleet[i % 4]->get(target("lease_user", uid));
+    });
+  for (auto& t : threads) t.join();
+  long long queries = s.query_count(marker) - before;
+  int right = 0;
+  for (const auto& a : answers)
+    if (a.status == 200 && json::parse(a.body).at("email").as_string() == "fleet@test.example") ++right;
+  INFO("queries " << queries << ", right answers " << right);
+  CHECK(queries == 1);
+  CHECK(right == kClients);
+}
+
+TEST_CASE("faults under load: kill -9 and restart of Redis, SIGSTOP/SIGCONT, pool connections terminated") {
+  Services& s = Services::get();
+  Daemon d;
+  std::vector<std::string> targets;
+  for (const auto* u : {&kUidA, &kUidB}) targets.push_back(target("user", *u));
+  targets.push_back("/v1/entities/feature_flags");
+  targets.push_back("/v1/entities/users_page?org_id=" + kOrg1 + "&page=1&page_size=5");
+
+  SECTION("kill -9 of Redis, then restart") {
+    Load load(d, targets, 4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    s.signal_redis(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    s.start_redis();
+    std::string log = d.log();
+    log = log.substr(log.size() > 4000 ? log.size() - 4000 : 0);
+    INFO(log);
+    CHECK(eventually([&] { return breaker_state(d) == "closed" && d.get(targets[0]).header("cache-status") == "sidecache; hit"; }));
+    auto counts = load.stop();
+    INFO(dump(counts));
+    CHECK(counts.size() == 1);
+    CHECK(counts[200] > 0);
+  }
+  SECTION("SIGSTOP and SIGCONT of Redis") {
+    Load load(d, targets, 4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    s.signal_redis(SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    s.signal_redis(SIGCONT);
+    CHECK(eventually([&] { return breaker_state(d) == "closed"; }));
+    auto counts = load.stop();
+    INFO(dump(counts));
+    CHECK(counts.size() == 1);
+    CHECK(counts[200] > 0);
+  }
+  SECTION("pg_terminate_backend on the pool's connections") {
+    // no-cache: every request queries PostgreSQL.
+    Load load(d, targets, 4, {"Cache-Control: no-cache"});
+    for (int i = 0; i < 5; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      s.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'sidecache'");
+    }
+    auto counts = load.stop();
+    INFO(dump(counts));
+    CHECK(counts.size() == 1);
+    CHECK(counts[200] > 0);
+  }
+}
