@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -40,7 +41,8 @@ int print_problems(const config::LoadError& e) {
   return 2;
 }
 
-int serve(const config::Config& cfg) {
+int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& config_path) {
+  const config::Config& cfg = *cfg_ptr;  // the settings a reload cannot change
   app::init_logging(cfg.log_level);
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::io_context*> workers;
@@ -51,7 +53,7 @@ int serve(const config::Config& cfg) {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   for (auto* w : workers) guards.emplace_back(w->get_executor());
 
-  app::Service service(cfg, workers);
+  app::Service service(cfg_ptr, workers);
   http::Server server(cfg, service, workers);
   try {
     server.start();
@@ -68,14 +70,24 @@ int serve(const config::Config& cfg) {
   std::vector<std::thread> threads;
   for (auto* w : workers) threads.emplace_back([w] { w->run(); });
 
-  // Signals are waited for on the main thread's own context.
+  // Signals are waited for on the main thread's own context: SIGHUP
+  // reloads, SIGINT/SIGTERM drain and stop.
   net::io_context main_io;
-  net::signal_set signals(main_io, SIGINT, SIGTERM);
+  net::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
   int received = 0;
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (!ec) received = sig;
-  });
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      spdlog::info("received SIGHUP; reloading {}", config_path);
+      service.reload(config_path);
+      signals.async_wait(on_signal);
+      return;
+    }
+    received = sig;
+  };
+  signals.async_wait(on_signal);
   main_io.run();
+  service.set_draining();
   spdlog::info("received {}; draining (at most {} ms)", received == SIGINT ? "SIGINT" : "SIGTERM",
                cfg.shutdown_timeout.count());
   server.drain();
@@ -139,5 +151,5 @@ int main(int argc, char** argv) {
     std::cout << "sidecache: configuration " << config_path << " is valid (" << cfg.entities.size() << " entities)\n";
     return 0;
   }
-  return serve(cfg);
+  return serve(std::make_shared<const config::Config>(std::move(cfg)), config_path);
 }

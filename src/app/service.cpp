@@ -29,13 +29,6 @@ std::uint64_t unix_us() {
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
-std::vector<pg::Statement> statements_of(const config::Config& cfg) {
-  std::vector<pg::Statement> out;
-  for (const auto& e : cfg.entities)
-    out.push_back({"sc_" + e.name, e.query, e.result == config::ResultShape::row});
-  return out;
-}
-
 // TTL plus a random share of ttl * jitter, so keys filled together do not
 // expire together.
 std::chrono::microseconds jittered(std::chrono::microseconds ttl, double jitter) {
@@ -124,33 +117,88 @@ class LeaderGuard {
 
 }  // namespace
 
-Service::Service(const config::Config& cfg, std::vector<net::io_context*> workers)
-    : cfg_(cfg), workers_(std::move(workers)), pool_(cfg.postgres, statements_of(cfg)),
-      breaker_({cfg.redis.breaker_failures, cfg.redis.breaker_open_timeout, cfg.redis.breaker_half_open_probes},
+SnapshotPtr Service::make_snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t generation) {
+  auto snap = std::make_shared<Snapshot>();
+  // A fill older than this is answered but not stored: tombstones are kept
+  // twice as long, so every fill a tombstone must stop meets it.
+  auto max_fill = cfg->postgres.statement_timeout + std::chrono::seconds(30);
+  snap->max_fill_age_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(max_fill).count());
+  snap->tombstone_ttl_ms = 2 * snap->max_fill_age_us / 1000;
+  // A watermark must outlive every value it can invalidate (TTL, jitter,
+  // stale window), with a margin.
+  std::uint64_t longest_ms = 0;
+  for (const auto& e : cfg->entities) {
+    auto life = e.ttl + std::chrono::microseconds(static_cast<std::int64_t>(static_cast<double>(e.ttl.count()) * e.ttl_jitter));
+    life = std::max(life, e.negative_ttl) + e.stale_window();
+    longest_ms = std::max<std::uint64_t>(longest_ms, static_cast<std::uint64_t>(life.count() / 1000));
+  }
+  snap->watermark_ttl_ms = longest_ms + 60000;
+  snap->lease_ttl_ms = static_cast<std::uint64_t>(cfg->postgres.statement_timeout.count()) + 1000;
+  snap->generation = generation;
+  snap->cfg = std::move(cfg);
+  return snap;
+}
+
+Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_context*> workers)
+    : snap_(make_snapshot(cfg, 1)), workers_(std::move(workers)), pool_(cfg->postgres),
+      breaker_({cfg->redis.breaker_failures, cfg->redis.breaker_open_timeout, cfg->redis.breaker_half_open_probes},
                [](redis::CircuitBreaker::State from, redis::CircuitBreaker::State to) {
                  spdlog::warn("redis: circuit breaker {} -> {}{}", redis::to_string(from), redis::to_string(to),
                               to == redis::CircuitBreaker::State::open ? " (reads go straight to PostgreSQL)" : "");
                }) {
   for (std::size_t i = 0; i < workers_.size(); ++i) {
-    redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg.redis, std::to_string(i)));
+    redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg->redis, std::to_string(i)));
     redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
     stores_.emplace_back(redis_.back(), &breaker_);
   }
-  // A fill older than this is answered but not stored: tombstones are kept
-  // twice as long, so every fill a tombstone must stop meets it.
-  auto max_fill = cfg.postgres.statement_timeout + std::chrono::seconds(30);
-  max_fill_age_us_ = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(max_fill).count());
-  tombstone_ttl_ms_ = 2 * max_fill_age_us_ / 1000;
-  // A watermark must outlive every value it can invalidate.
-  std::chrono::microseconds longest{0};
-  for (const auto& e : cfg.entities) {
-    auto life = e.ttl + std::chrono::microseconds(static_cast<std::int64_t>(static_cast<double>(e.ttl.count()) * e.ttl_jitter));
-    longest = std::max({longest, life, e.negative_ttl});
+}
+
+bool Service::reload(const std::string& path) {
+  std::shared_ptr<config::Config> fresh;
+  try {
+    fresh = std::make_shared<config::Config>(config::load(path));
+  } catch (const config::LoadError& e) {
+    spdlog::error("reload refused, the running configuration stays: {}", e.what());
+    return false;
   }
-  watermark_ttl_ms_ = static_cast<std::uint64_t>(longest.count() / 1000) + 60000;
-  for (const auto& e : cfg.entities) watermark_ttl_ms_ = std::max<std::uint64_t>(watermark_ttl_ms_, static_cast<std::uint64_t>((e.ttl * 2 + e.stale_window()).count() / 1000) + 60000);
-  lease_ttl_ms_ = static_cast<std::uint64_t>(cfg.postgres.statement_timeout.count()) + 1000;
-  fills_in_flight_ = std::make_unique<std::atomic<std::size_t>[]>(cfg.entities.size());
+  SnapshotPtr old = current();
+  const config::Config& was = *old->cfg;
+  // What the running process cannot change: keep it, and say so.
+  auto keep = [&](bool changed, const char* what) {
+    if (changed) spdlog::warn("reload: {} changed but cannot change without a restart; keeping the running value", what);
+  };
+  keep(fresh->listen.text != was.listen.text, "listen");
+  keep(fresh->workers != was.workers, "workers");
+  keep(fresh->redis.url != was.redis.url || fresh->redis.timeout != was.redis.timeout ||
+           fresh->redis.connect_timeout != was.redis.connect_timeout ||
+           fresh->redis.breaker_failures != was.redis.breaker_failures ||
+           fresh->redis.breaker_open_timeout != was.redis.breaker_open_timeout ||
+           fresh->redis.breaker_half_open_probes != was.redis.breaker_half_open_probes,
+       "redis");
+  keep(fresh->postgres.dsn != was.postgres.dsn || fresh->postgres.pool_size != was.postgres.pool_size ||
+           fresh->postgres.queue_limit != was.postgres.queue_limit ||
+           fresh->postgres.statement_timeout != was.postgres.statement_timeout ||
+           fresh->postgres.connect_timeout != was.postgres.connect_timeout,
+       "postgres");
+  keep(fresh->http.max_header_bytes != was.http.max_header_bytes || fresh->http.max_target_bytes != was.http.max_target_bytes ||
+           fresh->http.max_body_bytes != was.http.max_body_bytes || fresh->http.header_timeout != was.http.header_timeout ||
+           fresh->http.idle_timeout != was.http.idle_timeout,
+       "http");
+  keep(fresh->invalidation.channel != was.invalidation.channel, "invalidation.channel");
+  keep(fresh->shutdown_timeout != was.shutdown_timeout, "shutdown_timeout");
+  keep(fresh->listens() != was.listens(), "whether any entity has invalidate_on (the LISTEN connection)");
+  fresh->listen = was.listen;
+  fresh->workers = was.workers;
+  fresh->redis = was.redis;
+  fresh->postgres = was.postgres;
+  fresh->http = was.http;
+  fresh->invalidation.channel = was.invalidation.channel;
+  fresh->shutdown_timeout = was.shutdown_timeout;
+  spdlog::set_level(spdlog::level::from_str(fresh->log_level));
+  std::size_t n = fresh->entities.size();
+  std::atomic_store(&snap_, make_snapshot(std::move(fresh), old->generation + 1));
+  spdlog::info("reloaded {}: {} entities (configuration generation {})", path, n, old->generation + 1);
+  return true;
 }
 
 Service::~Service() { pool_.stop(); }
@@ -160,9 +208,10 @@ void Service::start() {
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
   replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());
   net::co_spawn(workers_[0]->get_executor(), replay_loop(), net::detached);
-  if (cfg_.listens()) {
+  const config::Config& cfg = *current()->cfg;
+  if (cfg.listens()) {
     listener_ = std::make_unique<pg::Listener>(
-        cfg_.postgres, cfg_.invalidation.channel, [this](const std::string& p) { on_notification(p); },
+        cfg.postgres, cfg.invalidation.channel, [this](const std::string& p) { on_notification(p); },
         [this](bool first) { on_listening(first); });
     listener_->start();
   }
@@ -171,52 +220,54 @@ void Service::start() {
 unsigned Service::next_worker() { return round_robin_++ % static_cast<unsigned>(workers_.size()); }
 
 void Service::on_notification(const std::string& payload) {
+  SnapshotPtr snap = current();
   std::string error;
-  auto invs = invalidations_for(cfg_, payload, error);
+  auto invs = invalidations_for(*snap->cfg, payload, error);
   if (!error.empty()) {
-    spdlog::warn("postgres: ignoring a notification on {}: {}", cfg_.invalidation.channel, error);
+    spdlog::warn("postgres: ignoring a notification on {}: {}", snap->cfg->invalidation.channel, error);
     return;
   }
   for (auto& inv : invs) {
     unsigned w = next_worker();
-    net::co_spawn(workers_[w]->get_executor(), apply_or_queue(std::move(inv), w), net::detached);
+    net::co_spawn(workers_[w]->get_executor(), apply_or_queue(snap, std::move(inv), w), net::detached);
   }
 }
 
 void Service::on_listening(bool first) {
-  if (!cfg_.invalidation.flush_on_listen) {
+  SnapshotPtr snap = current();
+  if (!snap->cfg->invalidation.flush_on_listen) {
     listener_flushed_ = true;
     return;
   }
   // Notifications sent while nobody listened are lost: every entity that
   // relies on them is invalidated as of now.
   unsigned w = next_worker();
-  net::co_spawn(workers_[w]->get_executor(), flush_listening(w, first), net::detached);
+  net::co_spawn(workers_[w]->get_executor(), flush_listening(std::move(snap), w, first), net::detached);
 }
 
-net::awaitable<void> Service::flush_listening(unsigned worker, bool first) {
-  for (const auto& e : cfg_.entities) {
+net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker, bool first) {
+  for (const auto& e : snap->cfg->entities) {
     if (e.invalidate_on.empty()) continue;
     // (A named variable, not a temporary inside co_await: gcc 12 mishandles
     // those in coroutines.)
     http::Invalidation inv = whole_entity(e);
-    co_await apply_or_queue(std::move(inv), worker);
+    co_await apply_or_queue(snap, std::move(inv), worker);
   }
   if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
   listener_flushed_ = true;
 }
 
-net::awaitable<void> Service::apply_or_queue(http::Invalidation inv, unsigned worker) {
-  std::optional<std::uint64_t> at = co_await apply(inv, worker);
+net::awaitable<void> Service::apply_or_queue(SnapshotPtr snap, http::Invalidation inv, unsigned worker) {
+  std::optional<std::uint64_t> at = co_await apply(*snap, inv, worker);
   if (at) {
     spdlog::debug("invalidated {} {} {} {} (notify)", http::to_string(inv.scope), inv.entity ? inv.entity->name : "",
                   inv.tenant, inv.request.key);
     co_return;
   }
-  queue_invalidation(std::move(inv));
+  queue_invalidation(std::move(snap), std::move(inv));
 }
 
-void Service::queue_invalidation(http::Invalidation inv) {
+void Service::queue_invalidation(SnapshotPtr snap, http::Invalidation inv) {
   std::lock_guard lock(pending_mu_);
   if (pending_.size() >= kMaxPending) {
     if (!pending_overflow_) spdlog::warn("redis: more than {} invalidations wait for Redis; all entities will be invalidated when it is back", kMaxPending);
@@ -224,7 +275,7 @@ void Service::queue_invalidation(http::Invalidation inv) {
     pending_.clear();
     return;
   }
-  if (!pending_overflow_) pending_.push_back(std::move(inv));
+  if (!pending_overflow_) pending_.emplace_back(std::move(snap), std::move(inv));
 }
 
 net::awaitable<void> Service::replay_loop() {
@@ -233,7 +284,7 @@ net::awaitable<void> Service::replay_loop() {
     timer->expires_after(std::chrono::milliseconds(100));
     auto [ec] = co_await timer->async_wait(net::as_tuple(net::use_awaitable));
     if (ec) co_return;  // stopping
-    std::deque<http::Invalidation> batch;
+    std::deque<std::pair<SnapshotPtr, http::Invalidation>> batch;
     bool overflow;
     {
       std::lock_guard lock(pending_mu_);
@@ -244,21 +295,22 @@ net::awaitable<void> Service::replay_loop() {
       pending_overflow_ = false;
     }
     if (overflow) {
-      for (const auto& e : cfg_.entities) batch.push_back(whole_entity(e));
+      SnapshotPtr snap = current();
+      for (const auto& e : snap->cfg->entities) batch.emplace_back(snap, whole_entity(e));
       spdlog::warn("redis: invalidating every entity: invalidations were dropped while Redis was unreachable");
     }
     std::size_t done = 0, total = batch.size();
     while (!batch.empty()) {
-      http::Invalidation inv = std::move(batch.front());
+      auto item = std::move(batch.front());
       batch.pop_front();
-      std::optional<std::uint64_t> at = co_await apply(inv, 0);
+      std::optional<std::uint64_t> at = co_await apply(*item.first, item.second, 0);
       if (at) {
         ++done;
         continue;
       }
       // Redis is still away: put back what is left, try again later.
-      queue_invalidation(std::move(inv));
-      for (auto& rest : batch) queue_invalidation(std::move(rest));
+      queue_invalidation(std::move(item.first), std::move(item.second));
+      for (auto& rest : batch) queue_invalidation(std::move(rest.first), std::move(rest.second));
       break;
     }
     if (done) spdlog::info("redis: {} of {} invalidations that waited for Redis are applied", done, total);
@@ -288,16 +340,18 @@ void Service::stop() {
 
 net::awaitable<Answer> Service::handle(http::Request req) {
   auto started = Clock::now();
-  http::Route r = http::route(cfg_, req.method, req.target, req.body);
+  // The request keeps this snapshot to the end, whatever a reload does.
+  SnapshotPtr snap = current();
+  http::Route r = http::route(*snap->cfg, req.method, req.target, req.body);
   Answer a;
   switch (r.kind) {
-    case http::Route::Kind::entity_get: a = co_await get_entity(r.request, req.no_cache, req.worker); break;
-    case http::Route::Kind::invalidate: a = co_await invalidate(r.invalidation, req.worker); break;
+    case http::Route::Kind::entity_get: a = co_await get_entity(snap, r.request, req.no_cache, req.worker); break;
+    case http::Route::Kind::invalidate: a = co_await invalidate(*snap, r.invalidation, req.worker); break;
     case http::Route::Kind::entity_list:
-      a.body = http::entity_list_json(cfg_);
+      a.body = http::entity_list_json(*snap->cfg);
       break;
     case http::Route::Kind::healthz: a.body = R"({"status":"ok"})"; break;
-    case http::Route::Kind::readyz: a = co_await readyz(); break;
+    case http::Route::Kind::readyz: a = co_await readyz(*snap); break;
     case http::Route::Kind::answer: a = std::move(r.answer); break;
   }
   if (spdlog::should_log(spdlog::level::debug)) {
@@ -312,15 +366,17 @@ net::awaitable<Answer> Service::handle(http::Request req) {
 // The read path
 // ---------------------------------------------------------------------------
 
-net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool no_cache, unsigned worker) {
+net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityRequest& req, bool no_cache, unsigned worker) {
+  const Snapshot& s = *snap;
+  const config::Config& cfg = *s.cfg;
   cache::Store& store = stores_[worker];
   const config::Entity& e = *req.entity;
-  std::vector<std::string> keys = cache::read_keys(cfg_.key_prefix, e, req.values, req.key);
+  std::vector<std::string> keys = cache::read_keys(cfg.key_prefix, e, req.values, req.key);
 
   if (no_cache) {
     // The caller asked for the database's answer: no read, no collapsing
     // onto a fill that may have started before its write.
-    Outcome o = co_await lead_fill(store, req, keys, true, LeaseMode::none);
+    Outcome o = co_await lead_fill(s, store, req, keys, true, LeaseMode::none);
     std::string body = std::move(o.body);
     co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=request; stored" : "sidecache; fwd=request");
   }
@@ -339,13 +395,13 @@ net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool 
     if (seen.status == cache::Lookup::Status::fresh) {
       if (e.early_refresh_beta > 0 &&
           cache::xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, unit_random()))
-        spawn_refresh(req, worker);
+        spawn_refresh(snap, req, worker);
       co_return hit_answer(e, seen.header, std::move(seen.body), now);
     }
     if (seen.status == cache::Lookup::Status::expired) {
       std::uint64_t past = now - seen.header.soft_expiry_us;
       if (past < static_cast<std::uint64_t>(e.stale_while_revalidate.count())) {
-        spawn_refresh(req, worker);
+        spawn_refresh(snap, req, worker);
         co_return stale_answer(e, seen.header, std::move(seen.body), now, "revalidating");
       }
       if (past < static_cast<std::uint64_t>(e.stale_if_error.count())) {
@@ -361,7 +417,7 @@ net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool 
     Outcome o;
     const char* cache_status;
     if (round == kRounds) {
-      o = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait);
+      o = co_await lead_fill(s, store, req, keys, redis_ok, LeaseMode::wait);
       cache_status = o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss";
     } else {
       auto joined = flights_.join(req.key);
@@ -374,7 +430,7 @@ net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool 
         co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
       }
       LeaderGuard guard(flights_, req.key, joined.call);
-      Outcome filled = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait);
+      Outcome filled = co_await lead_fill(s, store, req, keys, redis_ok, LeaseMode::wait);
       o = std::move(filled);
       // The value is in Redis before anyone else is told, so a request that
       // arrives after this finds it there.
@@ -388,18 +444,20 @@ net::awaitable<Answer> Service::get_entity(const http::EntityRequest& req, bool 
   }
 }
 
-net::awaitable<Outcome> Service::lead_fill(cache::Store& store, const http::EntityRequest& req,
+net::awaitable<Outcome> Service::lead_fill(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
                                            const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode) {
-  std::string lease = cache::lease_key(cfg_.key_prefix, req.key);
+  const config::Config& cfg = *s.cfg;
+  const std::uint64_t lease_ttl_ms = s.lease_ttl_ms;
+  std::string lease = cache::lease_key(cfg.key_prefix, req.key);
   std::string token = random_token();
   cache::Begin begin;
   if (redis_ok) {
     // Another process holding the lease is filling this key: wait for its
     // value (bounded by the lease's life), then fill anyway.
-    auto deadline = Clock::now() + std::chrono::milliseconds(lease_ttl_ms_);
+    auto deadline = Clock::now() + std::chrono::milliseconds(lease_ttl_ms);
     net::steady_timer timer(co_await net::this_coro::executor);
     for (;;) {
-      cache::Begin b = co_await store.begin_fill(keys, lease, token, lease_ttl_ms_, unix_us());
+      cache::Begin b = co_await store.begin_fill(keys, lease, token, lease_ttl_ms, unix_us());
       begin = std::move(b);
       // A fresh value ends a miss; a refresh or a no-cache read wants the
       // database's answer all the same.
@@ -419,32 +477,33 @@ net::awaitable<Outcome> Service::lead_fill(cache::Store& store, const http::Enti
         co_return skipped;
       }
       if (Clock::now() >= deadline) {
-        spdlog::warn("cache: waited {} ms for another process to fill {}; filling it here", lease_ttl_ms_, req.key);
+        spdlog::warn("cache: waited {} ms for another process to fill {}; filling it here", lease_ttl_ms, req.key);
         break;
       }
       timer.expires_after(std::chrono::milliseconds(10));
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
   }
-  Outcome o = co_await fill_and_store(store, req, keys, lease, token, begin);
+  Outcome o = co_await fill_and_store(s, store, req, keys, lease, token, begin);
   co_return o;
 }
 
-void Service::spawn_refresh(const http::EntityRequest& req, unsigned worker) {
+void Service::spawn_refresh(SnapshotPtr s, const http::EntityRequest& req, unsigned worker) {
   auto joined = flights_.join(req.key);
   if (!joined.leader) return;  // this process is already filling the key
-  net::co_spawn(workers_[worker]->get_executor(), refresh(req, worker, joined.call), net::detached);
+  net::co_spawn(workers_[worker]->get_executor(), refresh(std::move(s), req, worker, joined.call), net::detached);
 }
 
-net::awaitable<void> Service::refresh(http::EntityRequest req, unsigned worker, cache::Singleflight<Outcome>::CallPtr call) {
+net::awaitable<void> Service::refresh(SnapshotPtr s, http::EntityRequest req, unsigned worker,
+                                      cache::Singleflight<Outcome>::CallPtr call) {
   LeaderGuard guard(flights_, req.key, std::move(call));
-  std::vector<std::string> keys = cache::read_keys(cfg_.key_prefix, *req.entity, req.values, req.key);
-  Outcome o = co_await lead_fill(stores_[worker], req, keys, true, LeaseMode::skip);
+  std::vector<std::string> keys = cache::read_keys(s->cfg->key_prefix, *req.entity, req.values, req.key);
+  Outcome o = co_await lead_fill(*s, stores_[worker], req, keys, true, LeaseMode::skip);
   if (o.status >= 500) spdlog::debug("cache: background refresh of {} failed: {}", req.key, o.body);
   guard.publish(std::move(o));
 }
 
-net::awaitable<Outcome> Service::fill_and_store(cache::Store& store, const http::EntityRequest& req,
+net::awaitable<Outcome> Service::fill_and_store(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
                                                 const std::vector<std::string>& keys, const std::string& lease,
                                                 const std::string& token, const cache::Begin& begin) {
   Outcome o = co_await fill(req, begin.ok ? begin.start_us : 0);
@@ -458,7 +517,7 @@ net::awaitable<Outcome> Service::fill_and_store(cache::Store& store, const http:
   // served stale.
   std::uint64_t ttl_ms = (o.header.soft_expiry_us - o.header.created_us +
                           static_cast<std::uint64_t>(req.entity->stale_window().count())) / 1000;
-  cache::Commit c = co_await store.commit(keys, lease, token, begin.start_us, max_fill_age_us_, bytes, ttl_ms);
+  cache::Commit c = co_await store.commit(keys, lease, token, begin.start_us, s.max_fill_age_us, bytes, ttl_ms);
   switch (c) {
     case cache::Commit::stored: o.stored = true; break;
     case cache::Commit::invalidated:
@@ -475,20 +534,26 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req, std::uint6
   std::vector<std::string> args;
   args.reserve(e.bind.size());
   for (std::size_t i : e.bind) args.push_back(req.values[i]);
-  std::size_t index = static_cast<std::size_t>(req.entity - cfg_.entities.data());
   // The per-entity cap: beyond it, a fast 503 rather than a longer queue.
-  std::atomic<std::size_t>& in_flight = fills_in_flight_[index];
-  if (e.max_concurrent_fills && in_flight.fetch_add(1) >= e.max_concurrent_fills) {
-    in_flight.fetch_sub(1);
-    Outcome busy;
-    busy.status = 503;
-    busy.body = http::error_answer(503, "unavailable", "entity '" + e.name + "' has max_concurrent_fills fills running").body;
-    busy.retry_after = "1";
-    co_return busy;
+  bool capped = e.max_concurrent_fills > 0;
+  if (capped) {
+    std::lock_guard lock(fills_mu_);
+    std::size_t& n = fills_in_flight_[e.name];
+    if (n >= e.max_concurrent_fills) {
+      Outcome busy;
+      busy.status = 503;
+      busy.body = http::error_answer(503, "unavailable", "entity '" + e.name + "' has max_concurrent_fills fills running").body;
+      busy.retry_after = "1";
+      co_return busy;
+    }
+    ++n;
   }
-  if (!e.max_concurrent_fills) in_flight.fetch_add(1);
-  pg::FillResult fr = co_await pool_.async_run(index, std::move(args), net::use_awaitable);
-  in_flight.fetch_sub(1);
+  pg::Statement st{e.statement, e.query, e.result == config::ResultShape::row, false};
+  pg::FillResult fr = co_await pool_.async_run(std::move(st), std::move(args), net::use_awaitable);
+  if (capped) {
+    std::lock_guard lock(fills_mu_);
+    --fills_in_flight_[e.name];
+  }
 
   Outcome o;
   o.read_began_us = start_us;
@@ -528,27 +593,27 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req, std::uint6
 // Invalidation
 // ---------------------------------------------------------------------------
 
-net::awaitable<std::optional<std::uint64_t>> Service::apply(const http::Invalidation& inv, unsigned worker) {
+net::awaitable<std::optional<std::uint64_t>> Service::apply(const Snapshot& s, const http::Invalidation& inv, unsigned worker) {
   cache::Store& store = stores_[worker % stores_.size()];
   using Scope = http::Invalidation::Scope;
-  const std::string& p = cfg_.key_prefix;
+  const std::string& p = s.cfg->key_prefix;
   if (inv.scope == Scope::key) {
-    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, tombstone_ttl_ms_);
+    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms);
     co_return at;
   }
   std::vector<std::string> wm;
   if (inv.scope == Scope::tenant) wm.push_back(cache::tenant_watermark(p, inv.tenant));
   else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(cache::entity_tenant_watermark(p, inv.tenant, inv.entity->name));
   else wm.push_back(cache::entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
-  co_return co_await store.raise_watermarks(wm, watermark_ttl_ms_);
+  co_return co_await store.raise_watermarks(wm, s.watermark_ttl_ms);
 }
 
-net::awaitable<Answer> Service::invalidate(const http::Invalidation& inv, unsigned worker) {
-  auto at = co_await apply(inv, worker);
+net::awaitable<Answer> Service::invalidate(const Snapshot& s, const http::Invalidation& inv, unsigned worker) {
+  std::optional<std::uint64_t> at = co_await apply(s, inv, worker);
   if (!at) {
     // Applied as soon as Redis answers again, in case the caller gives up;
     // the caller is told it did not take effect yet.
-    queue_invalidation(inv);
+    queue_invalidation(current(), inv);
     Answer a = http::error_answer(503, "unavailable",
                                   "Redis could not be reached: the invalidation has not taken effect yet; it is queued "
                                   "and applied when Redis is back, retry it to be sure");
@@ -567,17 +632,23 @@ net::awaitable<Answer> Service::invalidate(const http::Invalidation& inv, unsign
   co_return a;
 }
 
-net::awaitable<Answer> Service::readyz() {
-  pg::FillResult ping = co_await pool_.async_run(pg::Pool::kPing, {}, net::use_awaitable);
+net::awaitable<Answer> Service::readyz(const Snapshot& s) {
+  const config::Config& cfg = *s.cfg;
+  pg::Statement ping_statement{"", "", false, true};
+  std::vector<std::string> no_args;
+  pg::FillResult ping = co_await pool_.async_run(std::move(ping_statement), std::move(no_args), net::use_awaitable);
   std::size_t redis_up = 0;
   for (auto& r : redis_)
     if (r->state() == redis::State::connected) ++redis_up;
   namespace json = boost::json;
   bool pg_up = ping.status == pg::FillResult::Status::ok;
+  bool ready = pg_up && !draining_;
   json::object o;
-  o["ready"] = pg_up;
+  o["ready"] = ready;
   o["config"] = "loaded";
-  o["entities"] = cfg_.entities.size();
+  o["config_generation"] = s.generation;
+  if (draining_) o["draining"] = true;
+  o["entities"] = cfg.entities.size();
   json::object pg{{"state", pg_up ? "up" : "down"}};
   if (!pg_up) pg["message"] = ping.message;
   o["postgres"] = std::move(pg);
@@ -596,11 +667,11 @@ net::awaitable<Answer> Service::readyz() {
     auto st = listener_->state();
     listener = st == pg::Listener::State::listening && !listener_flushed_ ? "connecting" : pg::to_string(st);
   }
-  o["invalidation_listener"] = json::object{{"state", listener}, {"channel", cfg_.invalidation.channel}};
+  o["invalidation_listener"] = json::object{{"state", listener}, {"channel", cfg.invalidation.channel}};
   Answer a;
-  a.status = pg_up ? 200 : 503;
+  a.status = ready ? 200 : 503;
   a.body = json::serialize(o);
-  if (!pg_up) a.headers.emplace_back("Retry-After", "1");
+  if (!ready) a.headers.emplace_back("Retry-After", "1");
   co_return a;
 }
 

@@ -537,6 +537,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   std::string shape = std::string(e.result == ResultShape::row ? "row" : "rows") + '\0' + e.query;
   for (const auto& p : e.params) shape += std::string("\0", 1) + p.name + '=' + to_string(p.type);
   e.shape_hash = fnv_hex(shape, 8);
+  e.statement = "sc_" + e.name + "_" + e.shape_hash;
   out.push_back(std::move(e));
 }
 

@@ -29,7 +29,8 @@ struct SessionCtl {
   net::any_io_executor ex;
   std::function<void()> close;
   bool busy = false;
-  bool alive = true;  // false once the session ended; checked on its executor
+  bool alive = true;    // false once the session ended; checked on its executor
+  unsigned served = 0;  // answers written; a connection that has sent nothing yet keeps its first request
 };
 
 }  // namespace
@@ -69,7 +70,9 @@ struct Server::Impl {
     auto ctl = std::make_shared<SessionCtl>();
     ctl->ex = stream.get_executor();
     ctl->close = [&stream, c = ctl.get()] {
-      if (c->alive && !c->busy) {
+      // Idle keep-alive connections close; a connection that has not sent
+      // its first request yet (it may be on the wire) gets it answered.
+      if (c->alive && !c->busy && c->served > 0) {
         boost::system::error_code ignored;
         stream.socket().shutdown(Protocol::socket::shutdown_both, ignored);
         stream.cancel();
@@ -86,7 +89,7 @@ struct Server::Impl {
     const std::size_t header_limit = cfg.http.max_header_bytes + cfg.http.max_target_bytes + 64;
 
     for (;;) {
-      if (draining) break;
+      if (draining && ctl->served > 0) break;
       // Wait for the first byte of the next request under the idle timeout,
       // then give the whole header the (shorter) header timeout.
       if (buffer.size() == 0) {
@@ -167,6 +170,7 @@ struct Server::Impl {
       bool keep = req.keep_alive() && !a.close && !draining;
       co_await write_answer(stream, std::move(a), version, keep);
       ctl->busy = false;
+      ++ctl->served;
       if (!keep) break;
     }
     boost::system::error_code ignored;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <pqxx/pqxx>
+#include <unordered_set>
 
 namespace sidecache::pg {
 namespace {
@@ -36,9 +37,8 @@ bool connection_class(const std::string& sqlstate) {
 
 }  // namespace
 
-Pool::Pool(config::PostgresConfig cfg, std::vector<Statement> statements)
-    : cfg_(std::move(cfg)), conninfo_(with_connect_timeout(cfg_.dsn, cfg_.connect_timeout)),
-      statements_(std::move(statements)) {}
+Pool::Pool(config::PostgresConfig cfg)
+    : cfg_(std::move(cfg)), conninfo_(with_connect_timeout(cfg_.dsn, cfg_.connect_timeout)) {}
 
 Pool::~Pool() { stop(); }
 
@@ -99,7 +99,7 @@ void Pool::mark_up() {
   if (!up_.exchange(true)) spdlog::info("postgres: connected");
 }
 
-void Pool::submit(std::size_t index, std::vector<std::string> args, std::function<void(FillResult)> done) {
+void Pool::submit(Statement statement, std::vector<std::string> args, std::function<void(FillResult)> done) {
   {
     std::unique_lock lock(mu_);
     if (stopping_) {
@@ -121,14 +121,16 @@ void Pool::submit(std::size_t index, std::vector<std::string> args, std::functio
       done({Status::unavailable, {}, {}, "the fill queue is full"});
       return;
     }
-    queue_.push_back({index, std::move(args), std::move(done), Clock::now() + cfg_.statement_timeout});
+    queue_.push_back({std::move(statement), std::move(args), std::move(done), Clock::now() + cfg_.statement_timeout});
   }
   cv_.notify_one();
 }
 
 void Pool::run(std::size_t id) {
   std::unique_ptr<pqxx::connection> conn;
+  std::unordered_set<std::string> prepared;  // statement names this connection knows
   auto connect = [&]() -> bool {
+    prepared.clear();
     try {
       conn = std::make_unique<pqxx::connection>(conninfo_);
       {
@@ -136,7 +138,6 @@ void Pool::run(std::size_t id) {
         tx.exec("SET statement_timeout = " + std::to_string(cfg_.statement_timeout.count()));
         tx.exec("SET application_name = 'sidecache'");
       }
-      for (const auto& s : statements_) conn->prepare(s.name, s.sql);
       mark_up();
       return true;
     } catch (const std::exception& e) {
@@ -176,11 +177,12 @@ void Pool::run(std::size_t id) {
       try {
         pqxx::nontransaction tx(*conn);
         pqxx::result r;
-        if (job.index == kPing) {
+        const Statement& st = job.statement;
+        if (st.ping) {
           r = tx.exec("SELECT 1");
           result = {Status::ok, "1", {}, {}};
         } else {
-          const Statement& st = statements_[job.index];
+          if (prepared.insert(st.name).second) conn->prepare(st.name, st.sql);
           r = tx.exec_prepared(st.name, pqxx::prepare::make_dynamic_params(job.args));
           queries_.fetch_add(1, std::memory_order_relaxed);
           if (st.single_row && r.empty()) {

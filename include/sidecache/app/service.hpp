@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <deque>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -40,82 +41,100 @@ struct Outcome {
   std::uint64_t read_began_us = 0;
 };
 
+// One loaded configuration and what is derived from it. A request keeps the
+// snapshot it started with, so a reload (SIGHUP) never mixes two configs in
+// one request.
+struct Snapshot {
+  std::shared_ptr<const config::Config> cfg;
+  std::uint64_t max_fill_age_us = 0;   // older fills are answered but not stored
+  std::uint64_t tombstone_ttl_ms = 0;  // > max_fill_age: a tombstone outlives every fill it must stop
+  std::uint64_t watermark_ttl_ms = 0;  // > the longest life of any value
+  std::uint64_t lease_ttl_ms = 0;      // a crashed filler's lease frees the key after this
+  std::uint64_t generation = 0;        // 1 at start, +1 per reload
+};
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
 class Service : public http::Handler {
  public:
-  Service(const config::Config& cfg, std::vector<net::io_context*> workers);
+  Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_context*> workers);
   ~Service() override;
 
   // Starts the pool and the Redis connections.
   void start();
   // Closes the Redis connections and the pool; call after the server drained.
   void stop();
+  // Loads `path` again. Entities, defaults, key_prefix, tenant and log_level
+  // take effect for new requests; settings that cannot change without a
+  // restart are kept and named in a warning. On errors the running config
+  // stays and the errors are logged. Returns whether it was applied.
+  bool reload(const std::string& path);
+  // Stop reporting ready (SIGTERM: load balancers should look elsewhere).
+  void set_draining() { draining_ = true; }
 
   net::awaitable<http::Answer> handle(http::Request req) override;
 
   const pg::Pool& pool() const { return pool_; }
+  SnapshotPtr current() const { return std::atomic_load(&snap_); }
+
+  // Runs one invalidation against Redis; nullopt when Redis could not be
+  // reached (nothing took effect). Used by the API and the NOTIFY listener.
+  net::awaitable<std::optional<std::uint64_t>> apply(const Snapshot& s, const http::Invalidation& inv, unsigned worker);
 
  private:
-  net::awaitable<http::Answer> get_entity(const http::EntityRequest& req, bool no_cache, unsigned worker);
-  // Reads PostgreSQL; with `begin` set, the value is stored unless an
-  // invalidation came after the fill began.
   // How a fill treats another process's lease on the key.
   enum class LeaseMode {
     wait,  // wait (bounded) for that process's value; then fill anyway
     skip,  // a background refresh: someone is already on it, do nothing
     none,  // no-cache: fill regardless
   };
+
+  net::awaitable<http::Answer> get_entity(SnapshotPtr s, const http::EntityRequest& req, bool no_cache, unsigned worker);
   // The leader's work: look again (taking the lease), fill, store.
-  net::awaitable<Outcome> lead_fill(cache::Store& store, const http::EntityRequest& req,
+  net::awaitable<Outcome> lead_fill(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
                                     const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode);
-  net::awaitable<Outcome> fill_and_store(cache::Store& store, const http::EntityRequest& req,
+  // Reads PostgreSQL; with `begin` ok, the value is stored unless an
+  // invalidation came after the fill began.
+  net::awaitable<Outcome> fill_and_store(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
                                          const std::vector<std::string>& keys, const std::string& lease,
                                          const std::string& token, const cache::Begin& begin);
-  // One background refresh per key per process (stale-while-revalidate, XFetch).
-  void spawn_refresh(const http::EntityRequest& req, unsigned worker);
-  net::awaitable<void> refresh(http::EntityRequest req, unsigned worker, cache::Singleflight<Outcome>::CallPtr call);
   net::awaitable<Outcome> fill(const http::EntityRequest& req, std::uint64_t start_us);
-  net::awaitable<http::Answer> invalidate(const http::Invalidation& inv, unsigned worker);
-  net::awaitable<http::Answer> readyz();
+  // One background refresh per key per process (stale-while-revalidate, XFetch).
+  void spawn_refresh(SnapshotPtr s, const http::EntityRequest& req, unsigned worker);
+  net::awaitable<void> refresh(SnapshotPtr s, http::EntityRequest req, unsigned worker,
+                               cache::Singleflight<Outcome>::CallPtr call);
+  net::awaitable<http::Answer> invalidate(const Snapshot& s, const http::Invalidation& inv, unsigned worker);
+  net::awaitable<http::Answer> readyz(const Snapshot& s);
 
- public:
-  // Runs one invalidation against Redis; nullopt when Redis could not be
-  // reached (nothing took effect). Used by the API and the NOTIFY listener.
-  net::awaitable<std::optional<std::uint64_t>> apply(const http::Invalidation& inv, unsigned worker);
-
- private:
-  // Applies an invalidation from the NOTIFY listener, retrying while Redis
-  // is unreachable.
-  net::awaitable<void> apply_or_queue(http::Invalidation inv, unsigned worker);
+  // Applies an invalidation; one that cannot reach Redis is queued.
+  net::awaitable<void> apply_or_queue(SnapshotPtr s, http::Invalidation inv, unsigned worker);
   // Invalidations that could not reach Redis wait here and are applied as
-  // soon as Redis answers again (see docs/invalidation.md, "Redis outages").
-  void queue_invalidation(http::Invalidation inv);
+  // soon as Redis answers again (docs/invalidation.md, "Redis outages").
+  void queue_invalidation(SnapshotPtr s, http::Invalidation inv);
   net::awaitable<void> replay_loop();
   void on_notification(const std::string& payload);
   void on_listening(bool first);
-  net::awaitable<void> flush_listening(unsigned worker, bool first);
+  net::awaitable<void> flush_listening(SnapshotPtr s, unsigned worker, bool first);
   unsigned next_worker();
+  static SnapshotPtr make_snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t generation);
 
-
-  const config::Config& cfg_;
+  SnapshotPtr snap_;  // std::atomic_load / std::atomic_store
   std::vector<net::io_context*> workers_;
   std::vector<std::shared_ptr<redis::Connection>> redis_;
   std::vector<cache::Store> stores_;  // one per worker, over redis_
-  std::uint64_t max_fill_age_us_;     // older fills are answered but not stored
-  std::uint64_t tombstone_ttl_ms_;    // > max_fill_age: a tombstone outlives every fill it must stop
-  std::uint64_t watermark_ttl_ms_;    // > the longest life of any value
-  std::uint64_t lease_ttl_ms_;        // a crashed filler's lease frees the key after this
-  std::unique_ptr<std::atomic<std::size_t>[]> fills_in_flight_;  // per entity, for max_concurrent_fills
+  std::mutex fills_mu_;
+  std::unordered_map<std::string, std::size_t> fills_in_flight_;  // by entity, for max_concurrent_fills
   pg::Pool pool_;
   cache::Singleflight<Outcome> flights_;
   redis::CircuitBreaker breaker_;
   std::mutex pending_mu_;
-  std::deque<http::Invalidation> pending_;
+  std::deque<std::pair<SnapshotPtr, http::Invalidation>> pending_;
   bool pending_overflow_ = false;  // too many: everything is invalidated on recovery
   static constexpr std::size_t kMaxPending = 10000;
   std::shared_ptr<net::steady_timer> replay_timer_;
   std::unique_ptr<pg::Listener> listener_;
   std::atomic<bool> listener_flushed_{false};  // the first flush after LISTEN is done
   std::atomic<unsigned> round_robin_{0};
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace sidecache::app

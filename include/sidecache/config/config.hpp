@@ -51,6 +51,7 @@ struct Entity {
   microseconds negative_ttl{};
   double ttl_jitter = 0.0;   // fraction of ttl, added at random (0..ttl*jitter)
   std::string shape_hash;    // short hash of sql + result shape + params, part of every key
+  std::string statement;     // prepared statement name: sc_<name>_<shape_hash>
   std::string file;          // where it was loaded from
   std::vector<InvalidateOn> invalidate_on;
   // Past its soft TTL a value stays in Redis for the longer of these two:

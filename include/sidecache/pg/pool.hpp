@@ -37,11 +37,13 @@ struct FillResult {
   std::string message;
 };
 
-// One statement the pool prepares on every connection.
+// One prepared statement. Each connection prepares it on first use, so a
+// config reload can bring new statements (names carry the SQL's hash).
 struct Statement {
   std::string name;
   std::string sql;
   bool single_row = false;  // row entity: 0 rows -> not_found, >1 rows -> error
+  bool ping = false;        // a health check: SELECT 1
 };
 
 // Counters for /readyz and metrics.
@@ -56,7 +58,7 @@ struct PoolStats {
 
 class Pool {
  public:
-  Pool(config::PostgresConfig cfg, std::vector<Statement> statements);
+  explicit Pool(config::PostgresConfig cfg);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -65,36 +67,34 @@ class Pool {
   // Fails queued fills as unavailable and joins the threads.
   void stop();
 
-  // Runs statement `index` with `args` ($1..$n). Completes with a FillResult
-  // on the handler's executor. index == npos runs a health check (SELECT 1).
+  // Runs `statement` with `args` ($1..$n). Completes with a FillResult on
+  // the handler's executor.
   template <class Token>
-  auto async_run(std::size_t index, std::vector<std::string> args, Token&& token) {
+  auto async_run(Statement statement, std::vector<std::string> args, Token&& token) {
     return boost::asio::async_initiate<Token, void(FillResult)>(
-        [this, index](auto handler, std::vector<std::string> a) {
+        [this, st = std::move(statement)](auto handler, std::vector<std::string> a) mutable {
           using H = decltype(handler);
           auto ex = boost::asio::get_associated_executor(handler);
           auto h = std::make_shared<H>(std::move(handler));
-          submit(index, std::move(a), [ex, h](FillResult r) {
+          submit(std::move(st), std::move(a), [ex, h](FillResult r) {
             boost::asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
           });
         },
         token, std::move(args));
   }
 
-  static constexpr std::size_t kPing = static_cast<std::size_t>(-1);
-
   PoolStats stats() const;
 
  private:
   struct Job {
-    std::size_t index;
+    Statement statement;
     std::vector<std::string> args;
     std::function<void(FillResult)> done;
     std::chrono::steady_clock::time_point deadline;  // past it, a waiting fill gives up
   };
   class Worker;
 
-  void submit(std::size_t index, std::vector<std::string> args, std::function<void(FillResult)> done);
+  void submit(Statement statement, std::vector<std::string> args, std::function<void(FillResult)> done);
   void run(std::size_t id);
   // Fails fills that waited in the queue longer than statement_timeout, so
   // that no request waits for PostgreSQL longer than a query may run.
@@ -105,7 +105,6 @@ class Pool {
 
   config::PostgresConfig cfg_;
   std::string conninfo_;
-  std::vector<Statement> statements_;
   std::vector<std::thread> threads_;
   std::thread reaper_;
 
