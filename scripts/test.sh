@@ -33,12 +33,45 @@ if [[ $status -eq 0 ]]; then
   if scripts/quickstart.sh --smoke; then smoke=passed; else smoke=failed; status=1; fi
 fi
 
+# The whole suite again, built with AddressSanitizer and UndefinedBehavior-
+# Sanitizer (leak detection on). Any report, from a test or from a daemon
+# the tests started, fails the run. SIDECACHE_SANITIZERS=0 skips it.
+asan=skipped
+if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
+  echo "test: AddressSanitizer + UndefinedBehaviorSanitizer pass"
+  BUILD_DIR="$ROOT/build-asan" CMAKE_ARGS="-DSIDECACHE_SANITIZE=address,undefined" scripts/build.sh Debug
+  mkdir -p "$SVC/sanitizers"
+  set +e
+  (cd build-asan &&
+    ASAN_OPTIONS="detect_leaks=1:log_path=$SVC/sanitizers/asan" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$SVC/sanitizers/ubsan" \
+    SC_TEST_REDIS_TIMEOUT=500ms \
+    ctest --output-on-failure -j2 --timeout 600) 2>&1 | tee "$SVC/ctest-asan.log"
+  asan_status=${PIPESTATUS[0]}
+  set -e
+  asan_summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$SVC/ctest-asan.log" || true)
+  if ls "$SVC"/sanitizers/* >/dev/null 2>&1; then
+    echo "test: sanitizer reports:"
+    cat "$SVC"/sanitizers/*
+    asan_status=1
+  fi
+  if [[ $asan_status -eq 0 ]]; then asan=passed; else asan=failed; status=1; fi
+  echo "test: sanitizer pass $asan (${asan_summary:-no summary})"
+fi
+
 # One closing line for humans and CI: ctest's counts plus the smoke check.
 total=$(sed -E 's/.* out of ([0-9]+)/\1/' <<<"${summary:-0% tests passed, 0 tests failed out of 0}")
 failed=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"${summary:-0% tests passed, 0 tests failed out of 0}")
 passed=$((total - failed))
 [[ $smoke == passed ]] && passed=$((passed + 1))
 [[ $smoke == failed ]] && failed=$((failed + 1))
+if [[ -n "${asan_summary:-}" ]]; then
+  a_total=$(sed -E 's/.* out of ([0-9]+)/\1/' <<<"$asan_summary")
+  a_failed=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"$asan_summary")
+  passed=$((passed + a_total - a_failed))
+  failed=$((failed + a_failed))
+fi
+[[ $asan == failed && "${a_failed:-0}" == 0 ]] && failed=$((failed + 1))
 echo
 echo "$passed passed, $failed failed"
 exit $status

@@ -94,6 +94,7 @@ class LeaderGuard {
   LeaderGuard(cache::Singleflight<Outcome>& sf, std::string key, cache::Singleflight<Outcome>::CallPtr call)
       : sf_(sf), key_(std::move(key)), call_(std::move(call)) {}
   ~LeaderGuard() {
+    if (deferred_) return;
     if (!published_) {
       Outcome o;
       o.status = 503;
@@ -107,12 +108,21 @@ class LeaderGuard {
     published_ = true;
     sf_.publish(call_, std::move(o));
   }
+  // Keeps the published call joinable a little longer: with nowhere to
+  // store the value (Redis unavailable), requests for the same key arriving
+  // just after still share this answer instead of querying again.
+  void finish_after(net::any_io_executor ex, std::chrono::milliseconds delay) {
+    deferred_ = true;
+    auto timer = std::make_shared<net::steady_timer>(ex, delay);
+    timer->async_wait([timer, &sf = sf_, key = key_, call = call_](const boost::system::error_code&) { sf.finish(key, call); });
+  }
 
  private:
   cache::Singleflight<Outcome>& sf_;
   std::string key_;
   cache::Singleflight<Outcome>::CallPtr call_;
   bool published_ = false;
+  bool deferred_ = false;
 };
 
 }  // namespace
@@ -435,6 +445,8 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
       // The value is in Redis before anyone else is told, so a request that
       // arrives after this finds it there.
       guard.publish(o);
+      if (!o.stored && (o.status == 200 || o.status == 404) && !redis_ok)
+        guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
       cache_status = o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss";
     }
     if (o.from_cache) co_return hit_answer(e, o.header, std::move(o.body), unix_us());

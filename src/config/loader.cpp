@@ -397,7 +397,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
         }
         ParamSpec p;
         p.name = pname;
-        const YAML::Node& v = it->second;
+        YAML::Node v = it->second;
         std::optional<ParamType> type;
         if (v.IsMap()) {
           ctx.check_keys(v, {"type", "max_len"}, "param '" + pname + "'");

@@ -74,6 +74,7 @@ Response http_request(int port, const std::string& method, const std::string& ta
 class Daemon {
  public:
   struct Options {
+    Options();
     std::string extra_main;  // appended to the main YAML
     std::string listen;      // default: 127.0.0.1:<free port>
     std::string key_prefix;  // default: unique per daemon
