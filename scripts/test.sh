@@ -45,7 +45,7 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   (cd build-asan &&
     ASAN_OPTIONS="detect_leaks=1:log_path=$SVC/sanitizers/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$SVC/sanitizers/ubsan" \
-    SC_TEST_REDIS_TIMEOUT=500ms \
+    SC_TEST_REDIS_TIMEOUT=500ms SC_TEST_ISOLATION_REQUESTS=20000 \
     ctest --output-on-failure -j2 --timeout 600) 2>&1 | tee "$SVC/ctest-asan.log"
   asan_status=${PIPESTATUS[0]}
   set -e

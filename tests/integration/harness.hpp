@@ -79,6 +79,9 @@ class Daemon {
     std::string listen;      // default: 127.0.0.1:<free port>
     std::string key_prefix;  // default: unique per daemon
     std::string redis_timeout = "50ms";
+    std::string log_level = "debug";
+    int redis_port = 0;        // 0: the real Redis; else e.g. a proxy in front of it
+    std::string redis_extra;   // more keys inside redis: { ... }, like ", breaker: { failures: 9 }"
     std::string statement_timeout = "2s";
     int pool_size = 4;
     int queue_limit = 256;

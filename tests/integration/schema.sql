@@ -18,3 +18,15 @@ INSERT INTO type_zoo VALUES
    '{"nested": {"a": [1, 2, {"b": null}]}}', '[1, "two", false]', 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa',
    E'quote " backslash \\ newline \n tab \t emoji 🚀 cjk 漢字 nul-free', ARRAY['x', 'y:z'])
 ON CONFLICT (id) DO NOTHING;
+
+-- Tenant isolation under cancellation: 40 tenants x 25 keys, every row
+-- naming its own tenant, identical keys across tenants.
+CREATE TABLE IF NOT EXISTS tenant_rows (
+  org_id uuid NOT NULL,
+  k      int NOT NULL,
+  PRIMARY KEY (org_id, k)
+);
+INSERT INTO tenant_rows
+SELECT ('00000000-0000-0000-0000-' || lpad(t::text, 12, '0'))::uuid, k
+FROM generate_series(1, 40) t, generate_series(1, 25) k
+ON CONFLICT DO NOTHING;
