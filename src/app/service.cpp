@@ -352,7 +352,9 @@ net::awaitable<Answer> Service::handle(http::Request req) {
   auto started = Clock::now();
   // The request keeps this snapshot to the end, whatever a reload does.
   SnapshotPtr snap = current();
-  http::Route r = http::route(*snap->cfg, req.method, req.target, req.body);
+  http::Route r;
+  if (auto denied = http::check_auth(*snap->cfg, req.target, req.authorization)) r.answer = std::move(*denied);
+  else r = http::route(*snap->cfg, req.method, req.target, req.body);
   Answer a;
   switch (r.kind) {
     case http::Route::Kind::entity_get: a = co_await get_entity(snap, r.request, req.no_cache, req.worker); break;

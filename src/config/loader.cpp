@@ -722,8 +722,8 @@ Config load(const std::string& path, const EnvLookup& env) {
   if (!root_opt) throw LoadError(std::move(problems));
   const YAML::Node& root = *root_opt;
 
-  ctx.check_keys(root, {"listen", "workers", "key_prefix", "tenant", "redis", "postgres", "entities_dir", "defaults",
-                        "http", "invalidation", "shutdown_timeout", "log_level"},
+  ctx.check_keys(root, {"listen", "unix_socket", "workers", "key_prefix", "tenant", "redis", "postgres", "entities_dir",
+                        "defaults", "http", "invalidation", "auth", "shutdown_timeout", "log_level"},
                  "the main config");
 
   std::string listen = "127.0.0.1:7070";
@@ -829,7 +829,8 @@ Config load(const std::string& path, const EnvLookup& env) {
   if (const YAML::Node& h = root["http"]; h) {
     if (!h.IsMap()) ctx.error(h, "http must be a mapping");
     else {
-      ctx.check_keys(h, {"max_header_bytes", "max_target_bytes", "header_timeout", "idle_timeout"}, "http");
+      ctx.check_keys(h, {"max_connections", "max_header_bytes", "max_target_bytes", "header_timeout", "idle_timeout"}, "http");
+      if (h["max_connections"]) if (auto v = ctx.integer(h["max_connections"], "http.max_connections", 1, 1000000)) cfg.http.max_connections = static_cast<std::size_t>(*v);
       if (h["max_header_bytes"]) if (auto v = ctx.integer(h["max_header_bytes"], "http.max_header_bytes", 1024, 1 << 20)) cfg.http.max_header_bytes = static_cast<std::size_t>(*v);
       if (h["max_target_bytes"]) if (auto v = ctx.integer(h["max_target_bytes"], "http.max_target_bytes", 64, 1 << 20)) cfg.http.max_target_bytes = static_cast<std::size_t>(*v);
       if (h["header_timeout"]) if (auto v = ctx.duration(h["header_timeout"], "http.header_timeout")) cfg.http.header_timeout = std::chrono::duration_cast<milliseconds>(*v);
@@ -849,6 +850,43 @@ Config load(const std::string& path, const EnvLookup& env) {
         auto v = ctx.scalar(inv["flush_on_listen"], "invalidation.flush_on_listen");
         if (v && (*v == "true" || *v == "false")) cfg.invalidation.flush_on_listen = *v == "true";
         else if (v) ctx.error(inv["flush_on_listen"], "invalidation.flush_on_listen must be true or false");
+      }
+    }
+  }
+  if (const YAML::Node& us = root["unix_socket"]; us) {
+    if (!us.IsMap()) ctx.error(us, "unix_socket must be a mapping, like { mode: \"0660\", group: app }");
+    else {
+      ctx.check_keys(us, {"mode", "group"}, "unix_socket");
+      if (us["mode"]) if (auto m = ctx.scalar(us["mode"], "unix_socket.mode")) {
+        char* end = nullptr;
+        long v = std::strtol(m->c_str(), &end, 8);
+        if (m->empty() || *end != '\0' || v < 0 || v > 0777) ctx.error(us["mode"], "unix_socket.mode must be octal permissions like \"0660\"");
+        else cfg.listen.unix_mode = static_cast<unsigned>(v);
+      }
+      if (us["group"]) apply_string(ctx, us, "group", cfg.listen.unix_group);
+    }
+  }
+  if (const YAML::Node& a = root["auth"]; a) {
+    if (!a.IsMap()) ctx.error(a, "auth must be a mapping, like { token_file: /run/secrets/sidecache-token }");
+    else {
+      ctx.check_keys(a, {"token_file"}, "auth");
+      if (a["token_file"]) if (auto f = ctx.scalar(a["token_file"], "auth.token_file")) {
+        fs::path tp(*f);
+        if (tp.is_relative()) tp = fs::absolute(fs::path(path).parent_path()) / tp;
+        cfg.auth.token_file = tp.lexically_normal().string();
+        std::ifstream in(cfg.auth.token_file);
+        std::stringstream ss;
+        if (!in) {
+          ctx.error(a["token_file"], "auth.token_file '" + cfg.auth.token_file + "' cannot be read: " + std::strerror(errno));
+        } else {
+          ss << in.rdbuf();
+          std::string t = ss.str();
+          while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+          while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(0, 1);
+          if (t.size() < 16)
+            ctx.error(a["token_file"], "the token in '" + cfg.auth.token_file + "' is shorter than 16 characters; use a long random one (openssl rand -hex 32)");
+          cfg.auth.token = t;
+        }
       }
     }
   }

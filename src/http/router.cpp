@@ -223,6 +223,24 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
   return r;
 }
 
+std::optional<Answer> check_auth(const config::Config& cfg, std::string_view target, std::string_view authorization) {
+  if (cfg.auth.token.empty() || target.substr(0, 4) != "/v1/") return std::nullopt;
+  static constexpr std::string_view kBearer = "Bearer ";
+  std::string_view given = authorization.substr(0, kBearer.size()) == kBearer ? authorization.substr(kBearer.size())
+                                                                                 : std::string_view{};
+  // Constant time: every byte of the expected token is compared, whatever
+  // the given one's length or first difference.
+  const std::string& want = cfg.auth.token;
+  unsigned char diff = given.size() == want.size() ? 0 : 1;
+  for (std::size_t i = 0; i < want.size(); ++i)
+    diff |= static_cast<unsigned char>(want[i] ^ (i < given.size() ? given[i] : 0));
+  if (diff == 0) return std::nullopt;
+  Answer a = error_answer(401, "unauthorized", authorization.empty() ? "this endpoint needs Authorization: Bearer <token>"
+                                                                     : "the bearer token is not valid");
+  a.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return a;
+}
+
 std::string entity_list_json(const config::Config& cfg) {
   json::array list;
   for (const auto& e : cfg.entities) {

@@ -4,7 +4,9 @@
 #include "sidecache/http/server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -44,6 +46,7 @@ struct Server::Impl {
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> open{0};
   std::atomic<std::size_t> next_worker{0};
+  std::atomic<std::uint64_t> refused_connections{0};
   std::mutex mu;
   std::list<std::shared_ptr<SessionCtl>> sessions;
 
@@ -84,7 +87,6 @@ struct Server::Impl {
       sessions.push_front(ctl);
       self = sessions.begin();
     }
-    ++open;
     beast::flat_buffer buffer;
     const std::size_t header_limit = cfg.http.max_header_bytes + cfg.http.max_target_bytes + 64;
 
@@ -155,6 +157,7 @@ struct Server::Impl {
       r.target = req.target();
       r.body = req.body();
       r.worker = worker;
+      if (auto it = req.find(bhttp::field::authorization); it != req.end()) r.authorization = it->value();
       for (auto it = req.find(bhttp::field::cache_control); it != req.end() && it->name() == bhttp::field::cache_control; ++it)
         if (beast::iequals(it->value(), "no-cache") || it->value().find("no-cache") != std::string_view::npos) r.no_cache = true;
       if (auto it = req.find(bhttp::field::pragma); it != req.end() && it->value().find("no-cache") != std::string_view::npos)
@@ -197,10 +200,19 @@ struct Server::Impl {
         co_await t.async_wait(tuple_awaitable);
         continue;
       }
+      if (open.load() >= cfg.http.max_connections) {
+        // At the limit: close at once rather than run out of descriptors.
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        if (++refused_connections % 1000 == 1)
+          spdlog::warn("http: {} connections open (http.max_connections); refusing new ones", open.load());
+        continue;
+      }
       if constexpr (std::is_same_v<Protocol, tcp>) {
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
       }
+      ++open;  // counted at accept, so a burst cannot overshoot the limit
       net::co_spawn(workers[w]->get_executor(), session<Protocol>(std::move(socket), w), [](std::exception_ptr e) {
         if (!e) return;
         try { std::rethrow_exception(e); } catch (const std::exception& ex) { spdlog::error("http: session ended: {}", ex.what()); }
@@ -228,7 +240,12 @@ void Server::start() {
     unix_proto::endpoint ep(l.path);
     impl_->unix_acceptor->open(ep.protocol());
     impl_->unix_acceptor->bind(ep);
-    ::chmod(l.path.c_str(), 0660);
+    ::chmod(l.path.c_str(), l.unix_mode);
+    if (!l.unix_group.empty()) {
+      struct group* g = ::getgrnam(l.unix_group.c_str());
+      if (!g || ::chown(l.path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+        throw std::runtime_error("cannot give the unix socket to group '" + l.unix_group + "'");
+    }
     impl_->unix_acceptor->listen(net::socket_base::max_listen_connections);
     net::co_spawn(io, impl_->accept_loop(*impl_->unix_acceptor), log_spawn_error);
   } else {

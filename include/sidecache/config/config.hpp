@@ -71,6 +71,14 @@ struct Listen {
   std::uint16_t port = 0;
   std::string path;     // unix socket
   std::string text;     // as configured
+  unsigned unix_mode = 0660;  // unix socket permissions
+  std::string unix_group;     // unix socket group (empty: the process's)
+};
+
+// Optional bearer-token check for /v1 requests.
+struct AuthConfig {
+  std::string token_file;  // empty: no check
+  std::string token;       // read from token_file at load
 };
 
 // Parsed redis:// or unix:// URL.
@@ -106,6 +114,7 @@ struct TenantConfig {
 };
 
 struct HttpConfig {
+  std::size_t max_connections = 4096;  // beyond, new connections are closed at once
   std::size_t max_header_bytes = 8192;
   std::size_t max_target_bytes = 4096;
   std::size_t max_body_bytes = 64 * 1024;
@@ -141,6 +150,7 @@ struct Config {
   Defaults defaults;
   HttpConfig http;
   InvalidationConfig invalidation;
+  AuthConfig auth;
   milliseconds shutdown_timeout{10000};
   std::string log_level = "info";
   std::vector<Entity> entities;

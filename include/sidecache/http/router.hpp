@@ -1,6 +1,7 @@
 #pragma once
 // Pure request routing: method + target -> what to do. No sockets, no I/O;
 // every 400/404/405 the API gives is decided here and unit-tested.
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,11 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
 
 // Parses the body of POST /v1/invalidate; on error, route.answer is a 400.
 Route parse_invalidation(const config::Config& cfg, std::string_view body);
+
+// Whether a request may proceed: with auth.token set, every /v1 path needs
+// "Authorization: Bearer <token>" (compared in constant time); /healthz and
+// /readyz stay open. Returns the 401 answer when it may not.
+std::optional<Answer> check_auth(const config::Config& cfg, std::string_view target, std::string_view authorization);
 
 // The body of GET /v1/entities.
 std::string entity_list_json(const config::Config& cfg);

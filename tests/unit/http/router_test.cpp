@@ -112,3 +112,21 @@ TEST_CASE("the entity list describes names, scopes, params, results and ttls") {
   CHECK(params[1].as_object().at("type").as_string() == "uuid");
   CHECK(list[1].as_object().at("scope").as_string() == "global");
 }
+
+TEST_CASE("with a token, /v1 needs the bearer token; health endpoints stay open") {
+  auto cfg = make_config();
+  CHECK_FALSE(http::check_auth(cfg, "/v1/entities", ""));  // no token configured: open
+  cfg.auth.token = "0123456789abcdef0123";
+  auto missing = http::check_auth(cfg, "/v1/entities", "");
+  REQUIRE(missing);
+  CHECK(missing->status == 401);
+  REQUIRE(missing->header("WWW-Authenticate"));
+  CHECK(json::parse(missing->body).at("error").as_string() == "unauthorized");
+  CHECK(http::check_auth(cfg, "/v1/entities", "Bearer 0123456789abcdef0124"));   // one byte off
+  CHECK(http::check_auth(cfg, "/v1/entities", "Bearer 0123456789abcdef012"));    // a prefix
+  CHECK(http::check_auth(cfg, "/v1/entities", "Bearer 0123456789abcdef01234"));  // longer
+  CHECK(http::check_auth(cfg, "/v1/entities", "Basic 0123456789abcdef0123"));
+  CHECK_FALSE(http::check_auth(cfg, "/v1/entities/user?x=1", "Bearer 0123456789abcdef0123"));
+  CHECK_FALSE(http::check_auth(cfg, "/healthz", ""));
+  CHECK_FALSE(http::check_auth(cfg, "/readyz", ""));
+}
