@@ -9,6 +9,7 @@ PACKAGES=(
   libhiredis-dev libpqxx-dev libspdlog-dev libyaml-cpp-dev
   catch2 prometheus-cpp-dev
   redis-server postgresql postgresql-contrib
+  clang-14 libclang-rt-14-dev
   curl ca-certificates procps iproute2
 )
 # Benchmarks only: wrk and nginx (for the static-file reference figure).

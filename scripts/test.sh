@@ -59,6 +59,14 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   echo "test: sanitizer pass $asan (${asan_summary:-no summary})"
 fi
 
+# Fuzzing: replay every seed corpus, then a short run per target
+# (SIDECACHE_FUZZ_SECONDS, default 30; scripts/fuzz.sh TARGET SECONDS for a
+# longer one). A finding fails the run.
+fuzz=skipped
+if [[ $status -eq 0 && "${SIDECACHE_FUZZ_SECONDS:-30}" != 0 ]]; then
+  if scripts/fuzz.sh all "${SIDECACHE_FUZZ_SECONDS:-30}"; then fuzz=passed; else fuzz=failed; status=1; fi
+fi
+
 # One closing line for humans and CI: ctest's counts plus the smoke check.
 total=$(sed -E 's/.* out of ([0-9]+)/\1/' <<<"${summary:-0% tests passed, 0 tests failed out of 0}")
 failed=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"${summary:-0% tests passed, 0 tests failed out of 0}")
@@ -72,6 +80,8 @@ if [[ -n "${asan_summary:-}" ]]; then
   failed=$((failed + a_failed))
 fi
 [[ $asan == failed && "${a_failed:-0}" == 0 ]] && failed=$((failed + 1))
+[[ $fuzz == passed ]] && passed=$((passed + 1))
+[[ $fuzz == failed ]] && failed=$((failed + 1))
 echo
 echo "$passed passed, $failed failed"
 exit $status

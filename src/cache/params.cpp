@@ -132,7 +132,9 @@ std::variant<QueryPairs, ParamError> parse_query(std::string_view q) {
 std::variant<std::vector<std::string>, ParamError> bind_params(const config::Entity& entity, const QueryPairs& query) {
   std::vector<std::string> values(entity.params.size());
   std::vector<bool> seen(entity.params.size(), false);
-  for (const auto& [name, raw] : query) {
+  for (const auto& pair : query) {
+    const std::string& name = pair.first;
+    const std::string& raw = pair.second;
     auto it = std::find_if(entity.params.begin(), entity.params.end(), [&](const auto& p) { return p.name == name; });
     if (it == entity.params.end()) {
       std::string allowed;

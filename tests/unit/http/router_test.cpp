@@ -130,3 +130,14 @@ TEST_CASE("with a token, /v1 needs the bearer token; health endpoints stay open"
   CHECK_FALSE(http::check_auth(cfg, "/healthz", ""));
   CHECK_FALSE(http::check_auth(cfg, "/readyz", ""));
 }
+
+TEST_CASE("error bodies are valid JSON even when the request holds invalid UTF-8") {
+  auto cfg = make_config();
+  auto r = http::route(cfg, "GET", std::string("/v1/entities/us\xff\xfe" "er?org_id=") + kOrg);
+  CHECK(r.answer.status == 404);
+  auto b = json::parse(r.answer.body).as_object();  // throws on invalid UTF-8
+  CHECK(std::string(b.at("entity").as_string()) == "us\xef\xbf\xbd\xef\xbf\xbd" "er");
+  auto p = http::route(cfg, "GET", "/v1/entities/user?org_id=" + kOrg + "&user_id=1&%C3%28=1");
+  CHECK(p.answer.status == 400);
+  CHECK_NOTHROW(json::parse(p.answer.body));
+}
