@@ -31,7 +31,7 @@ for t in "${TARGETS[@]}"; do
   # 2. Fuzz.
   if "$bin" "$scratch" "$seeds" -max_total_time="$SECONDS_PER" -print_final_stats=1 \
        -artifact_prefix="build-fuzz/crashes/$t-" >"$scratch/run.log" 2>&1; then
-    execs=$(awk -F': *' '/stat::number_of_executed_units/ {print $2}' "$scratch/run.log")
+    execs=$(sed -n 's/.*number_of_executed_units: *//p' "$scratch/run.log" | tail -n 1)
     echo "fuzz: $t: ${execs:-?} executions in ${SECONDS_PER}s, no finding"
   else
     echo "fuzz: $t: FINDING (input saved under build-fuzz/crashes/)"; grep -m1 -A30 "ERROR\|runtime error\|terminate" "$scratch/run.log" || tail -40 "$scratch/run.log"
