@@ -59,6 +59,30 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   echo "test: sanitizer pass $asan (${asan_summary:-no summary})"
 fi
 
+# ThreadSanitizer: the concurrency tests (singleflight, breaker, and the
+# daemon's worker threads under the stampede, race, lease, early-refresh and
+# reload tests). Any report fails the run.
+tsan=skipped
+if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
+  echo "test: ThreadSanitizer pass"
+  BUILD_DIR="$ROOT/build-tsan" CMAKE_ARGS="-DSIDECACHE_SANITIZE=thread" scripts/build.sh Debug
+  mkdir -p "$SVC/tsan"
+  tsan_status=0
+  export TSAN_OPTIONS="log_path=$SVC/tsan/tsan:halt_on_error=0"
+  build-tsan/tests/unit_tests "*concurrent*,*breaker*,*leader*" || tsan_status=1
+  SC_TEST_REDIS_TIMEOUT=500ms build-tsan/tests/integration_tests \
+    "200 concurrent requests*" "an invalidation wins over a racing fill*" "four processes*" \
+    "early refresh*" "SIGHUP reloads*" "stale_while_revalidate*" || tsan_status=1
+  unset TSAN_OPTIONS
+  if ls "$SVC"/tsan/* >/dev/null 2>&1; then
+    echo "test: ThreadSanitizer reports:"
+    cat "$SVC"/tsan/*
+    tsan_status=1
+  fi
+  if [[ $tsan_status -eq 0 ]]; then tsan=passed; else tsan=failed; status=1; fi
+  echo "test: ThreadSanitizer pass $tsan"
+fi
+
 # Fuzzing: replay every seed corpus, then a short run per target
 # (SIDECACHE_FUZZ_SECONDS, default 30; scripts/fuzz.sh TARGET SECONDS for a
 # longer one). A finding fails the run.
@@ -80,6 +104,8 @@ if [[ -n "${asan_summary:-}" ]]; then
   failed=$((failed + a_failed))
 fi
 [[ $asan == failed && "${a_failed:-0}" == 0 ]] && failed=$((failed + 1))
+[[ $tsan == passed ]] && passed=$((passed + 1))
+[[ $tsan == failed ]] && failed=$((failed + 1))
 [[ $fuzz == passed ]] && passed=$((passed + 1))
 [[ $fuzz == failed ]] && failed=$((failed + 1))
 echo
