@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,15 +117,22 @@ TEST_CASE("auth.token_file: /v1 needs the bearer token, health stays open") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("the unix socket's mode is configurable") {
+TEST_CASE("the unix socket's mode and group are configurable") {
   auto path = std::filesystem::temp_directory_path() / ("sidecache-mode-" + std::to_string(::getpid()) + ".sock");
+  // A group this process may give files to: one of its own.
+  gid_t groups[64];
+  int n = ::getgroups(64, groups);
+  gid_t gid = n > 0 ? groups[n - 1] : ::getegid();
+  struct group* g = ::getgrgid(gid);
+  REQUIRE(g);
   Daemon::Options o;
   o.listen = "unix:" + path.string();
-  o.extra_main = "unix_socket: { mode: \"0600\" }\n";
+  o.extra_main = "unix_socket: { mode: \"0600\", group: " + std::string(g->gr_name) + " }\n";
   Daemon d(o);
   struct stat st{};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
+  CHECK(st.st_gid == gid);
 }
 
 TEST_CASE("bare LF line endings are a 400; obs-fold never confuses the parser") {
