@@ -61,6 +61,14 @@ Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::str
   return a;
 }
 
+// "/v1/entities/user?x" -> "user"
+std::string entity_of(std::string_view target) {
+  static constexpr std::string_view kPrefix = "/v1/entities/";
+  if (target.substr(0, kPrefix.size()) != kPrefix) return {};
+  std::string_view rest = target.substr(kPrefix.size());
+  return std::string(rest.substr(0, rest.find_first_of("?/")));
+}
+
 // A stale value's answer: RFC 9211 says it was served from the cache (hit)
 // and that it was stale (fwd=stale); detail says why.
 Answer stale_answer(const config::Entity& e, const cache::ValueHeader& h, std::string body, std::uint64_t now,
@@ -159,7 +167,7 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg->redis, std::to_string(i)));
     redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
-    stores_.emplace_back(redis_.back(), &breaker_);
+    stores_.emplace_back(redis_.back(), &breaker_, &metrics_);
   }
 }
 
@@ -239,7 +247,7 @@ void Service::on_notification(const std::string& payload) {
   }
   for (auto& inv : invs) {
     unsigned w = next_worker();
-    net::co_spawn(workers_[w]->get_executor(), apply_or_queue(snap, std::move(inv), w), net::detached);
+    net::co_spawn(workers_[w]->get_executor(), apply_or_queue(snap, std::move(inv), w, "notify"), net::detached);
   }
 }
 
@@ -261,14 +269,14 @@ net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker,
     // (A named variable, not a temporary inside co_await: gcc 12 mishandles
     // those in coroutines.)
     http::Invalidation inv = whole_entity(e);
-    co_await apply_or_queue(snap, std::move(inv), worker);
+    co_await apply_or_queue(snap, std::move(inv), worker, "listen");
   }
   if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
   listener_flushed_ = true;
 }
 
-net::awaitable<void> Service::apply_or_queue(SnapshotPtr snap, http::Invalidation inv, unsigned worker) {
-  std::optional<std::uint64_t> at = co_await apply(*snap, inv, worker);
+net::awaitable<void> Service::apply_or_queue(SnapshotPtr snap, http::Invalidation inv, unsigned worker, const char* source) {
+  std::optional<std::uint64_t> at = co_await apply(*snap, inv, worker, source);
   if (at) {
     spdlog::debug("invalidated {} {} {} {} (notify)", http::to_string(inv.scope), inv.entity ? inv.entity->name : "",
                   inv.tenant, inv.request.key);
@@ -313,7 +321,7 @@ net::awaitable<void> Service::replay_loop() {
     while (!batch.empty()) {
       auto item = std::move(batch.front());
       batch.pop_front();
-      std::optional<std::uint64_t> at = co_await apply(*item.first, item.second, 0);
+      std::optional<std::uint64_t> at = co_await apply(*item.first, item.second, 0, "replay");
       if (at) {
         ++done;
         continue;
@@ -364,7 +372,32 @@ net::awaitable<Answer> Service::handle(http::Request req) {
       break;
     case http::Route::Kind::healthz: a.body = R"({"status":"ok"})"; break;
     case http::Route::Kind::readyz: a = co_await readyz(*snap); break;
+    case http::Route::Kind::metrics:
+      a.body = scrape_metrics(*snap);
+      a.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      break;
     case http::Route::Kind::answer: a = std::move(r.answer); break;
+  }
+  // Requests for a known entity are counted by outcome; the Cache-Status
+  // already says which it was.
+  const config::Entity* counted = r.kind == http::Route::Kind::entity_get ? r.request.entity
+                                  : r.kind == http::Route::Kind::answer && a.status == 400
+                                      ? snap->cfg->find_entity(entity_of(req.target))
+                                      : nullptr;
+  if (counted) {
+    const std::string* cs = a.header("Cache-Status");
+    metrics::Outcome outcome = metrics::Outcome::error;
+    if (a.status < 500 && cs) {
+      if (cs->find("fwd=stale") != std::string::npos) outcome = metrics::Outcome::stale;
+      else if (cs->rfind("sidecache; hit", 0) == 0) outcome = metrics::Outcome::hit;
+      else if (cs->find("collapsed") != std::string::npos) outcome = metrics::Outcome::collapsed;
+      else if (cs->find("fwd=request") != std::string::npos) outcome = metrics::Outcome::bypass;
+      else if (cs->find("fwd=miss") != std::string::npos) outcome = metrics::Outcome::miss;
+    } else if (cs && cs->find("fwd=stale") != std::string::npos) {
+      outcome = metrics::Outcome::stale;
+    }
+    metrics_.request(counted->name, outcome, a.status,
+                     std::chrono::duration<double>(Clock::now() - started).count());
   }
   if (spdlog::should_log(spdlog::level::debug)) {
     const std::string* cs = a.header("Cache-Status");
@@ -564,6 +597,7 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req, std::uint6
   }
   pg::Statement st{e.statement, e.query, e.result == config::ResultShape::row, false};
   pg::FillResult fr = co_await pool_.async_run(std::move(st), std::move(args), net::use_awaitable);
+  metrics_.fill(e.name, std::chrono::duration<double>(fr.took).count());
   if (capped) {
     std::lock_guard lock(fills_mu_);
     --fills_in_flight_[e.name];
@@ -607,23 +641,27 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req, std::uint6
 // Invalidation
 // ---------------------------------------------------------------------------
 
-net::awaitable<std::optional<std::uint64_t>> Service::apply(const Snapshot& s, const http::Invalidation& inv, unsigned worker) {
+net::awaitable<std::optional<std::uint64_t>> Service::apply(const Snapshot& s, const http::Invalidation& inv, unsigned worker,
+                                                            const char* source) {
   cache::Store& store = stores_[worker % stores_.size()];
   using Scope = http::Invalidation::Scope;
   const std::string& p = s.cfg->key_prefix;
   if (inv.scope == Scope::key) {
     std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms);
+    if (at) metrics_.invalidation("key", source);
     co_return at;
   }
   std::vector<std::string> wm;
   if (inv.scope == Scope::tenant) wm.push_back(cache::tenant_watermark(p, inv.tenant));
   else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(cache::entity_tenant_watermark(p, inv.tenant, inv.entity->name));
   else wm.push_back(cache::entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
-  co_return co_await store.raise_watermarks(wm, s.watermark_ttl_ms);
+  std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms);
+  if (at) metrics_.invalidation(http::to_string(inv.scope), source);
+  co_return at;
 }
 
 net::awaitable<Answer> Service::invalidate(const Snapshot& s, const http::Invalidation& inv, unsigned worker) {
-  std::optional<std::uint64_t> at = co_await apply(s, inv, worker);
+  std::optional<std::uint64_t> at = co_await apply(s, inv, worker, "api");
   if (!at) {
     // Applied as soon as Redis answers again, in case the caller gives up;
     // the caller is told it did not take effect yet.
@@ -644,6 +682,24 @@ net::awaitable<Answer> Service::invalidate(const Snapshot& s, const http::Invali
   Answer a;
   a.body = json::serialize(o);
   co_return a;
+}
+
+std::string Service::scrape_metrics(const Snapshot& s) {
+  metrics::Snapshot now;
+  pg::PoolStats ps = pool_.stats();
+  now.pool_size = ps.size;
+  now.pool_in_use = ps.in_use;
+  now.pool_queued = ps.queued;
+  now.pool_rejected = ps.rejected;
+  now.singleflight_waiters = flights_.waiting();
+  auto b = breaker_.state();
+  now.breaker_state = b == redis::CircuitBreaker::State::closed ? 0 : b == redis::CircuitBreaker::State::half_open ? 1 : 2;
+  now.config_generation = s.generation;
+  {
+    std::lock_guard lock(pending_mu_);
+    now.pending_invalidations = pending_.size();
+  }
+  return metrics_.scrape(now);
 }
 
 net::awaitable<Answer> Service::readyz(const Snapshot& s) {

@@ -103,20 +103,38 @@ Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
   return out;
 }
 
+void Store::count_failure(const redis::Reply& r) {
+  if (!metrics_ || !r.failed()) return;
+  if (r.status == redis::Reply::Status::timeout) metrics_->redis_failure("timeout");
+  else if (r.status == redis::Reply::Status::error) metrics_->redis_failure("error");
+  else if (r.error == "circuit breaker open") metrics_->redis_failure("breaker_open");
+  else metrics_->redis_failure("unavailable");
+}
+
 net::awaitable<redis::Reply> Store::guarded_mget(const std::vector<std::string>& keys, std::size_t split) {
   auto token = breaker_->allow();
-  if (!token) co_return refused();
+  if (!token) {
+    redis::Reply no = refused();
+    count_failure(no);
+    co_return no;
+  }
   redis::Reply r = co_await conn_->mget(keys, split);
   breaker_->record(*token, answered(r));
+  count_failure(r);
   co_return r;
 }
 
 net::awaitable<redis::Reply> Store::guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                                  const std::vector<std::string_view>& args, std::size_t split) {
   auto token = breaker_->allow();
-  if (!token) co_return refused();
+  if (!token) {
+    redis::Reply no = refused();
+    count_failure(no);
+    co_return no;
+  }
   redis::Reply r = co_await conn_->eval(script, keys, args, split);
   breaker_->record(*token, answered(r));
+  count_failure(r);
   co_return r;
 }
 

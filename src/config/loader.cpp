@@ -869,7 +869,11 @@ Config load(const std::string& path, const EnvLookup& env) {
   if (const YAML::Node& a = root["auth"]; a) {
     if (!a.IsMap()) ctx.error(a, "auth must be a mapping, like { token_file: /run/secrets/sidecache-token }");
     else {
-      ctx.check_keys(a, {"token_file"}, "auth");
+      ctx.check_keys(a, {"token_file", "metrics"}, "auth");
+      if (a["metrics"]) if (auto m = ctx.scalar(a["metrics"], "auth.metrics")) {
+        if (*m == "token") cfg.auth.metrics_need_token = true;
+        else if (*m != "open") ctx.error(a["metrics"], "auth.metrics must be 'open' (scrapers need no token) or 'token'");
+      }
       if (a["token_file"]) if (auto f = ctx.scalar(a["token_file"], "auth.token_file")) {
         fs::path tp(*f);
         if (tp.is_relative()) tp = fs::absolute(fs::path(path).parent_path()) / tp;

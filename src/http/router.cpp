@@ -217,6 +217,11 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
     if (method != "POST") { r.answer = method_not_allowed(method, "POST"); return r; }
     return parse_invalidation(cfg, body);
   }
+  if (path == "/metrics") {
+    if (!get) { r.answer = method_not_allowed(method, "GET"); return r; }
+    r.kind = Route::Kind::metrics;
+    return r;
+  }
   if (path == "/healthz" || path == "/readyz") {
     if (!get) { r.answer = method_not_allowed(method, "GET"); return r; }
     r.kind = path == "/healthz" ? Route::Kind::healthz : Route::Kind::readyz;
@@ -254,12 +259,15 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
     return r;
   }
   r.answer = error_answer(404, "no_route", "no such endpoint: " + std::string(path) +
-                                              " (endpoints: /v1/entities, /v1/entities/{entity}, /v1/invalidate, /healthz, /readyz)");
+                                              " (endpoints: /v1/entities, /v1/entities/{entity}, /v1/invalidate, /healthz, /readyz, /metrics)");
   return r;
 }
 
 std::optional<Answer> check_auth(const config::Config& cfg, std::string_view target, std::string_view authorization) {
-  if (cfg.auth.token.empty() || target.substr(0, 4) != "/v1/") return std::nullopt;
+  bool guarded = target.substr(0, 4) == "/v1/" ||
+                 (cfg.auth.metrics_need_token && target.substr(0, 8) == "/metrics" &&
+                  (target.size() == 8 || target[8] == '?'));
+  if (cfg.auth.token.empty() || !guarded) return std::nullopt;
   static constexpr std::string_view kBearer = "Bearer ";
   std::string_view given = authorization.substr(0, kBearer.size()) == kBearer ? authorization.substr(kBearer.size())
                                                                                  : std::string_view{};

@@ -57,7 +57,7 @@ struct Server::Impl {
   net::awaitable<void> write_answer(Stream& stream, Answer&& a, unsigned version, bool keep_alive) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(a.status), version};
     res.set(bhttp::field::server, "sidecache");
-    res.set(bhttp::field::content_type, "application/json");
+    res.set(bhttp::field::content_type, a.content_type);
     for (const auto& [k, v] : a.headers) res.set(k, v);
     res.body() = std::move(a.body);  // the cached bytes are moved, not copied
     res.keep_alive(keep_alive);

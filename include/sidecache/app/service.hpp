@@ -18,6 +18,7 @@
 #include "sidecache/config/config.hpp"
 #include "sidecache/http/router.hpp"
 #include "sidecache/http/server.hpp"
+#include "sidecache/metrics/metrics.hpp"
 #include "sidecache/pg/listener.hpp"
 #include "sidecache/pg/pool.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
@@ -78,7 +79,9 @@ class Service : public http::Handler {
 
   // Runs one invalidation against Redis; nullopt when Redis could not be
   // reached (nothing took effect). Used by the API and the NOTIFY listener.
-  net::awaitable<std::optional<std::uint64_t>> apply(const Snapshot& s, const http::Invalidation& inv, unsigned worker);
+  // `source` (api, notify, listen, replay) labels the metric.
+  net::awaitable<std::optional<std::uint64_t>> apply(const Snapshot& s, const http::Invalidation& inv, unsigned worker,
+                                                     const char* source);
 
  private:
   // How a fill treats another process's lease on the key.
@@ -106,7 +109,7 @@ class Service : public http::Handler {
   net::awaitable<http::Answer> readyz(const Snapshot& s);
 
   // Applies an invalidation; one that cannot reach Redis is queued.
-  net::awaitable<void> apply_or_queue(SnapshotPtr s, http::Invalidation inv, unsigned worker);
+  net::awaitable<void> apply_or_queue(SnapshotPtr s, http::Invalidation inv, unsigned worker, const char* source);
   // Invalidations that could not reach Redis wait here and are applied as
   // soon as Redis answers again (docs/invalidation.md, "Redis outages").
   void queue_invalidation(SnapshotPtr s, http::Invalidation inv);
@@ -117,6 +120,9 @@ class Service : public http::Handler {
   unsigned next_worker();
   static SnapshotPtr make_snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t generation);
 
+  std::string scrape_metrics(const Snapshot& s);
+
+  metrics::Metrics metrics_;
   SnapshotPtr snap_;  // std::atomic_load / std::atomic_store
   std::vector<net::io_context*> workers_;
   std::vector<std::shared_ptr<redis::Connection>> redis_;

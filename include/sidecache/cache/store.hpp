@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sidecache/cache/value.hpp"
+#include "sidecache/metrics/metrics.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/connection.hpp"
 
@@ -57,8 +58,8 @@ class Store {
  public:
   // Every Redis call goes through `breaker` (shared by all workers): while
   // it is open, calls fail at once and Redis sees no traffic.
-  Store(std::shared_ptr<redis::Connection> conn, redis::CircuitBreaker* breaker)
-      : conn_(std::move(conn)), breaker_(breaker) {}
+  Store(std::shared_ptr<redis::Connection> conn, redis::CircuitBreaker* breaker, metrics::Metrics* metrics = nullptr)
+      : conn_(std::move(conn)), breaker_(breaker), metrics_(metrics) {}
 
   // One MGET: the value and its watermarks.
   net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us);
@@ -90,6 +91,8 @@ class Store {
 
   std::shared_ptr<redis::Connection> conn_;
   redis::CircuitBreaker* breaker_;
+  metrics::Metrics* metrics_;
+  void count_failure(const redis::Reply& r);
 };
 
 }  // namespace sidecache::cache

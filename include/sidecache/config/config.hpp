@@ -79,6 +79,7 @@ struct Listen {
 struct AuthConfig {
   std::string token_file;  // empty: no check
   std::string token;       // read from token_file at load
+  bool metrics_need_token = false;  // auth.metrics: token (default: open)
 };
 
 // Parsed redis:// or unix:// URL.

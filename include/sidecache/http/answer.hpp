@@ -13,6 +13,7 @@ struct Answer {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type/Length
   bool close = false;  // close the connection after this answer
+  std::string content_type = "application/json";
 
   const std::string* header(std::string_view name) const {
     for (const auto& [k, v] : headers)

@@ -41,6 +41,7 @@ struct Route {
     entity_list,  // GET /v1/entities
     healthz,
     readyz,
+    metrics,      // GET /metrics
     answer,       // answer is final (an error, or a static answer)
   };
   Kind kind = Kind::answer;

@@ -1,0 +1,77 @@
+#pragma once
+// Prometheus metrics (prometheus-cpp core for the registry and the text
+// format), served by our own HTTP server at GET /metrics. Tenant ids never
+// become labels: entity, outcome and status class keep cardinality bounded.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <map>
+#include <unordered_map>
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Histogram;
+class Gauge;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace sidecache::metrics {
+
+// How a request was answered (the `outcome` label).
+enum class Outcome { hit, miss, stale, collapsed, bypass, error };
+const char* to_string(Outcome o);
+
+// Values read at scrape time.
+struct Snapshot {
+  std::size_t pool_size = 0, pool_in_use = 0, pool_queued = 0;
+  std::uint64_t pool_rejected = 0;
+  std::size_t singleflight_waiters = 0;
+  int breaker_state = 0;  // 0 closed, 1 half-open, 2 open
+  std::uint64_t config_generation = 0;
+  std::size_t pending_invalidations = 0;
+};
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+
+  void request(const std::string& entity, Outcome outcome, unsigned status, double seconds);
+  void fill(const std::string& entity, double seconds);
+  void redis_failure(const char* kind);  // timeout | unavailable | error
+  void invalidation(const char* scope, const char* source);  // source: api | notify | listen | replay
+
+  // The text exposition format, with `now` applied to the gauges.
+  std::string scrape(const Snapshot& now);
+
+ private:
+  prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& f, const std::string& key,
+                               const std::map<std::string, std::string>& labels);
+
+  std::unique_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* request_seconds_;
+  prometheus::Family<prometheus::Histogram>* fill_seconds_;
+  prometheus::Family<prometheus::Counter>* redis_failures_;
+  prometheus::Family<prometheus::Counter>* invalidations_;
+  prometheus::Family<prometheus::Counter>* pool_rejections_;
+  prometheus::Gauge* pool_size_;
+  prometheus::Gauge* pool_in_use_;
+  prometheus::Gauge* pool_queued_;
+  prometheus::Gauge* waiters_;
+  prometheus::Gauge* breaker_;
+  prometheus::Gauge* generation_;
+  prometheus::Gauge* pending_;
+  std::uint64_t rejected_seen_ = 0;
+  // Metric objects by label set, so the hot path looks up a hash map under
+  // a shared lock instead of prometheus-cpp's family lock.
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, void*> cache_;
+  std::mutex scrape_mu_;
+};
+
+}  // namespace sidecache::metrics

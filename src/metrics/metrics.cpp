@@ -1,0 +1,123 @@
+#include "sidecache/metrics/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "sidecache/version.hpp"
+
+namespace sidecache::metrics {
+namespace pm = prometheus;
+
+const char* to_string(Outcome o) {
+  switch (o) {
+    case Outcome::hit: return "hit";
+    case Outcome::miss: return "miss";
+    case Outcome::stale: return "stale";
+    case Outcome::collapsed: return "collapsed";
+    case Outcome::bypass: return "bypass";
+    case Outcome::error: return "error";
+  }
+  return "?";
+}
+
+namespace {
+const pm::Histogram::BucketBoundaries kRequestBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                      0.01,   0.025,   0.05,   0.1,   0.25,   0.5, 1, 2.5, 5};
+const pm::Histogram::BucketBoundaries kFillBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+std::string code_class(unsigned status) { return std::to_string(status / 100) + "xx"; }
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()) {
+  auto& r = *registry_;
+  requests_ = &pm::BuildCounter().Name("sidecache_requests_total")
+                   .Help("Entity requests by entity, outcome (hit, miss, stale, collapsed, bypass, error) and status class")
+                   .Register(r);
+  request_seconds_ = &pm::BuildHistogram().Name("sidecache_request_duration_seconds")
+                          .Help("Time to answer an entity request, by entity and outcome").Register(r);
+  fill_seconds_ = &pm::BuildHistogram().Name("sidecache_fill_duration_seconds")
+                       .Help("Time of one PostgreSQL fill (queue wait included), by entity").Register(r);
+  redis_failures_ = &pm::BuildCounter().Name("sidecache_redis_failures_total")
+                         .Help("Redis calls that failed, by kind (timeout, unavailable, error)").Register(r);
+  invalidations_ = &pm::BuildCounter().Name("sidecache_invalidations_total")
+                        .Help("Invalidations applied, by scope and source (api, notify, listen, replay)").Register(r);
+  pool_rejections_ = &pm::BuildCounter().Name("sidecache_pg_pool_rejections_total")
+                          .Help("Fills refused at once: queue full, PostgreSQL known down, or queue deadline").Register(r);
+  pool_size_ = &pm::BuildGauge().Name("sidecache_pg_pool_size").Help("PostgreSQL connections in the pool").Register(r).Add({});
+  pool_in_use_ = &pm::BuildGauge().Name("sidecache_pg_pool_in_use").Help("PostgreSQL connections running a query").Register(r).Add({});
+  pool_queued_ = &pm::BuildGauge().Name("sidecache_pg_pool_queue_length").Help("Fills waiting for a connection").Register(r).Add({});
+  waiters_ = &pm::BuildGauge().Name("sidecache_singleflight_waiters").Help("Requests waiting for another request's fill").Register(r).Add({});
+  breaker_ = &pm::BuildGauge().Name("sidecache_redis_breaker_state").Help("Redis circuit breaker: 0 closed, 1 half-open, 2 open").Register(r).Add({});
+  generation_ = &pm::BuildGauge().Name("sidecache_config_generation").Help("Configuration generation: 1 at start, +1 per reload").Register(r).Add({});
+  pending_ = &pm::BuildGauge().Name("sidecache_pending_invalidations").Help("Invalidations waiting for Redis").Register(r).Add({});
+  pm::BuildGauge().Name("sidecache_build_info").Help("Build information").Register(r).Add({{"version", kVersion}}).Set(1);
+  pool_rejections_->Add({});
+}
+
+Metrics::~Metrics() = default;
+
+pm::Counter& Metrics::counter(pm::Family<pm::Counter>& f, const std::string& key, const std::map<std::string, std::string>& labels) {
+  std::lock_guard lock(cache_mu_);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return *static_cast<pm::Counter*>(it->second);
+  auto& c = f.Add(labels);
+  cache_.emplace(key, &c);
+  return c;
+}
+
+void Metrics::request(const std::string& entity, Outcome outcome, unsigned status, double seconds) {
+  std::string cls = code_class(status);
+  const char* out = to_string(outcome);
+  counter(*requests_, "r|" + entity + '|' + out + '|' + cls, {{"entity", entity}, {"outcome", out}, {"code", cls}}).Increment();
+  std::string key = "h|" + entity + '|' + out;
+  pm::Histogram* h;
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(key, &request_seconds_->Add({{"entity", entity}, {"outcome", out}}, kRequestBuckets)).first;
+    h = static_cast<pm::Histogram*>(it->second);
+  }
+  h->Observe(seconds);
+}
+
+void Metrics::fill(const std::string& entity, double seconds) {
+  std::string key = "f|" + entity;
+  pm::Histogram* h;
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(key, &fill_seconds_->Add({{"entity", entity}}, kFillBuckets)).first;
+    h = static_cast<pm::Histogram*>(it->second);
+  }
+  h->Observe(seconds);
+}
+
+void Metrics::redis_failure(const char* kind) {
+  counter(*redis_failures_, std::string("e|") + kind, {{"kind", kind}}).Increment();
+}
+
+void Metrics::invalidation(const char* scope, const char* source) {
+  counter(*invalidations_, std::string("i|") + scope + '|' + source, {{"scope", scope}, {"source", source}}).Increment();
+}
+
+std::string Metrics::scrape(const Snapshot& now) {
+  std::lock_guard lock(scrape_mu_);
+  pool_size_->Set(static_cast<double>(now.pool_size));
+  pool_in_use_->Set(static_cast<double>(now.pool_in_use));
+  pool_queued_->Set(static_cast<double>(now.pool_queued));
+  waiters_->Set(static_cast<double>(now.singleflight_waiters));
+  breaker_->Set(now.breaker_state);
+  generation_->Set(static_cast<double>(now.config_generation));
+  pending_->Set(static_cast<double>(now.pending_invalidations));
+  if (now.pool_rejected > rejected_seen_) {
+    pool_rejections_->Add({}).Increment(static_cast<double>(now.pool_rejected - rejected_seen_));
+    rejected_seen_ = now.pool_rejected;
+  }
+  return pm::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace sidecache::metrics
