@@ -11,7 +11,13 @@
 #include <thread>
 
 #include "sidecache/app/logging.hpp"
+#include <hiredis/hiredis.h>
+
+#include <pqxx/pqxx>
+
 #include "sidecache/app/service.hpp"
+#include "sidecache/cache/key.hpp"
+#include "sidecache/cache/params.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/http/server.hpp"
 #include "sidecache/pg/triggers.hpp"
@@ -27,6 +33,10 @@ constexpr const char* kUsage = R"(sidecache: a caching sidecar for multi-tenant 
 Usage:
   sidecache --config PATH           run the daemon
   sidecache check --config PATH     validate the configuration and exit (non-zero on errors)
+  sidecache check --config PATH --connect
+                                    also reach Redis and PostgreSQL and prepare every entity's SQL
+  sidecache key --config PATH ENTITY name=value...
+                                    print the Redis key a request would use (for redis-cli)
   sidecache triggers --config PATH [--drop]
                                     print the SQL that installs (or removes) the invalidate_on triggers
   sidecache --help | --version
@@ -34,6 +44,87 @@ Usage:
 Environment (overrides the config file):
   SIDECACHE_LISTEN, SIDECACHE_REDIS_URL, SIDECACHE_POSTGRES_DSN
 )";
+
+// check --connect: Redis answers PING, PostgreSQL accepts a connection and
+// every entity's SQL prepares (typos are caught before deploy).
+int check_connect(const config::Config& cfg) {
+  int problems = 0;
+  const auto& r = cfg.redis;
+  timeval tv{static_cast<long>(r.connect_timeout.count() / 1000), static_cast<long>((r.connect_timeout.count() % 1000) * 1000)};
+  redisContext* rc = r.is_unix ? redisConnectUnixWithTimeout(r.path.c_str(), tv) : redisConnectWithTimeout(r.host.c_str(), r.port, tv);
+  auto redis_cmd = [&](const char* fmt, auto... args) -> std::string {
+    auto* reply = static_cast<redisReply*>(redisCommand(rc, fmt, args...));
+    if (!reply) return std::string("no answer: ") + rc->errstr;
+    std::string err = reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len) : "";
+    freeReplyObject(reply);
+    return err;
+  };
+  std::string redis_error;
+  if (!rc || rc->err) redis_error = rc ? rc->errstr : "out of memory";
+  if (redis_error.empty() && !r.password.empty())
+    redis_error = r.username.empty() ? redis_cmd("AUTH %s", r.password.c_str())
+                                     : redis_cmd("AUTH %s %s", r.username.c_str(), r.password.c_str());
+  if (redis_error.empty() && r.db) redis_error = redis_cmd("SELECT %d", r.db);
+  if (redis_error.empty()) redis_error = redis_cmd("PING");
+  if (rc) redisFree(rc);
+  if (!redis_error.empty()) {
+    std::cerr << "  redis " << config::mask_secrets(r.url) << ": " << redis_error << "\n";
+    ++problems;
+  } else {
+    std::cout << "  redis " << config::mask_secrets(r.url) << ": ok\n";
+  }
+  try {
+    pqxx::connection conn(cfg.postgres.dsn);
+    std::cout << "  postgres: ok\n";
+    int i = 0;
+    for (const auto& e : cfg.entities) {
+      std::string name = "sidecache_check_" + std::to_string(i++);
+      try {
+        pqxx::nontransaction tx(conn);
+        tx.exec("PREPARE " + name + " AS " + e.query);
+        tx.exec("DEALLOCATE " + name);
+      } catch (const std::exception& ex) {
+        std::string msg = ex.what();
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        std::cerr << "  " << e.file << ": entity '" << e.name << "': its SQL does not prepare: " << msg << "\n";
+        ++problems;
+      }
+    }
+  } catch (const std::exception& ex) {
+    std::cerr << "  postgres: " << config::mask_secrets(ex.what()) << "\n";
+    ++problems;
+  }
+  return problems;
+}
+
+// key: the Redis key of ENTITY with name=value params, as a GET would build it.
+int print_key(const config::Config& cfg, const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cerr << "sidecache key: give ENTITY name=value...\n";
+    return 64;
+  }
+  const config::Entity* e = cfg.find_entity(args[0]);
+  if (!e) {
+    std::cerr << "sidecache key: no entity named '" << args[0] << "'\n";
+    return 2;
+  }
+  cache::QueryPairs pairs;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    auto eq = args[i].find('=');
+    if (eq == std::string::npos) {
+      std::cerr << "sidecache key: '" << args[i] << "' is not name=value\n";
+      return 64;
+    }
+    pairs.emplace_back(args[i].substr(0, eq), args[i].substr(eq + 1));
+  }
+  auto values = cache::bind_params(*e, pairs);
+  if (auto* err = std::get_if<cache::ParamError>(&values)) {
+    std::cerr << "sidecache key: " << err->message << "\n";
+    return 2;
+  }
+  std::cout << cache::build_key(cfg.key_prefix, *e, std::get<std::vector<std::string>>(values)) << "\n";
+  return 0;
+}
 
 int print_problems(const config::LoadError& e) {
   std::cerr << "sidecache: the configuration has " << e.problems().size() << " problem(s):\n";
@@ -43,7 +134,7 @@ int print_problems(const config::LoadError& e) {
 
 int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& config_path) {
   const config::Config& cfg = *cfg_ptr;  // the settings a reload cannot change
-  app::init_logging(cfg.log_level);
+  app::init_logging(cfg.log_level, cfg.log_json);
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::io_context*> workers;
   for (unsigned i = 0; i < cfg.workers; ++i) {
@@ -107,7 +198,8 @@ int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& conf
 
 int main(int argc, char** argv) {
   std::string config_path;
-  bool check = false, triggers = false, drop = false;
+  bool check = false, triggers = false, drop = false, connect = false, key = false;
+  std::vector<std::string> rest;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -124,6 +216,12 @@ int main(int argc, char** argv) {
       triggers = true;
     } else if (a == "--drop" && triggers) {
       drop = true;
+    } else if (a == "key" && i == 1) {
+      key = true;
+    } else if (a == "--connect" && check) {
+      connect = true;
+    } else if (key && a.rfind("--", 0) != 0) {
+      rest.push_back(a);
     } else if ((a == "--config" || a == "-c") && i + 1 < argc) {
       config_path = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
@@ -143,12 +241,20 @@ int main(int argc, char** argv) {
   } catch (const config::LoadError& e) {
     return print_problems(e);
   }
+  if (key) return print_key(cfg, rest);
   if (triggers) {
     std::cout << pg::trigger_sql(cfg, drop);
     return 0;
   }
   if (check) {
     std::cout << "sidecache: configuration " << config_path << " is valid (" << cfg.entities.size() << " entities)\n";
+    if (connect) {
+      int n = check_connect(cfg);
+      if (n) {
+        std::cerr << "sidecache: " << n << " problem(s) reaching Redis and PostgreSQL\n";
+        return 2;
+      }
+    }
     return 0;
   }
   return serve(std::make_shared<const config::Config>(std::move(cfg)), config_path);

@@ -61,6 +61,19 @@ Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::str
   return a;
 }
 
+// The caller's X-Request-Id when it is a sane token (1..128 of
+// [A-Za-z0-9._:-]), else a fresh random one.
+std::string request_id_of(std::string_view given) {
+  bool ok = !given.empty() && given.size() <= 128 && std::all_of(given.begin(), given.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
+  });
+  if (ok) return std::string(given);
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
 // "/v1/entities/user?x" -> "user"
 std::string entity_of(std::string_view target) {
   static constexpr std::string_view kPrefix = "/v1/entities/";
@@ -399,11 +412,15 @@ net::awaitable<Answer> Service::handle(http::Request req) {
     metrics_.request(counted->name, outcome, a.status,
                      std::chrono::duration<double>(Clock::now() - started).count());
   }
-  if (spdlog::should_log(spdlog::level::debug)) {
+  std::string rid = request_id_of(req.request_id);
+  // One line per request: at info with access_log on, else at debug.
+  auto level = snap->cfg->access_log ? spdlog::level::info : spdlog::level::debug;
+  if (spdlog::should_log(level)) {
     const std::string* cs = a.header("Cache-Status");
-    spdlog::debug("{} {} -> {} [{}] {}us", req.method, req.target, a.status, cs ? *cs : "-",
-                  std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
+    spdlog::log(level, "request_id={} {} {} -> {} [{}] {}us", rid, req.method, req.target, a.status, cs ? *cs : "-",
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
   }
+  a.headers.emplace_back("X-Request-Id", std::move(rid));
   co_return a;
 }
 

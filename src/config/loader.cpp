@@ -723,7 +723,7 @@ Config load(const std::string& path, const EnvLookup& env) {
   const YAML::Node& root = *root_opt;
 
   ctx.check_keys(root, {"listen", "unix_socket", "workers", "key_prefix", "tenant", "redis", "postgres", "entities_dir",
-                        "defaults", "http", "invalidation", "auth", "shutdown_timeout", "log_level"},
+                        "defaults", "http", "invalidation", "auth", "shutdown_timeout", "log_level", "log_format", "access_log"},
                  "the main config");
 
   std::string listen = "127.0.0.1:7070";
@@ -895,6 +895,14 @@ Config load(const std::string& path, const EnvLookup& env) {
     }
   }
   if (root["shutdown_timeout"]) if (auto v = ctx.duration(root["shutdown_timeout"], "shutdown_timeout")) cfg.shutdown_timeout = std::chrono::duration_cast<milliseconds>(*v);
+  if (root["log_format"]) if (auto f = ctx.scalar(root["log_format"], "log_format")) {
+    if (*f == "json") cfg.log_json = true;
+    else if (*f != "text") ctx.error(root["log_format"], "log_format must be 'text' or 'json'");
+  }
+  if (root["access_log"]) if (auto v = ctx.scalar(root["access_log"], "access_log")) {
+    if (*v == "true" || *v == "false") cfg.access_log = *v == "true";
+    else ctx.error(root["access_log"], "access_log must be true or false");
+  }
   if (root["log_level"]) {
     apply_string(ctx, root, "log_level", cfg.log_level);
     static const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};

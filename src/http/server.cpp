@@ -158,6 +158,7 @@ struct Server::Impl {
       r.body = req.body();
       r.worker = worker;
       if (auto it = req.find(bhttp::field::authorization); it != req.end()) r.authorization = it->value();
+      if (auto it = req.find("X-Request-Id"); it != req.end()) r.request_id = it->value();
       for (auto it = req.find(bhttp::field::cache_control); it != req.end() && it->name() == bhttp::field::cache_control; ++it)
         if (beast::iequals(it->value(), "no-cache") || it->value().find("no-cache") != std::string_view::npos) r.no_cache = true;
       if (auto it = req.find(bhttp::field::pragma); it != req.end() && it->value().find("no-cache") != std::string_view::npos)

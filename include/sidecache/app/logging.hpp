@@ -1,9 +1,15 @@
 #pragma once
 #include <string>
+#include <string_view>
 
 namespace sidecache::app {
 
-// Sets up the process-wide spdlog logger (stderr, one line per event).
-void init_logging(const std::string& level);
+// Sets up the process-wide spdlog logger on stderr: one line per event, as
+// text or as one JSON object per line ({"time","level","msg"}).
+void init_logging(const std::string& level, bool json);
+
+// Escapes a string for a JSON string literal (quotes, backslash, control
+// bytes). Exposed for tests.
+std::string json_escape(std::string_view s);
 
 }  // namespace sidecache::app

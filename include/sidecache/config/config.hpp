@@ -154,6 +154,8 @@ struct Config {
   AuthConfig auth;
   milliseconds shutdown_timeout{10000};
   std::string log_level = "info";
+  bool log_json = false;    // log_format: json (one object per line) | text
+  bool access_log = false;  // one info line per request
   std::vector<Entity> entities;
 
   const Entity* find_entity(std::string_view name) const;

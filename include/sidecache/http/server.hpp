@@ -23,6 +23,7 @@ struct Request {
   std::string_view target;
   std::string_view body;
   std::string_view authorization;  // the Authorization header, if any
+  std::string_view request_id;     // X-Request-Id as sent, if any
   bool no_cache = false;  // Cache-Control: no-cache (or Pragma: no-cache)
   unsigned worker = 0;    // index of the worker thread running this request
 };

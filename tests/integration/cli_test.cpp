@@ -1,0 +1,76 @@
+// Logs, request ids and the command line, against the real servers.
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "harness.hpp"
+
+using namespace sidecache::it;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kOrg1 = "11111111-1111-1111-1111-111111111111";
+const std::string kUid = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa";
+}  // namespace
+
+TEST_CASE("X-Request-Id is taken from the caller or generated, echoed, and on the access log line") {
+  Daemon::Options o;
+  o.log_level = "info";
+  o.extra_main = "access_log: true\nlog_format: json\n";
+  Daemon d(o);
+  auto given = d.get("/v1/entities/type_zoo?id=1", {"X-Request-Id: trace-abc.123"});
+  CHECK(given.header("x-request-id") == "trace-abc.123");
+  auto made = d.get("/v1/entities/type_zoo?id=1");
+  CHECK(made.header("x-request-id").size() == 16);
+  auto hostile = d.get("/healthz", {"X-Request-Id: bad\"id{}"});
+  CHECK(hostile.header("x-request-id") != "bad\"id{}");  // replaced, never echoed raw
+  // Every line is a JSON object; the access lines carry the ids.
+  std::istringstream lines(d.log());
+  std::string line;
+  int objects = 0;
+  bool saw_given = false, saw_made = false;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    auto v = boost::json::parse(line);  // throws if a line is not JSON
+    ++objects;
+    std::string msg(v.at("msg").as_string());
+    if (msg.find("request_id=trace-abc.123") != std::string::npos) saw_given = true;
+    if (msg.find("request_id=" + made.header("x-request-id")) != std::string::npos) saw_made = true;
+  }
+  CHECK(objects > 3);
+  CHECK(saw_given);
+  CHECK(saw_made);
+}
+
+TEST_CASE("sidecache key prints the key a GET uses") {
+  Services& s = Services::get();
+  Daemon d;
+  REQUIRE(d.get("/v1/entities/user?org_id=" + kOrg1 + "&user_id=" + kUid).status == 200);
+  auto [rc, out] = run_command({sidecache_binary(), "key", "--config", d.config_path(), "user", "org_id=" + kOrg1,
+                                "user_id=" + std::string("AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA")});
+  REQUIRE(rc == 0);
+  std::string key = out.substr(0, out.find('\n'));
+  CHECK(key.rfind(d.prefix() + "t:" + kOrg1 + ":user:", 0) == 0);
+  CHECK(s.redis_cli("EXISTS " + key) == "1");
+  auto [bad_rc, bad_out] = run_command({sidecache_binary(), "key", "--config", d.config_path(), "user", "org_id=x"});
+  CHECK(bad_rc != 0);
+  CHECK(bad_out.find("org_id") != std::string::npos);
+}
+
+TEST_CASE("check --connect reaches both servers and catches SQL that does not prepare") {
+  Daemon d;
+  auto [ok_rc, ok_out] = run_command({sidecache_binary(), "check", "--connect", "--config", d.config_path()});
+  INFO(ok_out);
+  CHECK(ok_rc == 0);
+  CHECK(ok_out.find("postgres: ok") != std::string::npos);
+  std::ofstream(d.dir() + "/entities/typo.yaml") << "name: typo\nscope: global\nresult: rows\nsql: SELEC 1 AS one\n";
+  auto [bad_rc, bad_out] = run_command({sidecache_binary(), "check", "--connect", "--config", d.config_path()});
+  INFO(bad_out);
+  CHECK(bad_rc != 0);
+  CHECK(bad_out.find("typo.yaml: entity 'typo': its SQL does not prepare") != std::string::npos);
+  // Without --connect, the SQL is not checked against the database.
+  CHECK(run_command({sidecache_binary(), "check", "--config", d.config_path()}).first == 0);
+}
