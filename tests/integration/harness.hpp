@@ -4,8 +4,11 @@
 // real sidecache process, and a minimal HTTP/1.1 client over real sockets.
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -116,6 +119,54 @@ class Daemon {
 int free_port();
 std::string sidecache_binary();
 std::string source_dir();
+
+// Keeps `threads` clients reading `targets` (round robin) until stop();
+// counts the answers by status (0: no answer).
+class Load {
+ public:
+  Load(const Daemon& d, std::vector<std::string> targets, int threads, std::vector<std::string> headers = {})
+      : targets_(std::move(targets)) {
+    for (int t = 0; t < threads; ++t)
+      threads_.emplace_back([this, &d, t, headers] {
+        for (std::size_t i = static_cast<std::size_t>(t); !stop_; ++i) {
+          auto r = d.get(targets_[i % targets_.size()], headers);
+          std::lock_guard lock(mu_);
+          ++by_status_[r.status];
+        }
+      });
+  }
+  std::map<int, int> stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    return by_status_;
+  }
+  ~Load() { stop(); }
+
+ private:
+  std::vector<std::string> targets_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<int, int> by_status_;
+};
+
+// "200:1234 0:3 " for messages.
+inline std::string dump(const std::map<int, int>& m) {
+  std::string s;
+  for (auto [k, v] : m) s += std::to_string(k) + ":" + std::to_string(v) + " ";
+  return s;
+}
+
+// Polls `ok` every 50 ms, at most `tries` times.
+template <class F>
+bool eventually(F&& ok, int tries = 100) {
+  for (int i = 0; i < tries; ++i) {
+    if (ok()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
 
 // Runs `argv` and returns {exit status, combined output}.
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv);

@@ -18,50 +18,8 @@ namespace {
 const std::string kOrg1 = "11111111-1111-1111-1111-111111111111";
 const std::string kUidA = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa";
 
-class Load {
- public:
-  Load(const Daemon& d, std::vector<std::string> targets, int threads) : targets_(std::move(targets)) {
-    for (int t = 0; t < threads; ++t)
-      threads_.emplace_back([this, &d, t] {
-        for (std::size_t i = t; !stop_; ++i) {
-          auto r = d.get(targets_[i % targets_.size()]);
-          std::lock_guard lock(mu_);
-          ++by_status_[r.status];
-        }
-      });
-  }
-  std::map<int, int> stop() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-    return by_status_;
-  }
-  ~Load() { stop(); }
-
- private:
-  std::vector<std::string> targets_;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::map<int, int> by_status_;
-};
-
-std::string dump(const std::map<int, int>& m) {
-  std::string s;
-  for (auto [k, v] : m) s += std::to_string(k) + ":" + std::to_string(v) + " ";
-  return s;
-}
-
 long long generation(const Daemon& d) { return json::parse(d.get("/readyz").body).at("config_generation").as_int64(); }
 
-template <class F>
-bool eventually(F&& ok) {
-  for (int i = 0; i < 100; ++i) {
-    if (ok()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
 }  // namespace
 
 TEST_CASE("SIGHUP reloads entities under load with no failed request; a bad config is refused and the old one serves") {

@@ -43,52 +43,6 @@ long long redis_commands() {
   return pos == std::string::npos ? -1 : std::stoll(info.substr(pos + 25));
 }
 
-template <class F>
-bool eventually(F&& ok, int tries = 100) {
-  for (int i = 0; i < tries; ++i) {
-    if (ok()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-// Keeps `threads` clients reading `targets` until stop(); counts answers.
-class Load {
- public:
-  Load(const Daemon& d, std::vector<std::string> targets, int threads, std::vector<std::string> headers = {})
-      : targets_(std::move(targets)) {
-    for (int t = 0; t < threads; ++t)
-      threads_.emplace_back([this, &d, t, headers] {
-        for (std::size_t i = t; !stop_; ++i) {
-          auto r = d.get(targets_[i % targets_.size()], headers);
-          std::lock_guard lock(mu_);
-          ++by_status_[r.status];
-        }
-      });
-  }
-  std::map<int, int> stop() {
-    stop_ = true;
-    for (auto& t : threads_) t.join();
-    return by_status_;
-  }
-  ~Load() {
-    if (!stop_) stop();
-  }
-
- private:
-  std::vector<std::string> targets_;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::map<int, int> by_status_;
-};
-
-std::string dump(const std::map<int, int>& m) {
-  std::string s;
-  for (auto [k, v] : m) s += std::to_string(k) + ":" + std::to_string(v) + " ";
-  return s;
-}
-
 struct ContinueRedis {
   ~ContinueRedis() {
     Services::get().signal_redis(SIGCONT);
