@@ -184,7 +184,7 @@ std::string exchange_fd(int fd, const std::string& bytes, std::chrono::milliseco
 
 }  // namespace
 
-std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout, bool* closed_by_peer) {
+int connect_loopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -192,8 +192,14 @@ std::string raw_exchange(int port, const std::string& bytes, std::chrono::millis
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ::close(fd);
-    return {};
+    return -1;
   }
+  return fd;
+}
+
+std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout, bool* closed_by_peer) {
+  int fd = connect_loopback(port);
+  if (fd < 0) return {};
   return exchange_fd(fd, bytes, timeout, closed_by_peer);
 }
 

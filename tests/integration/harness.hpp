@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -58,6 +59,9 @@ struct Response {
     return it == headers.end() ? std::string() : it->second;
   }
 };
+
+// A TCP connection to 127.0.0.1:port, or -1.
+int connect_loopback(int port);
 
 // Sends raw bytes, reads until the server closes (or `timeout`), returns
 // everything received.
@@ -150,6 +154,22 @@ class Load {
   std::mutex mu_;
   std::map<int, int> by_status_;
 };
+
+// Runs request(i) for i in [0, n) on n threads released together, so the
+// requests really are concurrent; returns the answers in order of i.
+inline std::vector<Response> all_at_once(int n, const std::function<Response(int)>& request) {
+  std::vector<Response> answers(static_cast<std::size_t>(n));
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < n) std::this_thread::yield();
+      answers[static_cast<std::size_t>(i)] = request(i);
+    });
+  for (auto& t : threads) t.join();
+  return answers;
+}
 
 // "200:1234 0:3 " for messages.
 inline std::string dump(const std::map<int, int>& m) {

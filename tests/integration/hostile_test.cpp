@@ -22,18 +22,6 @@ namespace {
 const std::string kOrg1 = "11111111-1111-1111-1111-111111111111";
 const std::string kUser = "/v1/entities/user?org_id=" + kOrg1 + "&user_id=aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa";
 
-int open_connection(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // True when the peer has closed the connection (read returns 0 or fails).
 bool closed_by_peer(int fd, int wait_ms) {
@@ -58,7 +46,7 @@ TEST_CASE("slowloris: connections dribbling a header are closed, a normal client
   o.extra_main = "http: { header_timeout: 1s, idle_timeout: 1s }\n";
   Daemon d(o);
   std::vector<int> slow;
-  for (int i = 0; i < 40; ++i) slow.push_back(open_connection(d.port()));
+  for (int i = 0; i < 40; ++i) slow.push_back(connect_loopback(d.port()));
   const std::string header = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
   std::atomic<bool> stop{false};
   std::thread dribble([&] {
@@ -84,7 +72,7 @@ TEST_CASE("connections beyond http.max_connections are closed at once; the daemo
   o.extra_main = "http: { max_connections: 20 }\n";
   Daemon d(o);
   std::vector<int> held;
-  for (int i = 0; i < 60; ++i) held.push_back(open_connection(d.port()));
+  for (int i = 0; i < 60; ++i) held.push_back(connect_loopback(d.port()));
   int refused = 0;
   for (std::size_t i = 20; i < held.size(); ++i) refused += held[i] < 0 || closed_by_peer(held[i], 2000);
   CHECK(refused >= 35);  // 40 over the limit; a few may race the first ones being counted

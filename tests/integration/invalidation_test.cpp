@@ -161,17 +161,19 @@ TEST_CASE("an invalidation wins over a racing fill, across two processes") {
     std::mutex mu;
     std::vector<Read> reads;
     std::vector<std::thread> readers;
+    // One read, recorded with the moment it started.
+    auto read_once = [&](const Daemon& d) {
+      Read rd{Clock::now(), {}, 0};
+      auto resp = d.get(t);
+      rd.status = resp.status;
+      if (resp.status == 200) rd.name = name_of(resp);
+      std::lock_guard lock(mu);
+      reads.push_back(rd);
+    };
     for (int r = 0; r < 2 * kReadersPerDaemon; ++r) {
       const Daemon& d = r % 2 ? b : a;
       readers.emplace_back([&, &d = d] {
-        while (!stop) {
-          Read rd{Clock::now(), {}, 0};
-          auto resp = d.get(t);
-          rd.status = resp.status;
-          if (resp.status == 200) rd.name = name_of(resp);
-          std::lock_guard lock(mu);
-          reads.push_back(rd);
-        }
+        while (!stop) read_once(d);
       });
     }
     // Fills that read v0 are in flight (the query sleeps 300 ms).
@@ -186,14 +188,7 @@ TEST_CASE("an invalidation wins over a racing fill, across two processes") {
     // each process they find it and would be handed its old row.
     for (int r = 0; r < 2 * kReadersPerDaemon; ++r) {
       const Daemon& d = r % 2 ? b : a;
-      readers.emplace_back([&, &d = d] {
-        Read rd{Clock::now(), {}, 0};
-        auto resp = d.get(t);
-        rd.status = resp.status;
-        if (resp.status == 200) rd.name = name_of(resp);
-        std::lock_guard lock(mu);
-        reads.push_back(rd);
-      });
+      readers.emplace_back([&, &d = d] { read_once(d); });
     }
     // Long enough for every fill that began before the invalidation to try
     // to store its old row.

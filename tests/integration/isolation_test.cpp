@@ -109,15 +109,10 @@ std::string tenant(int t) {
 
 // Sends a request and hangs up at once, or after `wait_us`, without reading.
 void hang_up(int port, const std::string& req, int wait_us) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-    if (wait_us) std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
-  }
+  int fd = connect_loopback(port);
+  if (fd < 0) return;
+  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  if (wait_us) std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
   ::close(fd);
 }
 

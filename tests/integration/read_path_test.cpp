@@ -203,17 +203,7 @@ TEST_CASE("200 concurrent requests for one cold key make exactly one query") {
   std::string uid = new_user(s, "stampede");
   long long before = s.query_count(marker);
   constexpr int kClients = 200;
-  std::vector<Response> answers(kClients);
-  std::atomic<int> ready{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kClients; ++i) {
-    threads.emplace_back([&, i] {
-      ++ready;
-      while (ready.load() < kClients) std::this_thread::yield();
-      answers[i] = d.get(user_target("slow_user", kOrg1, uid));
-    });
-  }
-  for (auto& t : threads) t.join();
+  auto answers = all_at_once(kClients, [&](int) { return d.get(user_target("slow_user", kOrg1, uid)); });
   int ok = 0, stored = 0, collapsed = 0, hits = 0;
   for (const auto& a : answers) {
     if (a.status == 200) ++ok;

@@ -145,16 +145,7 @@ TEST_CASE("Redis stopped: 500 concurrent requests over 50 keys cost at most 50 q
   const std::string marker = "AS slow";
   long long before = s.query_count(marker);
   constexpr int kClients = 500;
-  std::vector<Response> answers(kClients);
-  std::atomic<int> ready{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kClients; ++i)
-    threads.emplace_back([&, i] {
-      ++ready;
-      while (ready.load() < kClients) std::this_thread::yield();
-      answers[i] = d.get(target("slow_user", users[i % 50]));
-    });
-  for (auto& t : threads) t.join();
+  auto answers = all_at_once(kClients, [&](int i) { return d.get(target("slow_user", users[i % 50])); });
   long long queries = s.query_count(marker) - before;
   std::map<int, int> statuses;
   for (const auto& a : answers) ++statuses[a.status];
@@ -272,16 +263,7 @@ TEST_CASE("four processes, 1000 concurrent requests for one cold key: one query"
   const std::string marker = "AS leased";
   long long before = s.query_count(marker);
   constexpr int kClients = 1000;
-  std::vector<Response> answers(kClients);
-  std::atomic<int> ready{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kClients; ++i)
-    threads.emplace_back([&, i] {
-      ++ready;
-      while (ready.load() < kClients) std::this_thread::yield();
-      answers[i] = fleet[i % 4]->get(target("lease_user", uid));
-    });
-  for (auto& t : threads) t.join();
+  auto answers = all_at_once(kClients, [&](int i) { return fleet[i % 4]->get(target("lease_user", uid)); });
   long long queries = s.query_count(marker) - before;
   int right = 0;
   for (const auto& a : answers)
