@@ -177,6 +177,14 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
                  spdlog::warn("redis: circuit breaker {} -> {}{}", redis::to_string(from), redis::to_string(to),
                               to == redis::CircuitBreaker::State::open ? " (reads go straight to PostgreSQL)" : "");
                }) {
+  l1_channel_ = cache::l1_channel(cfg->key_prefix);
+  if (cfg->l1.enabled()) {
+    // An invalidation is remembered longer than any L1 copy lives (l1_ttl is
+    // at most 1m) and than any fill may take (max_fill_age), with a margin.
+    auto horizon = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::minutes(1) + std::chrono::microseconds(snap_->max_fill_age_us) + std::chrono::seconds(10));
+    l1_ = std::make_unique<cache::NearCache>(cfg->l1.max_bytes, horizon);
+  }
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg->redis, std::to_string(i)));
     redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
@@ -218,6 +226,8 @@ bool Service::reload(const std::string& path) {
   keep(fresh->invalidation.channel != was.invalidation.channel, "invalidation.channel");
   keep(fresh->shutdown_timeout != was.shutdown_timeout, "shutdown_timeout");
   keep(fresh->listens() != was.listens(), "whether any entity has invalidate_on (the LISTEN connection)");
+  keep(fresh->l1.max_bytes != was.l1.max_bytes, "l1.max_bytes");
+  keep(fresh->key_prefix != was.key_prefix && was.l1.enabled(), "key_prefix (its L1 invalidation channel)");
   fresh->listen = was.listen;
   fresh->workers = was.workers;
   fresh->redis = was.redis;
@@ -225,6 +235,8 @@ bool Service::reload(const std::string& path) {
   fresh->http = was.http;
   fresh->invalidation.channel = was.invalidation.channel;
   fresh->shutdown_timeout = was.shutdown_timeout;
+  fresh->l1.max_bytes = was.l1.max_bytes;
+  if (was.l1.enabled()) fresh->key_prefix = was.key_prefix;
   spdlog::set_level(spdlog::level::from_str(fresh->log_level));
   std::size_t n = fresh->entities.size();
   std::atomic_store(&snap_, make_snapshot(std::move(fresh), old->generation + 1));
@@ -238,6 +250,31 @@ void Service::start() {
   pool_.start();
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
   replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());
+  if (l1_) {
+    // L1 serves only while this subscription is up: a lost subscription may
+    // have lost invalidations, so L1 is flushed and stays off until it is back.
+    l1_sub_ = std::make_shared<redis::Subscriber>(
+        workers_[0]->get_executor(), current()->cfg->redis, l1_channel_,
+        [this](std::string_view payload) {
+          auto m = cache::parse_l1_message(payload);
+          if (!m) {
+            spdlog::warn("l1: ignoring a malformed message on {}", l1_channel_);
+            return;
+          }
+          auto now = cache::NearCache::Clock::now();
+          for (auto k : m->keys) l1_->invalidate(k, m->at_us, now);
+        },
+        [this](bool up) {
+          if (up) {
+            l1_->enable();
+            spdlog::info("l1: on ({} bytes at most)", l1_->max_bytes());
+          } else {
+            l1_->disable();
+            spdlog::warn("l1: flushed and off until the invalidation subscription is back");
+          }
+        });
+    net::post(l1_sub_->executor(), [sub = l1_sub_] { sub->start(); });
+  }
   net::co_spawn(workers_[0]->get_executor(), replay_loop(), net::detached);
   const config::Config& cfg = *current()->cfg;
   if (cfg.listens()) {
@@ -358,6 +395,14 @@ void Service::stop() {
     });
     done.get_future().wait_for(std::chrono::seconds(2));
   }
+  if (l1_sub_) {
+    std::promise<void> done;
+    net::post(l1_sub_->executor(), [&] {
+      l1_sub_->stop();
+      done.set_value();
+    });
+    done.get_future().wait_for(std::chrono::seconds(2));
+  }
   for (auto& r : redis_) {
     std::promise<void> done;
     net::post(r->executor(), [&] {
@@ -433,6 +478,21 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
   const config::Config& cfg = *s.cfg;
   cache::Store& store = stores_[worker];
   const config::Entity& e = *req.entity;
+  const bool use_l1 = l1_ && e.l1_ttl.count() > 0 && !no_cache;
+  cache::NearCache::Ticket ticket;
+  if (use_l1) {
+    cache::ValueHeader h;
+    std::string body;
+    if (l1_->get(req.key, cache::NearCache::Clock::now(), h, body)) {
+      Answer a = hit_answer(e, h, std::move(body), unix_us());
+      for (auto& [k, v] : a.headers)
+        if (k == "Cache-Status") v = "sidecache; hit; detail=l1";
+      co_return a;
+    }
+    // Taken before Redis is read: a copy is refused if L1 lost its
+    // invalidation feed in between.
+    ticket = l1_->ticket();
+  }
   std::vector<std::string> keys = cache::read_keys(cfg.key_prefix, e, req.values, req.key);
 
   if (no_cache) {
@@ -458,6 +518,7 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
       if (e.early_refresh_beta > 0 &&
           cache::xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, unit_random()))
         spawn_refresh(snap, req, worker);
+      if (use_l1) l1_put(e, ticket, keys, seen.header, seen.body);
       co_return hit_answer(e, seen.header, std::move(seen.body), now);
     }
     if (seen.status == cache::Lookup::Status::expired) {
@@ -501,6 +562,9 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
         guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
       cache_status = o.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss";
     }
+    // What this process read (stored in Redis, or found there by the
+    // leader's second look) is what L1 may keep.
+    if (use_l1 && (o.stored || o.from_cache)) l1_put(e, ticket, keys, o.header, o.status == 200 ? o.body : std::string());
     if (o.from_cache) co_return hit_answer(e, o.header, std::move(o.body), unix_us());
     if (failed(o) && have_stale) co_return stale_answer(e, stale_header, std::move(stale_body), unix_us(), "error");
     std::string body = std::move(o.body);
@@ -664,16 +728,19 @@ net::awaitable<std::optional<std::uint64_t>> Service::apply(const Snapshot& s, c
   using Scope = http::Invalidation::Scope;
   const std::string& p = s.cfg->key_prefix;
   if (inv.scope == Scope::key) {
-    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms);
+    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms, l1_channel_);
     if (at) metrics_.invalidation("key", source);
+    std::vector<std::string> key(1, inv.request.key);
+    l1_invalidate(key, at ? *at : UINT64_MAX);
     co_return at;
   }
   std::vector<std::string> wm;
   if (inv.scope == Scope::tenant) wm.push_back(cache::tenant_watermark(p, inv.tenant));
   else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(cache::entity_tenant_watermark(p, inv.tenant, inv.entity->name));
   else wm.push_back(cache::entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
-  std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms);
+  std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_);
   if (at) metrics_.invalidation(http::to_string(inv.scope), source);
+  l1_invalidate(wm, at ? *at : UINT64_MAX);
   co_return at;
 }
 
@@ -701,6 +768,25 @@ net::awaitable<Answer> Service::invalidate(const Snapshot& s, const http::Invali
   co_return a;
 }
 
+void Service::l1_put(const config::Entity& e, const cache::NearCache::Ticket& t, const std::vector<std::string>& keys,
+                     const cache::ValueHeader& h, std::string_view body) {
+  auto now = cache::NearCache::Clock::now();
+  std::uint64_t wall = unix_us();
+  if (h.soft_expiry_us <= wall) return;
+  auto life = std::min<std::chrono::microseconds>(e.l1_ttl, std::chrono::microseconds(h.soft_expiry_us - wall));
+  l1_->put(t, keys, h, body, now + life, now);
+}
+
+void Service::l1_invalidate(const std::vector<std::string>& keys, std::uint64_t at_us) {
+  // This process's own copies go at once, before the caller is answered,
+  // even when Redis was not reached (then everything those keys cover is
+  // kept out of L1 until the record ages out). Other processes hear of it
+  // on the channel.
+  if (!l1_) return;
+  auto now = cache::NearCache::Clock::now();
+  for (const auto& k : keys) l1_->invalidate(k, at_us, now);
+}
+
 std::string Service::scrape_metrics(const Snapshot& s) {
   metrics::Snapshot now;
   pg::PoolStats ps = pool_.stats();
@@ -712,6 +798,18 @@ std::string Service::scrape_metrics(const Snapshot& s) {
   auto b = breaker_.state();
   now.breaker_state = b == redis::CircuitBreaker::State::closed ? 0 : b == redis::CircuitBreaker::State::half_open ? 1 : 2;
   now.config_generation = s.generation;
+  if (l1_) {
+    cache::NearCache::Stats st = l1_->stats();
+    now.l1 = true;
+    now.l1_enabled = st.enabled;
+    now.l1_entries = st.entries;
+    now.l1_bytes = st.bytes;
+    now.l1_max_bytes = l1_->max_bytes();
+    now.l1_hits = st.hits;
+    now.l1_misses = st.misses;
+    now.l1_evictions = st.evictions;
+    now.l1_invalidated = st.invalidated;
+  }
   {
     std::lock_guard lock(pending_mu_);
     now.pending_invalidations = pending_.size();
@@ -755,6 +853,14 @@ net::awaitable<Answer> Service::readyz(const Snapshot& s) {
     listener = st == pg::Listener::State::listening && !listener_flushed_ ? "connecting" : pg::to_string(st);
   }
   o["invalidation_listener"] = json::object{{"state", listener}, {"channel", cfg.invalidation.channel}};
+  if (l1_) {
+    cache::NearCache::Stats st = l1_->stats();
+    o["l1"] = json::object{{"state", st.enabled ? "on" : "off"},
+                           {"channel", l1_channel_},
+                           {"entries", st.entries},
+                           {"bytes", st.bytes},
+                           {"max_bytes", l1_->max_bytes()}};
+  }
   Answer a;
   a.status = ready ? 200 : 503;
   a.body = json::serialize(o);

@@ -45,15 +45,19 @@ const redis::Script kCommit(std::string(kNow) +
 const redis::Script kRelease("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
                              "return 0\n");
 
-// KEYS: value key. ARGV: ttl_ms. Writes a tombstone header (flags 2,
-// created = now); returns now.
+// KEYS: value key. ARGV: ttl_ms, L1 channel ('' for none). Writes a
+// tombstone header (flags 2, created = now), tells every L1 on the channel
+// ("<now>\n<key>"); returns now.
 const redis::Script kTombstone(std::string(kNow) +
                                "local v = 'SC' .. string.char(1, 2) .. struct.pack('<I4I8I8', 0, now, 0)\n"
                                "redis.call('SET', KEYS[1], v, 'PX', ARGV[1])\n"
-                               "return string.format('%.0f', now)\n");
+                               "local s = string.format('%.0f', now)\n"
+                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. KEYS[1]) end\n"
+                               "return s\n");
 
-// KEYS: watermarks. ARGV: ttl_ms. Raises each to now (never lowers it);
-// returns now.
+// KEYS: watermarks. ARGV: ttl_ms, L1 channel ('' for none). Raises each to
+// now (never lowers it), tells every L1 on the channel
+// ("<now>\n<key>\n<key>..."); returns now.
 const redis::Script kWatermark(std::string(kNow) +
                                "local s = string.format('%.0f', now)\n"
                                "for i = 1, #KEYS do\n"
@@ -61,6 +65,7 @@ const redis::Script kWatermark(std::string(kNow) +
                                "  if cur < now then redis.call('SET', KEYS[i], s, 'PX', ARGV[1])\n"
                                "  else redis.call('PEXPIRE', KEYS[i], ARGV[1]) end\n"
                                "end\n"
+                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. table.concat(KEYS, '\\n')) end\n"
                                "return s\n");
 
 std::uint64_t parse_us(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
@@ -195,19 +200,22 @@ net::awaitable<void> Store::release(const std::string& lease_key, const std::str
   (void)r;
 }
 
-net::awaitable<std::optional<std::uint64_t>> Store::tombstone(const std::string& key, std::uint64_t ttl_ms) {
+net::awaitable<std::optional<std::uint64_t>> Store::tombstone(const std::string& key, std::uint64_t ttl_ms,
+                                                              const std::string& channel) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string> keys(1, key);
   std::vector<std::string_view> args(1, ttl);
+  args.emplace_back(channel);
   redis::Reply r = co_await guarded_eval(kTombstone, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);
 }
 
 net::awaitable<std::optional<std::uint64_t>> Store::raise_watermarks(const std::vector<std::string>& keys,
-                                                                     std::uint64_t ttl_ms) {
+                                                                     std::uint64_t ttl_ms, const std::string& channel) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string_view> args(1, ttl);
+  args.emplace_back(channel);
   redis::Reply r = co_await guarded_eval(kWatermark, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);

@@ -338,7 +338,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   const YAML::Node& root = *root_opt;
   std::size_t before = problems.size();
   ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on",
-                        "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills"},
+                        "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills", "l1_ttl"},
                  "an entity file");
 
   Entity e;
@@ -346,6 +346,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   e.ttl = cfg.defaults.ttl;
   e.negative_ttl = cfg.defaults.negative_ttl;
   e.ttl_jitter = cfg.defaults.ttl_jitter;
+  e.l1_ttl = cfg.l1.ttl;
 
   if (!root["name"]) {
     ctx.error(root, "missing key 'name': give the entity a name like 'user' ([a-z][a-z0-9_]*)");
@@ -470,6 +471,14 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   if (root["max_concurrent_fills"])
     if (auto v = ctx.integer(root["max_concurrent_fills"], "max_concurrent_fills", 1, 100000))
       e.max_concurrent_fills = static_cast<std::size_t>(*v);
+  if (root["l1_ttl"]) {
+    if (auto d = ctx.duration(root["l1_ttl"], "l1_ttl", false)) {
+      e.l1_ttl = *d;
+      if (*d > std::chrono::minutes(1))
+        ctx.error(root["l1_ttl"], "l1_ttl is at most 1m: an L1 copy is only checked against invalidations it hears of; "
+                                  "keep it short, like 2s (0s keeps this entity out of L1)");
+    }
+  }
 
   if (!root["sql"]) {
     ctx.error(root, "missing key 'sql': the query whose result this entity caches");
@@ -723,7 +732,7 @@ Config load(const std::string& path, const EnvLookup& env) {
   const YAML::Node& root = *root_opt;
 
   ctx.check_keys(root, {"listen", "unix_socket", "workers", "key_prefix", "tenant", "redis", "postgres", "entities_dir",
-                        "defaults", "http", "invalidation", "auth", "shutdown_timeout", "log_level", "log_format", "access_log"},
+                        "defaults", "http", "invalidation", "auth", "l1", "shutdown_timeout", "log_level", "log_format", "access_log"},
                  "the main config");
 
   std::string listen = "127.0.0.1:7070";
@@ -837,6 +846,23 @@ Config load(const std::string& path, const EnvLookup& env) {
       if (h["idle_timeout"]) if (auto v = ctx.duration(h["idle_timeout"], "http.idle_timeout")) cfg.http.idle_timeout = std::chrono::duration_cast<milliseconds>(*v);
     }
   }
+  if (const YAML::Node& l1 = root["l1"]; l1) {
+    if (!l1.IsMap()) ctx.error(l1, "l1 must be a mapping, like { max_bytes: 64MiB, ttl: 2s }");
+    else {
+      ctx.check_keys(l1, {"max_bytes", "ttl"}, "l1");
+      if (l1["max_bytes"]) if (auto v = ctx.scalar(l1["max_bytes"], "l1.max_bytes")) {
+        auto b = parse_bytes(*v);
+        if (!b || *b > (std::size_t{1} << 40))
+          ctx.error(l1["max_bytes"], "l1.max_bytes: '" + *v + "' is not a size; write it like 64MiB, 512KiB or 0 (off)");
+        else cfg.l1.max_bytes = *b;
+      }
+      if (l1["ttl"]) if (auto d = ctx.duration(l1["ttl"], "l1.ttl")) {
+        cfg.l1.ttl = *d;
+        if (*d > std::chrono::minutes(1))
+          ctx.error(l1["ttl"], "l1.ttl is at most 1m; keep it short, like 2s");
+      }
+    }
+  }
   if (const YAML::Node& inv = root["invalidation"]; inv) {
     if (!inv.IsMap()) ctx.error(inv, "invalidation must be a mapping, like { channel: sidecache_invalidate }");
     else {
@@ -939,6 +965,22 @@ Config load(const std::string& path, const EnvLookup& env) {
 
   if (!problems.empty()) throw LoadError(std::move(problems));
   return cfg;
+}
+
+std::optional<std::size_t> parse_bytes(const std::string& text) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 15) return std::nullopt;
+  std::size_t n = std::stoull(text.substr(0, i));
+  std::string unit = text.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  static const std::vector<std::pair<std::string, std::size_t>> units = {
+      {"", 1},          {"B", 1},          {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+      {"KB", 1000},     {"MB", 1000000},   {"GB", 1000000000},  {"k", 1000},         {"K", 1ull << 10},
+      {"M", 1ull << 20}, {"G", 1ull << 30}};
+  for (const auto& [u, mul] : units)
+    if (unit == u) return n * mul;
+  return std::nullopt;
 }
 
 }  // namespace sidecache::config

@@ -56,6 +56,20 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()) {
   pending_ = &pm::BuildGauge().Name("sidecache_pending_invalidations").Help("Invalidations waiting for Redis").Register(r).Add({});
   pm::BuildGauge().Name("sidecache_build_info").Help("Build information").Register(r).Add({{"version", kVersion}}).Set(1);
   pool_rejections_->Add({});
+  l1_lookups_ = &pm::BuildCounter().Name("sidecache_l1_lookups_total")
+                     .Help("L1 (in-process near cache) lookups by result (hit, miss)").Register(r);
+  l1_dropped_ = &pm::BuildCounter().Name("sidecache_l1_dropped_total")
+                     .Help("L1 entries dropped, by reason (evicted: the byte bound; invalidated)").Register(r);
+  l1_entries_ = &pm::BuildGauge().Name("sidecache_l1_entries").Help("Entries in L1").Register(r).Add({});
+  l1_bytes_ = &pm::BuildGauge().Name("sidecache_l1_bytes").Help("Bytes L1 holds, bookkeeping included").Register(r).Add({});
+  l1_max_bytes_ = &pm::BuildGauge().Name("sidecache_l1_max_bytes").Help("l1.max_bytes (0: L1 off)").Register(r).Add({});
+  l1_enabled_ = &pm::BuildGauge().Name("sidecache_l1_enabled")
+                     .Help("1 while L1 serves: its invalidation subscription is up").Register(r).Add({});
+}
+
+void Metrics::add_delta(pm::Counter& c, std::uint64_t now, std::uint64_t& seen) {
+  if (now > seen) c.Increment(static_cast<double>(now - seen));
+  seen = now;
 }
 
 Metrics::~Metrics() = default;
@@ -116,6 +130,16 @@ std::string Metrics::scrape(const Snapshot& now) {
   if (now.pool_rejected > rejected_seen_) {
     pool_rejections_->Add({}).Increment(static_cast<double>(now.pool_rejected - rejected_seen_));
     rejected_seen_ = now.pool_rejected;
+  }
+  if (now.l1) {
+    add_delta(l1_lookups_->Add({{"result", "hit"}}), now.l1_hits, l1_seen_[0]);
+    add_delta(l1_lookups_->Add({{"result", "miss"}}), now.l1_misses, l1_seen_[1]);
+    add_delta(l1_dropped_->Add({{"reason", "evicted"}}), now.l1_evictions, l1_seen_[2]);
+    add_delta(l1_dropped_->Add({{"reason", "invalidated"}}), now.l1_invalidated, l1_seen_[3]);
+    l1_entries_->Set(static_cast<double>(now.l1_entries));
+    l1_bytes_->Set(static_cast<double>(now.l1_bytes));
+    l1_max_bytes_->Set(static_cast<double>(now.l1_max_bytes));
+    l1_enabled_->Set(now.l1_enabled ? 1 : 0);
   }
   return pm::TextSerializer().Serialize(registry_->Collect());
 }

@@ -188,6 +188,19 @@ bool eventually(F&& ok, int tries = 100) {
   return false;
 }
 
+// The value of the Prometheus sample line that starts with `series`, or -1.
+inline double metric_sample(const std::string& text, const std::string& series) {
+  std::size_t pos = 0;
+  while ((pos = text.find(series, pos)) != std::string::npos) {
+    if (pos == 0 || text[pos - 1] == '\n') {
+      auto end = text.find('\n', pos);
+      return std::stod(text.substr(pos + series.size(), end - pos - series.size()));
+    }
+    pos += series.size();
+  }
+  return -1;
+}
+
 // Runs `argv` and returns {exit status, combined output}.
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv);
 

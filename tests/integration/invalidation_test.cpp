@@ -141,16 +141,26 @@ TEST_CASE("an invalidation that cannot reach Redis says so") {
 // reading while the writer updates and invalidates in the middle of slow
 // fills. Every read that starts after an invalidation returned must see the
 // new row.
-TEST_CASE("an invalidation wins over a racing fill, across two processes") {
+namespace {
+// With L1 on, a process hears of another process's invalidation over Redis
+// pub/sub: reads in the process that invalidated are never stale once it
+// answered, and reads in the other process are never stale once the
+// message has arrived. A read there that started within this much of the
+// invalidation's answer may still be served the old row from L1.
+constexpr auto kL1Propagation = std::chrono::milliseconds(200);
+
+void race(bool l1) {
   Services& s = Services::get();
-  Daemon a;
-  Daemon::Options same_keys;
-  same_keys.key_prefix = a.prefix();  // two pods of one service share one key space
-  Daemon b(same_keys);
+  Daemon::Options opt;
+  if (l1) opt.extra_main = "l1: { max_bytes: 8MiB, ttl: 60s }\n";
+  Daemon a(opt);
+  opt.key_prefix = a.prefix();  // two pods of one service share one key space
+  Daemon b(opt);
   using Clock = std::chrono::steady_clock;
-  struct Read { Clock::time_point start; std::string name; int status; };
+  struct Read { Clock::time_point start; std::string name; int status; const Daemon* via; bool l1_hit; };
   constexpr int kIterations = 6, kReadersPerDaemon = 3;
-  int late_reads = 0, stale_late_reads = 0, old_reads = 0;
+  int late_reads = 0, stale_late_reads = 0, old_reads = 0, l1_hits = 0, propagating_stale = 0;
+  Clock::duration worst_lag{};
 
   for (int it = 0; it < kIterations; ++it) {
     INFO("iteration " << it);
@@ -163,9 +173,10 @@ TEST_CASE("an invalidation wins over a racing fill, across two processes") {
     std::vector<std::thread> readers;
     // One read, recorded with the moment it started.
     auto read_once = [&](const Daemon& d) {
-      Read rd{Clock::now(), {}, 0};
+      Read rd{Clock::now(), {}, 0, &d, false};
       auto resp = d.get(t);
       rd.status = resp.status;
+      rd.l1_hit = resp.header("cache-status") == "sidecache; hit; detail=l1";
       if (resp.status == 200) rd.name = name_of(resp);
       std::lock_guard lock(mu);
       reads.push_back(rd);
@@ -178,6 +189,14 @@ TEST_CASE("an invalidation wins over a racing fill, across two processes") {
     }
     // Fills that read v0 are in flight (the query sleeps 300 ms).
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (l1 && it % 2 == 1) {
+      // This time v0 is stored first and both processes serve it from L1:
+      // the invalidation must reach the other process's copy.
+      REQUIRE(eventually([&] {
+        return a.get(t).header("cache-status") == "sidecache; hit; detail=l1" &&
+               b.get(t).header("cache-status") == "sidecache; hit; detail=l1";
+      }));
+    }
     s.sql("UPDATE users SET display_name = 'v1' WHERE id = '" + uid + "'");
     const Daemon& via = it % 2 ? b : a;
     Response inv = it % 3 == 2 ? invalidate(via, R"({"entity":"slow_user","tenant":")" + kOrg1 + R"("})")
@@ -197,9 +216,18 @@ TEST_CASE("an invalidation wins over a racing fill, across two processes") {
     for (auto& th : readers) th.join();
     for (const auto& rd : reads) {
       CHECK(rd.status == 200);
+      l1_hits += rd.l1_hit;
       if (rd.start > returned) {
         ++late_reads;
-        if (rd.name != "v1") ++stale_late_reads;
+        if (rd.name == "v1") continue;
+        // Only L1 in the other process, before the message arrived, may
+        // still answer the old row.
+        if (l1 && rd.via != &via && rd.l1_hit && rd.start - returned < kL1Propagation) {
+          ++propagating_stale;
+          worst_lag = std::max(worst_lag, rd.start - returned);
+        } else {
+          ++stale_late_reads;
+        }
       } else if (rd.name == "v0") {
         ++old_reads;
       }
@@ -210,7 +238,18 @@ TEST_CASE("an invalidation wins over a racing fill, across two processes") {
   }
   INFO("reads after an invalidation: " << late_reads << ", of which stale: " << stale_late_reads
                                        << "; old rows served before the invalidation returned: " << old_reads);
+  if (l1)
+    WARN("L1 on: " << l1_hits << " L1 hits; " << propagating_stale
+                   << " reads in the other process started before its message arrived and got the old row; the latest "
+                   << std::chrono::duration_cast<std::chrono::microseconds>(worst_lag).count()
+                   << " us after the invalidation answered");
   CHECK(late_reads > 0);
   CHECK(old_reads > 0);  // the race was really exercised: fills did read v0
   CHECK(stale_late_reads == 0);
+  if (l1) CHECK(l1_hits > 0);
 }
+}  // namespace
+
+TEST_CASE("an invalidation wins over a racing fill, across two processes") { race(false); }
+
+TEST_CASE("an invalidation wins over a racing fill, across two processes, with L1 on") { race(true); }

@@ -10,19 +10,7 @@ using namespace sidecache::it;
 
 namespace {
 const std::string kOrg1 = "11111111-1111-1111-1111-111111111111";
-
-// The value of the sample line that starts with `series`, or -1.
-double sample(const std::string& text, const std::string& series) {
-  std::size_t pos = 0;
-  while ((pos = text.find(series, pos)) != std::string::npos) {
-    if (pos == 0 || text[pos - 1] == '\n') {
-      auto end = text.find('\n', pos);
-      return std::stod(text.substr(pos + series.size(), end - pos - series.size()));
-    }
-    pos += series.size();
-  }
-  return -1;
-}
+double sample(const std::string& text, const std::string& series) { return metric_sample(text, series); }
 }  // namespace
 
 TEST_CASE("/metrics counts requests by entity, outcome and status class, exactly") {

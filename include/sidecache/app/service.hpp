@@ -12,6 +12,7 @@
 #include <mutex>
 #include <vector>
 
+#include "sidecache/cache/l1.hpp"
 #include "sidecache/cache/singleflight.hpp"
 #include "sidecache/cache/store.hpp"
 #include "sidecache/cache/value.hpp"
@@ -23,6 +24,7 @@
 #include "sidecache/pg/pool.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/connection.hpp"
+#include "sidecache/redis/subscriber.hpp"
 
 namespace sidecache::app {
 
@@ -121,6 +123,11 @@ class Service : public http::Handler {
   static SnapshotPtr make_snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t generation);
 
   std::string scrape_metrics(const Snapshot& s);
+  // L1: stores a copy of a value just read from Redis or PostgreSQL.
+  void l1_put(const config::Entity& e, const cache::NearCache::Ticket& t, const std::vector<std::string>& keys,
+              const cache::ValueHeader& h, std::string_view body);
+  // L1: what an invalidation of `keys` at `at_us` means for this process's copies.
+  void l1_invalidate(const std::vector<std::string>& keys, std::uint64_t at_us);
 
   metrics::Metrics metrics_;
   SnapshotPtr snap_;  // std::atomic_load / std::atomic_store
@@ -140,6 +147,10 @@ class Service : public http::Handler {
   std::unique_ptr<pg::Listener> listener_;
   std::atomic<bool> listener_flushed_{false};  // the first flush after LISTEN is done
   std::atomic<unsigned> round_robin_{0};
+  // L1, when l1.max_bytes > 0; it serves only while l1_sub_ is subscribed.
+  std::unique_ptr<cache::NearCache> l1_;
+  std::shared_ptr<redis::Subscriber> l1_sub_;
+  std::string l1_channel_;  // every process publishes its invalidations here
   std::atomic<bool> draining_{false};
 };
 

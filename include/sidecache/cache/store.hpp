@@ -76,10 +76,14 @@ class Store {
                                 std::string_view bytes, std::uint64_t ttl_ms);
   // Releases the lease after a fill that stored nothing.
   net::awaitable<void> release(const std::string& lease_key, const std::string& token);
-  // Replaces one key with a tombstone; returns the invalidation time.
-  net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms);
-  // Raises watermarks to Redis' current time; returns it.
-  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms);
+  // Replaces one key with a tombstone; returns the invalidation time. The
+  // same script publishes it on `channel` (every process's L1 listens; ''
+  // for none), so no invalidation reaches Redis without its message.
+  net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms,
+                                                         const std::string& channel);
+  // Raises watermarks to Redis' current time and publishes them; returns it.
+  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms,
+                                                                const std::string& channel);
 
   redis::Connection& connection() { return *conn_; }
 

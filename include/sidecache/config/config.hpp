@@ -59,6 +59,7 @@ struct Entity {
   microseconds stale_while_revalidate{0};  // served while one background fill refreshes it
   double early_refresh_beta = 0.0;         // XFetch; 0 = off
   std::size_t max_concurrent_fills = 0;    // per process; 0 = no cap beyond the pool
+  microseconds l1_ttl{0};                  // life of a copy in the in-process L1; 0 = not kept in L1
 
   // How long past the soft expiry a value may still be served stale.
   microseconds stale_window() const { return std::max(stale_if_error, stale_while_revalidate); }
@@ -132,6 +133,13 @@ struct InvalidationConfig {
   bool flush_on_listen = true;
 };
 
+// The in-process near cache (L1) in front of Redis. Off while max_bytes is 0.
+struct L1Config {
+  std::size_t max_bytes = 0;
+  microseconds ttl = std::chrono::seconds(2);  // default l1_ttl of every entity
+  bool enabled() const { return max_bytes > 0; }
+};
+
 struct Defaults {
   microseconds ttl = std::chrono::minutes(5);
   double ttl_jitter = 0.10;
@@ -152,6 +160,7 @@ struct Config {
   HttpConfig http;
   InvalidationConfig invalidation;
   AuthConfig auth;
+  L1Config l1;
   milliseconds shutdown_timeout{10000};
   std::string log_level = "info";
   bool log_json = false;    // log_format: json (one object per line) | text
@@ -193,6 +202,9 @@ Config load(const std::string& path, const EnvLookup& env = process_env());
 // Parsers shared with the tests.
 std::optional<Listen> parse_listen(const std::string& text, std::string& why);
 std::optional<RedisConfig> parse_redis_url(const std::string& url, std::string& why);
+
+// "64MiB", "512KiB", "1GiB", "64MB", "1000000" -> bytes; nullopt if not a size.
+std::optional<std::size_t> parse_bytes(const std::string& text);
 
 // Masks the password in a Redis URL or a PostgreSQL DSN/URL for logging.
 std::string mask_secrets(const std::string& url_or_dsn);

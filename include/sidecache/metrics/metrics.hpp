@@ -33,6 +33,11 @@ struct Snapshot {
   int breaker_state = 0;  // 0 closed, 1 half-open, 2 open
   std::uint64_t config_generation = 0;
   std::size_t pending_invalidations = 0;
+  // L1 (when configured)
+  bool l1 = false;
+  bool l1_enabled = false;
+  std::size_t l1_entries = 0, l1_bytes = 0, l1_max_bytes = 0;
+  std::uint64_t l1_hits = 0, l1_misses = 0, l1_evictions = 0, l1_invalidated = 0;
 };
 
 class Metrics {
@@ -67,6 +72,15 @@ class Metrics {
   prometheus::Gauge* generation_;
   prometheus::Gauge* pending_;
   std::uint64_t rejected_seen_ = 0;
+  // L1: counters advance by what the cache counted since the last scrape.
+  prometheus::Family<prometheus::Counter>* l1_lookups_ = nullptr;
+  prometheus::Family<prometheus::Counter>* l1_dropped_ = nullptr;
+  prometheus::Gauge* l1_entries_ = nullptr;
+  prometheus::Gauge* l1_bytes_ = nullptr;
+  prometheus::Gauge* l1_max_bytes_ = nullptr;
+  prometheus::Gauge* l1_enabled_ = nullptr;
+  std::uint64_t l1_seen_[4] = {0, 0, 0, 0};
+  void add_delta(prometheus::Counter& c, std::uint64_t now, std::uint64_t& seen);
   // Metric objects by label set, so the hot path looks up a hash map under
   // a shared lock instead of prometheus-cpp's family lock.
   std::mutex cache_mu_;

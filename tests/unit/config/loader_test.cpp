@@ -345,3 +345,40 @@ invalidate_on:
   CHECK(has_problem(ps, "user.yaml", 16, "unknown key 'colour'"));
   CHECK(has_problem(ps, "flags.yaml", 7, "a global entity has no tenant"));
 }
+
+TEST_CASE("l1: sizes, the default l1_ttl and per-entity overrides") {
+  TempDir d;
+  d.write("sidecache.yaml", std::string(kMain) + "l1: { max_bytes: 64MiB, ttl: 3s }\n");
+  d.write("entities/user.yaml", kUser);
+  d.write("entities/user_fast.yaml", std::string(kUser).replace(6, 4, "fast") + "l1_ttl: 500ms\n");
+  d.write("entities/user_off.yaml", std::string(kUser).replace(6, 4, "offl") + "l1_ttl: 0s\n");
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
+  CHECK(c.l1.enabled());
+  CHECK(c.l1.max_bytes == 64u << 20);
+  CHECK(c.find_entity("user")->l1_ttl == std::chrono::seconds(3));
+  CHECK(c.find_entity("fast")->l1_ttl == std::chrono::milliseconds(500));
+  CHECK(c.find_entity("offl")->l1_ttl.count() == 0);
+
+  CHECK(parse_bytes("512KiB") == 512u << 10);
+  CHECK(parse_bytes("1GiB") == std::size_t{1} << 30);
+  CHECK(parse_bytes("10MB") == 10000000u);
+  CHECK(parse_bytes("0") == 0u);
+  CHECK_FALSE(parse_bytes("lots"));
+  CHECK_FALSE(parse_bytes("12 parsecs"));
+  CHECK_FALSE(parse_bytes("-1MiB"));
+}
+
+TEST_CASE("l1: off by default; a bad size or a long ttl is refused with the line") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/user.yaml", kUser);
+  CHECK_FALSE(load((d.path() / "sidecache.yaml").string(), no_env()).l1.enabled());
+
+  d.write("sidecache.yaml", std::string(kMain) + "l1:\n  max_bytes: huge\n  ttl: 10m\n");
+  d.write("entities/user.yaml", std::string(kUser) + "l1_ttl: 5m\n");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "sidecache.yaml", 18, "l1.max_bytes: 'huge' is not a size"));
+  CHECK(has_problem(ps, "sidecache.yaml", 19, "l1.ttl is at most 1m"));
+  CHECK(has_problem(ps, "user.yaml", 11, "l1_ttl is at most 1m"));
+}

@@ -1,0 +1,65 @@
+#pragma once
+// One Redis connection in subscribe mode (hiredis async, our Asio adapter):
+// SUBSCRIBE to one channel, hand every message to a callback, and say when
+// the subscription is up and when it is lost. It reconnects by itself with
+// backoff; TCP keepalive finds a peer that vanished without a word.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "sidecache/config/config.hpp"
+
+struct redisAsyncContext;
+
+namespace sidecache::redis {
+
+namespace net = boost::asio;
+class Adapter;
+
+class Subscriber : public std::enable_shared_from_this<Subscriber> {
+ public:
+  using MessageFn = std::function<void(std::string_view)>;
+  // true: subscribed (every message published from now on arrives);
+  // false: lost (messages may have been missed).
+  using StateFn = std::function<void(bool)>;
+
+  Subscriber(net::any_io_executor ex, config::RedisConfig cfg, std::string channel, MessageFn on_message,
+             StateFn on_state);
+  ~Subscriber();
+
+  // Both must be called on the executor.
+  void start();
+  void stop();
+
+  bool subscribed() const { return subscribed_; }
+  const std::string& channel() const { return channel_; }
+  const net::any_io_executor& executor() const { return ex_; }
+
+ private:
+  static void on_connect(const redisAsyncContext* ac, int status);
+  static void on_disconnect(const redisAsyncContext* ac, int status);
+  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  void connect();
+  void lost(const char* why);
+  void schedule_reconnect();
+
+  net::any_io_executor ex_;
+  config::RedisConfig cfg_;
+  std::string channel_;
+  MessageFn on_message_;
+  StateFn on_state_;
+  redisAsyncContext* ac_ = nullptr;
+  std::shared_ptr<Adapter> adapter_;
+  net::steady_timer timer_;
+  std::chrono::milliseconds backoff_{50};
+  bool stopped_ = true;
+  bool subscribed_ = false;
+  bool logged_down_ = false;
+};
+
+}  // namespace sidecache::redis

@@ -1,0 +1,332 @@
+#include "sidecache/cache/l1.hpp"
+
+#include <algorithm>
+
+namespace sidecache::cache {
+
+namespace {
+
+// Shard count: a power of two up to 64, with at least 256 KiB per shard so
+// that one shard still holds entries of a useful size.
+std::size_t shard_count(std::size_t max_bytes) {
+  std::size_t n = 1;
+  while (n < 64 && max_bytes / (n * 2) >= (256u << 10)) n *= 2;
+  return n;
+}
+
+}  // namespace
+
+struct NearCache::Entry {
+  std::vector<std::string> keys;  // keys[0] is the value key (the map's key points into it)
+  ValueHeader header;
+  std::string body;
+  Clock::time_point expires;
+  std::uint64_t checked_seq = 0;  // the invalidation sequence this entry was last judged at
+  std::uint8_t freq = 0;          // 0..3, S3-FIFO
+  bool in_main = false;
+  std::size_t bytes = 0;
+  std::list<Entry*>::iterator pos;
+};
+
+struct NearCache::Shard {
+  std::mutex mu;
+  std::size_t cap = 0;
+  std::unordered_map<std::string_view, std::unique_ptr<Entry>> map;
+  std::list<Entry*> small, main;  // front: newest
+  std::size_t small_bytes = 0, main_bytes = 0;
+  // Ghost: hashes of keys recently evicted from the small FIFO; a key that
+  // comes back while remembered goes straight to the main FIFO.
+  std::deque<std::size_t> ghost_order;
+  std::unordered_map<std::size_t, unsigned> ghost;
+  std::uint64_t hits = 0, misses = 0, evictions = 0;
+
+  std::size_t bytes() const { return small_bytes + main_bytes; }
+
+  void unlink(Entry* e) {
+    if (e->in_main) {
+      main.erase(e->pos);
+      main_bytes -= e->bytes;
+    } else {
+      small.erase(e->pos);
+      small_bytes -= e->bytes;
+    }
+  }
+  void remove(Entry* e) {
+    unlink(e);
+    map.erase(std::string_view(e->keys[0]));  // destroys *e
+  }
+  void remember(std::size_t hash) {
+    ++ghost[hash];
+    ghost_order.push_back(hash);
+    std::size_t limit = std::max<std::size_t>(map.size(), 16);
+    while (ghost_order.size() > limit) {
+      auto it = ghost.find(ghost_order.front());
+      if (it != ghost.end() && --it->second == 0) ghost.erase(it);
+      ghost_order.pop_front();
+    }
+  }
+  bool recall(std::size_t hash) {
+    auto it = ghost.find(hash);
+    if (it == ghost.end()) return false;
+    ghost.erase(it);  // its entries in ghost_order are skipped when they age out
+    return true;
+  }
+  void evict_one() {
+    if (!small.empty() && (small_bytes >= cap / 10 || main.empty())) {
+      Entry* e = small.back();
+      small.pop_back();
+      small_bytes -= e->bytes;
+      if (e->freq >= 1) {
+        // Read again while in the small FIFO: it earns a place in main.
+        e->in_main = true;
+        e->freq = 0;
+        main.push_front(e);
+        e->pos = main.begin();
+        main_bytes += e->bytes;
+      } else {
+        remember(std::hash<std::string_view>{}(e->keys[0]));
+        ++evictions;
+        map.erase(std::string_view(e->keys[0]));
+      }
+      return;
+    }
+    Entry* e = main.back();
+    if (e->freq > 0) {
+      --e->freq;
+      main.splice(main.begin(), main, e->pos);  // reinserted at the head
+      return;
+    }
+    main.pop_back();
+    main_bytes -= e->bytes;
+    ++evictions;
+    map.erase(std::string_view(e->keys[0]));
+  }
+};
+
+NearCache::NearCache(std::size_t max_bytes, std::chrono::milliseconds record_horizon)
+    : max_bytes_(max_bytes), horizon_(record_horizon) {
+  std::size_t n = shard_count(max_bytes);
+  for (std::size_t i = 0; i < n; ++i) {
+    shards_.push_back(std::make_unique<Shard>());
+    shards_.back()->cap = max_bytes / n;
+  }
+}
+
+NearCache::~NearCache() = default;
+
+NearCache::Shard& NearCache::shard_of(std::string_view key, std::size_t& hash) {
+  hash = std::hash<std::string_view>{}(key);
+  // The low bits pick the shard; the ghost keeps the whole hash.
+  return *shards_[(hash >> 7) & (shards_.size() - 1)];
+}
+
+std::uint64_t NearCache::newest_invalidation(const std::vector<std::string>& keys) {
+  std::uint64_t newest = 0;
+  std::lock_guard lock(records_mu_);
+  if (records_.empty()) return 0;
+  for (const auto& k : keys) {
+    auto it = records_.find(k);
+    if (it != records_.end()) newest = std::max(newest, it->second.at_us);
+  }
+  return newest;
+}
+
+bool NearCache::get(std::string_view key, Clock::time_point now, ValueHeader& header, std::string& body) {
+  if (!enabled_.load(std::memory_order_acquire)) return false;
+  std::size_t hash;
+  Shard& sh = shard_of(key, hash);
+  std::lock_guard lock(sh.mu);
+  auto it = sh.map.find(key);
+  if (it == sh.map.end()) {
+    ++sh.misses;
+    return false;
+  }
+  Entry* e = it->second.get();
+  if (now >= e->expires) {
+    sh.remove(e);
+    ++sh.misses;
+    return false;
+  }
+  std::uint64_t seq = seq_.load(std::memory_order_acquire);
+  if (e->checked_seq != seq) {
+    // Invalidations arrived since this entry was last judged: judge it again.
+    std::uint64_t wm = newest_invalidation(e->keys);
+    if (wm != 0 && e->header.created_us <= wm) {
+      sh.remove(e);
+      ++sh.misses;
+      invalidated_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    e->checked_seq = seq;
+  }
+  if (e->freq < 3) ++e->freq;
+  ++sh.hits;
+  header = e->header;
+  body.assign(e->body);
+  return true;
+}
+
+NearCache::Ticket NearCache::ticket() const {
+  Ticket t;
+  t.epoch = epoch_.load(std::memory_order_acquire);
+  t.valid = enabled_.load(std::memory_order_acquire);
+  return t;
+}
+
+bool NearCache::put(const Ticket& t, const std::vector<std::string>& keys, const ValueHeader& h, std::string_view body,
+                    Clock::time_point expires, Clock::time_point now) {
+  if (keys.empty() || expires <= now || h.tombstone()) return false;
+  std::size_t bytes = sizeof(Entry) + body.size() + 64;  // 64: the map node and list node
+  for (const auto& k : keys) bytes += k.size() + sizeof(std::string);
+  std::size_t hash;
+  Shard& sh = shard_of(keys[0], hash);
+  if (bytes > sh.cap / 4) return false;  // too big to be worth a quarter of a shard
+  std::lock_guard lock(sh.mu);
+  // Under the shard lock, so a disable() (which flushes every shard) cannot
+  // interleave: either this entry is flushed with the rest, or it is refused.
+  if (!t.valid || !enabled_.load(std::memory_order_acquire) || epoch_.load(std::memory_order_acquire) != t.epoch) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  std::uint64_t seq = seq_.load(std::memory_order_acquire);
+  std::uint64_t wm = newest_invalidation(keys);
+  if (wm != 0 && h.created_us <= wm) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  bool to_main = false;
+  std::uint8_t freq = 0;
+  if (auto it = sh.map.find(std::string_view(keys[0])); it != sh.map.end()) {
+    Entry* old = it->second.get();
+    if (old->header.created_us > h.created_us) return false;  // a newer copy is already here
+    to_main = old->in_main;
+    freq = old->freq;
+    sh.remove(old);
+  } else {
+    to_main = sh.recall(hash);
+  }
+  auto e = std::make_unique<Entry>();
+  e->keys = keys;
+  e->header = h;
+  e->body.assign(body);
+  e->expires = expires;
+  e->checked_seq = seq;
+  e->freq = freq;
+  e->in_main = to_main;
+  e->bytes = bytes;
+  Entry* raw = e.get();
+  if (to_main) {
+    sh.main.push_front(raw);
+    raw->pos = sh.main.begin();
+    sh.main_bytes += bytes;
+  } else {
+    sh.small.push_front(raw);
+    raw->pos = sh.small.begin();
+    sh.small_bytes += bytes;
+  }
+  sh.map.emplace(std::string_view(raw->keys[0]), std::move(e));
+  while (sh.bytes() > sh.cap) sh.evict_one();
+  return sh.map.count(std::string_view(keys[0])) == 1;
+}
+
+void NearCache::invalidate(std::string_view key, std::uint64_t at_us, Clock::time_point now) {
+  {
+    std::lock_guard lock(records_mu_);
+    auto [it, fresh] = records_.try_emplace(std::string(key), Record{at_us, now});
+    if (!fresh) {
+      it->second.at_us = std::max(it->second.at_us, at_us);
+      it->second.received = now;
+    }
+    record_order_.emplace_back(it->first, now);
+    // Forget what no entry or fill can still be affected by.
+    while (!record_order_.empty() && now - record_order_.front().second > horizon_) {
+      auto old = records_.find(record_order_.front().first);
+      if (old != records_.end() && old->second.received == record_order_.front().second) records_.erase(old);
+      record_order_.pop_front();
+    }
+  }
+  // After the record: a reader that saw the old sequence judges again.
+  seq_.fetch_add(1, std::memory_order_acq_rel);
+  // A value key (a tombstone): drop its entry now rather than on its next read.
+  std::size_t hash;
+  Shard& sh = shard_of(key, hash);
+  std::lock_guard lock(sh.mu);
+  if (auto it = sh.map.find(key); it != sh.map.end() && it->second->header.created_us <= at_us) {
+    sh.remove(it->second.get());
+    invalidated_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void NearCache::flush() {
+  for (auto& sh : shards_) {
+    std::lock_guard lock(sh->mu);
+    sh->map.clear();
+    sh->small.clear();
+    sh->main.clear();
+    sh->small_bytes = sh->main_bytes = 0;
+    sh->ghost.clear();
+    sh->ghost_order.clear();
+  }
+}
+
+void NearCache::disable() {
+  enabled_.store(false, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  flush();
+}
+
+void NearCache::enable() {
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  flush();
+  enabled_.store(true, std::memory_order_release);
+}
+
+NearCache::Stats NearCache::stats() const {
+  Stats s;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh->mu);
+    s.entries += sh->map.size();
+    s.bytes += sh->bytes();
+    s.hits += sh->hits;
+    s.misses += sh->misses;
+    s.evictions += sh->evictions;
+  }
+  s.invalidated = invalidated_.load(std::memory_order_relaxed);
+  s.refused_puts = refused_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(records_mu_);
+    s.invalidation_records = records_.size();
+  }
+  s.enabled = enabled();
+  return s;
+}
+
+}  // namespace sidecache::cache
+
+namespace sidecache::cache {
+
+std::string l1_channel(std::string_view key_prefix) { return std::string(key_prefix) + "l1"; }
+
+std::optional<L1Message> parse_l1_message(std::string_view payload) {
+  std::size_t nl = payload.find('\n');
+  if (nl == std::string_view::npos || nl == 0 || nl > 20) return std::nullopt;
+  L1Message m;
+  for (char c : payload.substr(0, nl)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    m.at_us = m.at_us * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  std::string_view rest = payload.substr(nl + 1);
+  while (!rest.empty()) {
+    std::size_t end = rest.find('\n');
+    std::string_view k = rest.substr(0, end);
+    if (k.empty()) return std::nullopt;
+    m.keys.push_back(k);
+    if (end == std::string_view::npos) break;
+    rest = rest.substr(end + 1);
+    if (rest.empty()) return std::nullopt;  // a trailing newline
+  }
+  if (m.keys.empty()) return std::nullopt;
+  return m;
+}
+
+}  // namespace sidecache::cache
