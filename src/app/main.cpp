@@ -5,6 +5,13 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -39,11 +46,66 @@ Usage:
                                     print the Redis key a request would use (for redis-cli)
   sidecache triggers --config PATH [--drop]
                                     print the SQL that installs (or removes) the invalidate_on triggers
+  sidecache health --config PATH    ask the running daemon's GET /healthz (exit 0 when it answers 200);
+                                    for container HEALTHCHECKs, without curl in the image
   sidecache --help | --version
 
 Environment (overrides the config file):
   SIDECACHE_LISTEN, SIDECACHE_REDIS_URL, SIDECACHE_POSTGRES_DSN
+
+Signals:
+  SIGHUP            reload the config (entities, TTLs, log level...; docs/configuration.md marks what reloads)
+  SIGTERM, SIGINT   drain: /readyz turns 503, requests in flight finish (at most shutdown_timeout), exit 0
+
+Exit status:
+  0 ok, 1 cannot listen / health check failed, 2 invalid configuration or unreachable
+  Redis/PostgreSQL (check --connect), 64 bad command line
+
+Docs: README.md and docs/ (configuration, api, operations, failure-modes).
 )";
+
+// health: GET /healthz on the configured listener, 2 s at most.
+int health(const config::Config& cfg) {
+  int fd = -1;
+  if (cfg.listen.is_unix) {
+    fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, cfg.listen.path.c_str(), sizeof a.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd = (::close(fd), -1);
+  } else {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(cfg.listen.port);
+    // A wildcard listener is asked on loopback.
+    std::string host = cfg.listen.host == "0.0.0.0" || cfg.listen.host.empty() ? "127.0.0.1" : cfg.listen.host;
+    if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1 ||
+        ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      fd = (::close(fd), -1);
+  }
+  if (fd < 0) {
+    std::cerr << "sidecache health: cannot connect to " << cfg.listen.text << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  const std::string req = "GET /healthz HTTP/1.1\r\nHost: sidecache\r\nConnection: close\r\n\r\n";
+  std::string resp;
+  if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (resp.rfind("HTTP/1.1 200", 0) == 0) {
+    std::cout << "sidecache health: ok\n";
+    return 0;
+  }
+  std::cerr << "sidecache health: " << (resp.empty() ? "no answer" : resp.substr(0, resp.find('\r'))) << "\n";
+  return 1;
+}
 
 // check --connect: Redis answers PING, PostgreSQL accepts a connection and
 // every entity's SQL prepares (typos are caught before deploy).
@@ -198,7 +260,7 @@ int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& conf
 
 int main(int argc, char** argv) {
   std::string config_path;
-  bool check = false, triggers = false, drop = false, connect = false, key = false;
+  bool check = false, triggers = false, drop = false, connect = false, key = false, healthcheck = false;
   std::vector<std::string> rest;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -216,6 +278,8 @@ int main(int argc, char** argv) {
       triggers = true;
     } else if (a == "--drop" && triggers) {
       drop = true;
+    } else if (a == "health" && i == 1) {
+      healthcheck = true;
     } else if (a == "key" && i == 1) {
       key = true;
     } else if (a == "--connect" && check) {
@@ -242,6 +306,7 @@ int main(int argc, char** argv) {
     return print_problems(e);
   }
   if (key) return print_key(cfg, rest);
+  if (healthcheck) return health(cfg);
   if (triggers) {
     std::cout << pg::trigger_sql(cfg, drop);
     return 0;

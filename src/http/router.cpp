@@ -58,7 +58,7 @@ Answer error_answer(unsigned status, std::string_view code, std::string_view mes
 
 namespace {
 
-Answer method_not_allowed(std::string_view method, const char* allow) {
+Answer method_not_allowed(std::string_view method, const std::string& allow) {
   Answer a = error_answer(405, "method_not_allowed", std::string(method) + " is not allowed here; use " + allow);
   a.headers.emplace_back("Allow", allow);
   return a;
@@ -205,30 +205,55 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   return r;
 }
 
+const std::vector<Endpoint>& endpoints() {
+  static const std::vector<Endpoint> all = {
+      {"GET", "/v1/entities"},     {"GET", "/v1/entities/{entity}"}, {"DELETE", "/v1/entities/{entity}"},
+      {"POST", "/v1/invalidate"},  {"GET", "/healthz"},              {"GET", "/readyz"},
+      {"GET", "/metrics"},
+  };
+  return all;
+}
+
 Route route(const config::Config& cfg, std::string_view method, std::string_view target, std::string_view body) {
   Route r;
   auto q = target.find('?');
   std::string_view path = target.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
-  bool get = method == "GET";
 
+  // The endpoint table decides which paths exist and which methods they take.
   static constexpr std::string_view kEntities = "/v1/entities";
-  if (path == "/v1/invalidate") {
-    if (method != "POST") { r.answer = method_not_allowed(method, "POST"); return r; }
-    return parse_invalidation(cfg, body);
+  std::string_view tmpl = path;
+  if (path == "/v1/entities/") tmpl = kEntities;
+  else if (path.size() > kEntities.size() + 1 && path.substr(0, kEntities.size() + 1) == "/v1/entities/")
+    tmpl = "/v1/entities/{entity}";
+  std::string allow, paths;
+  bool known = false, allowed = false;
+  for (const auto& ep : endpoints()) {
+    if (paths.find(ep.path) == std::string::npos) paths += (paths.empty() ? "" : ", ") + std::string(ep.path);
+    if (ep.path != tmpl) continue;
+    known = true;
+    allowed = allowed || ep.method == method;
+    allow += (allow.empty() ? "" : ", ") + std::string(ep.method);
   }
+  if (!known) {
+    r.answer = error_answer(404, "no_route", "no such endpoint: " + std::string(path) + " (endpoints: " + paths + ")");
+    return r;
+  }
+  if (!allowed) {
+    r.answer = method_not_allowed(method, allow);
+    return r;
+  }
+
+  if (path == "/v1/invalidate") return parse_invalidation(cfg, body);
   if (path == "/metrics") {
-    if (!get) { r.answer = method_not_allowed(method, "GET"); return r; }
     r.kind = Route::Kind::metrics;
     return r;
   }
   if (path == "/healthz" || path == "/readyz") {
-    if (!get) { r.answer = method_not_allowed(method, "GET"); return r; }
     r.kind = path == "/healthz" ? Route::Kind::healthz : Route::Kind::readyz;
     return r;
   }
-  if (path == kEntities || path == "/v1/entities/") {
-    if (!get) { r.answer = method_not_allowed(method, "GET"); return r; }
+  if (tmpl == kEntities) {
     r.kind = Route::Kind::entity_list;
     return r;
   }
@@ -241,7 +266,6 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
       return r;
     }
     bool del = method == "DELETE";
-    if (!get && !del) { r.answer = method_not_allowed(method, "GET, DELETE"); return r; }
     auto pairs = cache::parse_query(query);
     if (auto* err = std::get_if<cache::ParamError>(&pairs)) { r.answer = param_error(*err); return r; }
     auto req = entity_request(cfg, *e, std::get<cache::QueryPairs>(pairs));
@@ -258,9 +282,7 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
     r.request = std::move(std::get<EntityRequest>(req));
     return r;
   }
-  r.answer = error_answer(404, "no_route", "no such endpoint: " + std::string(path) +
-                                              " (endpoints: /v1/entities, /v1/entities/{entity}, /v1/invalidate, /healthz, /readyz, /metrics)");
-  return r;
+  return r;  // not reached: every endpoint in the table is handled above
 }
 
 std::optional<Answer> check_auth(const config::Config& cfg, std::string_view target, std::string_view authorization) {

@@ -74,3 +74,27 @@ TEST_CASE("check --connect reaches both servers and catches SQL that does not pr
   // Without --connect, the SQL is not checked against the database.
   CHECK(run_command({sidecache_binary(), "check", "--config", d.config_path()}).first == 0);
 }
+
+TEST_CASE("sidecache health asks the running daemon and fails when it is gone") {
+  Daemon d;
+  auto [rc, out] = run_command({sidecache_binary(), "health", "--config", d.config_path()});
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("ok") != std::string::npos);
+  REQUIRE(d.terminate() == 0);
+  auto [gone_rc, gone_out] = run_command({sidecache_binary(), "health", "--config", d.config_path()});
+  INFO(gone_out);
+  CHECK(gone_rc == 1);
+  CHECK(gone_out.find("cannot connect") != std::string::npos);
+}
+
+TEST_CASE("--help names every command, the signals and the exit codes") {
+  auto [rc, out] = run_command({sidecache_binary(), "--help"});
+  CHECK(rc == 0);
+  for (const char* want : {"check --config", "--connect", "key --config", "triggers --config", "health --config",
+                           "SIGHUP", "SIGTERM", "Exit status", "SIDECACHE_POSTGRES_DSN"})
+    CHECK(out.find(want) != std::string::npos);
+  auto [vrc, vout] = run_command({sidecache_binary(), "--version"});
+  CHECK(vrc == 0);
+  CHECK(vout.rfind("sidecache ", 0) == 0);
+}

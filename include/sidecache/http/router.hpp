@@ -50,6 +50,15 @@ struct Route {
   Answer answer;
 };
 
+// Every endpoint the server has: the router accepts exactly these
+// (method, path) pairs, and docs/openapi.yaml must describe each (a test
+// checks both). {entity} stands for any configured entity name.
+struct Endpoint {
+  std::string_view method;
+  std::string_view path;
+};
+const std::vector<Endpoint>& endpoints();
+
 // Decides the route for one request.
 Route route(const config::Config& cfg, std::string_view method, std::string_view target, std::string_view body = {});
 

@@ -1,0 +1,3 @@
+module example.com/sidecache
+
+go 1.19
