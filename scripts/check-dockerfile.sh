@@ -114,7 +114,7 @@ instruction() {  # one logical line
           if [[ -z "$from" && -f "$ROOT/.dockerignore" ]]; then
             while IFS= read -r ign; do
               [[ -z "$ign" || "$ign" == \#* ]] && continue
-              [[ "$ign" == "$s"/* ]] && rm -rf "$root$dest/${ign#"$s"/}"
+              if [[ "$ign" == "$s"/* ]]; then rm -rf "$root$dest/${ign#"$s"/}"; fi
             done <"$ROOT/.dockerignore"
           fi
         elif [[ "$dest" == */ ]]; then mkdir -p "$root$dest" && cp -a "$src" "$root$dest"
@@ -165,7 +165,7 @@ mapfile -t CMDV < <(json_args "$cmd")
 [[ -n "$healthcheck" ]] || { echo "check-dockerfile: no HEALTHCHECK" >&2; exit 1; }
 as_user() { chroot --userspec="$user:$user" "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin "${ENVS[@]}" "$@"; }
 echo "check-dockerfile: image: $(as_user "${EP[@]}" --version)"
-as_user "${EP[@]}" check "${CMDV[@]:1}" ||
+as_user "${EP[@]}" check "${CMDV[@]}" ||
   { echo "check-dockerfile: 'check' failed in the image" >&2; exit 1; }
 # Every shared library resolves in the runtime root (nothing came from the build stage by accident).
 if chroot "$root" /usr/bin/ldd "${EP[0]}" | grep -q "not found"; then

@@ -10,6 +10,7 @@
 
 #include "../entity_fixture.hpp"
 #include "sidecache/http/router.hpp"
+#include "sidecache/version.hpp"
 
 using namespace sidecache;
 
@@ -60,4 +61,9 @@ TEST_CASE("every route the server has is in docs/openapi.yaml, and nothing else 
     }
   }
   CHECK(http::route(cfg, "GET", "/v2/nothing").answer.status == 404);
+}
+
+TEST_CASE("docs/openapi.yaml carries the build's version") {
+  YAML::Node spec = YAML::LoadFile(SIDECACHE_SOURCE_DIR "/docs/openapi.yaml");
+  CHECK(spec["info"]["version"].as<std::string>() == sidecache::kVersion);
 }
