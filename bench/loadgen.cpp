@@ -96,6 +96,19 @@ struct Conn {
   Clock::time_point due;
 };
 
+// `n` connections, each registered for reading with its index.
+std::vector<Conn> open_all(int port, int n, int ep) {
+  std::vector<Conn> cs(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    cs[i].fd = connect_to(port);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = i;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
+  }
+  return cs;
+}
+
 double pct(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   std::size_t i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
@@ -110,14 +123,7 @@ int rate(bool redis, int port, const std::string& what, double per_s, double sec
   else
     req = "GET " + what + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   int ep = ::epoll_create1(0);
-  std::vector<Conn> cs(static_cast<std::size_t>(conns));
-  for (std::size_t i = 0; i < cs.size(); ++i) {
-    cs[i].fd = connect_to(port);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    ::epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
-  }
+  std::vector<Conn> cs = open_all(port, conns, ep);
   std::deque<std::size_t> idle;
   for (std::size_t i = 0; i < cs.size(); ++i) idle.push_back(i);
   std::deque<Clock::time_point> backlog;  // due but no free connection yet
@@ -179,15 +185,8 @@ int rate(bool redis, int port, const std::string& what, double per_s, double sec
 
 int stampede(int port, const std::string& target, int n) {
   std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  std::vector<Conn> cs(static_cast<std::size_t>(n));
   int ep = ::epoll_create1(0);
-  for (std::size_t i = 0; i < cs.size(); ++i) {
-    cs[i].fd = connect_to(port);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    ::epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
-  }
+  std::vector<Conn> cs = open_all(port, n, ep);
   ::usleep(200000);  // let the server accept every connection first
   auto start = Clock::now();
   for (auto& c : cs) {

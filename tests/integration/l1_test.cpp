@@ -52,6 +52,17 @@ std::string l1_state(const Daemon& d) {
   if (!o.contains("l1")) return "absent";
   return std::string(o.at("l1").as_object().at("state").as_string());
 }
+// Two processes of one service (one key space), both with L1 on.
+struct TwoPods {
+  static Daemon::Options same_keys(const Daemon& first) {
+    auto o = with_l1();
+    o.key_prefix = first.prefix();
+    return o;
+  }
+  Daemon a{with_l1()};
+  Daemon b{same_keys(a)};
+  TwoPods() { REQUIRE(eventually([&] { return l1_state(a) == "on" && l1_state(b) == "on"; })); }
+};
 }  // namespace
 
 TEST_CASE("l1: the second read is served from L1, without Redis, until an invalidation") {
@@ -87,11 +98,8 @@ TEST_CASE("l1: the second read is served from L1, without Redis, until an invali
 }
 
 TEST_CASE("l1: an invalidation through one process evicts every process's copy, in its scope only") {
-  Daemon a(with_l1());
-  auto opt = with_l1();
-  opt.key_prefix = a.prefix();
-  Daemon b(opt);
-  REQUIRE(eventually([&] { return l1_state(a) == "on" && l1_state(b) == "on"; }));
+  TwoPods pods;
+  const Daemon &a = pods.a, &b = pods.b;
   std::string u1 = new_user(kOrg1, "one"), u2 = new_user(kOrg2, "two");
   auto t1 = user(kOrg1, u1), t2 = user(kOrg2, u2);
   for (const auto* t : {&t1, &t2}) {
@@ -158,11 +166,8 @@ TEST_CASE("l1: bounded by l1.max_bytes; a hot key stays while a scan passes thro
 }
 
 TEST_CASE("l1: a dropped subscription flushes L1 and keeps it off until it is back") {
-  Daemon a(with_l1());
-  auto opt = with_l1();
-  opt.key_prefix = a.prefix();
-  Daemon b(opt);
-  REQUIRE(eventually([&] { return l1_state(a) == "on" && l1_state(b) == "on"; }));
+  TwoPods pods;
+  const Daemon &a = pods.a, &b = pods.b;
   std::string uid = new_user(kOrg1, "before");
   auto t = user(kOrg1, uid);
   b.get(t);

@@ -162,7 +162,7 @@ TEST_CASE("l1: concurrent readers, writers and invalidations never serve an inva
   for (int t = 0; t < 3; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; !stop; ++i) {
-        int tenant = (i + t) % 4, id = i % 64;
+        int tenant = (i / 8 + t) % 4, id = (i / 8) % 64;  // each key read 8 times in a row
         auto k = keys_of(std::to_string(tenant), id);
         auto now = Clock::now();
         ValueHeader h;
@@ -179,11 +179,14 @@ TEST_CASE("l1: concurrent readers, writers and invalidations never serve an inva
       }
     });
   threads.emplace_back([&] {
-    for (int i = 0; i < 20000; ++i) {
+    // Paced, so that readers get copies served between invalidations even
+    // on a slow (sanitized) build.
+    for (int i = 0; i < 4000 && (i < 400 || served < 1000); ++i) {
       int tenant = i % 4;
       std::uint64_t at = clock.fetch_add(1);
       l1.invalidate("sc:wm:t:" + std::to_string(tenant), at, Clock::now());
       wm[static_cast<std::size_t>(tenant)] = at;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     stop = true;
   });
