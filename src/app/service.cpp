@@ -503,6 +503,29 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
     co_return answer_of(o, std::move(body), o.stored ? "sidecache; fwd=request; stored" : "sidecache; fwd=request");
   }
 
+  // A fill of this key is in flight in this process and has not begun to
+  // store: wait for it without reading Redis. If it stores its value, no
+  // invalidation came between its start and its store, and every
+  // invalidation that returned before this request began was applied
+  // before that store (the leader seals the call before storing), so the
+  // value is as fresh as a read of our own. Anything else (not stored,
+  // failed, a refresh that did nothing): take the usual path below.
+  // In a stampede this spares Redis one read per waiting request.
+  if (auto inflight = flights_.find(req.key); inflight && !inflight->sealed()) {
+    auto shared = co_await flights_.async_wait(inflight, net::use_awaitable);
+    if (shared->stored) co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
+    if (failed(*shared)) {
+      // The fill failed: no second fill from every waiter; a stale value
+      // if the entity allows one, else the same failure.
+      cache::Lookup old = co_await store.lookup(keys, unix_us());
+      std::uint64_t now = unix_us();
+      if (old.status == cache::Lookup::Status::expired &&
+          now - old.header.soft_expiry_us < static_cast<std::uint64_t>(e.stale_if_error.count()))
+        co_return stale_answer(e, old.header, std::move(old.body), now, "error");
+      co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
+    }
+  }
+
   // A valid value past its soft expiry, kept to answer if PostgreSQL fails.
   bool have_stale = false;
   cache::ValueHeader stale_header;
@@ -553,7 +576,7 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
         co_return answer_of(*shared, shared->body, "sidecache; fwd=miss; collapsed");
       }
       LeaderGuard guard(flights_, req.key, joined.call);
-      Outcome filled = co_await lead_fill(s, store, req, keys, redis_ok, LeaseMode::wait);
+      Outcome filled = co_await lead_fill(s, store, req, keys, redis_ok, LeaseMode::wait, joined.call.get());
       o = std::move(filled);
       // The value is in Redis before anyone else is told, so a request that
       // arrives after this finds it there.
@@ -573,7 +596,8 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
 }
 
 net::awaitable<Outcome> Service::lead_fill(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
-                                           const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode) {
+                                           const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode,
+                                           cache::Singleflight<Outcome>::Call* call) {
   const config::Config& cfg = *s.cfg;
   const std::uint64_t lease_ttl_ms = s.lease_ttl_ms;
   std::string lease = cache::lease_key(cfg.key_prefix, req.key);
@@ -612,7 +636,7 @@ net::awaitable<Outcome> Service::lead_fill(const Snapshot& s, cache::Store& stor
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
   }
-  Outcome o = co_await fill_and_store(s, store, req, keys, lease, token, begin);
+  Outcome o = co_await fill_and_store(s, store, req, keys, lease, token, begin, call);
   co_return o;
 }
 
@@ -624,17 +648,22 @@ void Service::spawn_refresh(SnapshotPtr s, const http::EntityRequest& req, unsig
 
 net::awaitable<void> Service::refresh(SnapshotPtr s, http::EntityRequest req, unsigned worker,
                                       cache::Singleflight<Outcome>::CallPtr call) {
+  cache::Singleflight<Outcome>::Call* call_ptr = call.get();
   LeaderGuard guard(flights_, req.key, std::move(call));
   std::vector<std::string> keys = cache::read_keys(s->cfg->key_prefix, *req.entity, req.values, req.key);
-  Outcome o = co_await lead_fill(*s, stores_[worker], req, keys, true, LeaseMode::skip);
+  Outcome o = co_await lead_fill(*s, stores_[worker], req, keys, true, LeaseMode::skip, call_ptr);
   if (o.status >= 500) spdlog::debug("cache: background refresh of {} failed: {}", req.key, o.body);
   guard.publish(std::move(o));
 }
 
 net::awaitable<Outcome> Service::fill_and_store(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
                                                 const std::vector<std::string>& keys, const std::string& lease,
-                                                const std::string& token, const cache::Begin& begin) {
+                                                const std::string& token, const cache::Begin& begin,
+                                                cache::Singleflight<Outcome>::Call* call) {
   Outcome o = co_await fill(req, begin.ok ? begin.start_us : 0);
+  // From here on, a request that joins may have seen an invalidation the
+  // commit below will not: it must read Redis itself.
+  if (call) call->seal();
   if (!begin.ok) co_return o;
   if (o.status != 200 && o.status != 404) {
     if (begin.leased) co_await store.release(lease, token);  // let a waiting process try

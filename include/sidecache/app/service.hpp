@@ -95,13 +95,16 @@ class Service : public http::Handler {
 
   net::awaitable<http::Answer> get_entity(SnapshotPtr s, const http::EntityRequest& req, bool no_cache, unsigned worker);
   // The leader's work: look again (taking the lease), fill, store.
+  // `call`, when given, is sealed just before the value is stored.
   net::awaitable<Outcome> lead_fill(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
-                                    const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode);
+                                    const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode,
+                                    cache::Singleflight<Outcome>::Call* call = nullptr);
   // Reads PostgreSQL; with `begin` ok, the value is stored unless an
   // invalidation came after the fill began.
   net::awaitable<Outcome> fill_and_store(const Snapshot& s, cache::Store& store, const http::EntityRequest& req,
                                          const std::vector<std::string>& keys, const std::string& lease,
-                                         const std::string& token, const cache::Begin& begin);
+                                         const std::string& token, const cache::Begin& begin,
+                                         cache::Singleflight<Outcome>::Call* call);
   net::awaitable<Outcome> fill(const http::EntityRequest& req, std::uint64_t start_us);
   // One background refresh per key per process (stale-while-revalidate, XFetch).
   void spawn_refresh(SnapshotPtr s, const http::EntityRequest& req, unsigned worker);

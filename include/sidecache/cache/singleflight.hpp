@@ -27,6 +27,13 @@ class Singleflight {
     friend class Singleflight;
     std::vector<std::function<void(Result)>> waiters_;
     Result result_;  // set once published
+    std::atomic<bool> sealed_{false};
+
+   public:
+    // The leader marks the point after which a caller that joins may no
+    // longer take the result on trust (see Service::get_entity).
+    void seal() { sealed_.store(true, std::memory_order_seq_cst); }
+    bool sealed() const { return sealed_.load(std::memory_order_seq_cst); }
   };
   using CallPtr = std::shared_ptr<Call>;
 
@@ -43,6 +50,14 @@ class Singleflight {
     auto [it, fresh] = s.calls.try_emplace(key);
     if (fresh) it->second = std::make_shared<Call>();
     return {it->second, fresh};
+  }
+
+  // The computation in flight for `key`, if any; starts none.
+  CallPtr find(const std::string& key) {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.calls.find(key);
+    return it == s.calls.end() ? nullptr : it->second;
   }
 
   // Registers `fn` to receive the result; runs it at once (on this thread)
