@@ -9,8 +9,9 @@
 # settings, prints the table and writes it to bench/results/<date>.md.
 #
 # Environment: WRK_THREADS (1), WRK_CONNS (50), RATE (10000 req/s for the
-# fixed-rate runs), RSS_KEYS (1000000), SKIP_RSS=1 to leave the RSS
-# scenario out.
+# fixed-rate runs), ROUNDS (3: the hit and fixed-rate scenarios run this
+# many interleaved rounds, the median is reported), RSS_KEYS (1000000),
+# SKIP_RSS=1 to leave the RSS scenario out.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -19,6 +20,7 @@ THREADS=${WRK_THREADS:-1}
 CONNS=${WRK_CONNS:-50}
 RATE=${RATE:-10000}
 RSS_KEYS=${RSS_KEYS:-1000000}
+ROUNDS=${ROUNDS:-3}
 ORG=11111111-1111-1111-1111-111111111111
 
 SIDECACHE_BENCH_DEPS=1 scripts/deps.sh
@@ -119,53 +121,75 @@ wrk_run() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-echo "bench: throughput (wrk -t$THREADS -c$CONNS -d${DURATION}s, body $BYTES bytes)" >&2
+median() { printf "%s\n" "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Throughput: ROUNDS rounds of nginx, redis-benchmark, L1 hit and L2 hit,
+# interleaved, so that a noisy stretch of the machine hits every target;
+# each row reports the median round.
+echo "bench: throughput (wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, body $BYTES bytes)" >&2
 run_nginx 1
 wrk_run "http://127.0.0.1:$NGINX_PORT/doc.json"; NGINX1=$WRK_RPS
-row "nginx static file, 1 worker" "$WRK_RPS" "$WRK_P50" "$WRK_P99" ""
+row "nginx static file, 1 worker" "$WRK_RPS" "$WRK_P50" "$WRK_P99" "one round, for reference"
 run_nginx $WORKERS
-wrk_run "http://127.0.0.1:$NGINX_PORT/doc.json"; NGINX=$WRK_RPS
-row "nginx static file, $WORKERS workers" "$WRK_RPS" "$WRK_P50" "$WRK_P99" ""
+declare -a NG=() RB=() L1R=() L2R=()
+declare -A P50 P99
+for round in $(seq 1 "$ROUNDS"); do
+  wrk_run "http://127.0.0.1:$NGINX_PORT/doc.json"; NG+=("$WRK_RPS"); P50[ng$WRK_RPS]=$WRK_P50; P99[ng$WRK_RPS]=$WRK_P99
+  # redis-benchmark: GET of a value of the same size, same clients, no pipelining.
+  out=$(redis-benchmark -p "$SC_REDIS_PORT" -t get -d "$BYTES" -c "$CONNS" -n $((DURATION * 60000)) --csv 2>/dev/null | tail -1 | tr -d '"')
+  rps=$(awk -F, '{printf "%.0f", $2}' <<<"$out"); RB+=("$rps")
+  P50[rb$rps]=$(awk -F, '{print $5 "ms"}' <<<"$out"); P99[rb$rps]=$(awk -F, '{print $7 "ms"}' <<<"$out")
+  wrk_run "$BASE$L1_T"; L1R+=("$WRK_RPS"); P50[l1$WRK_RPS]=$WRK_P50; P99[l1$WRK_RPS]=$WRK_P99
+  wrk_run "$BASE$L2_T"; L2R+=("$WRK_RPS"); P50[l2$WRK_RPS]=$WRK_P50; P99[l2$WRK_RPS]=$WRK_P99
+  echo "  round $round: nginx ${NG[-1]}, redis-benchmark ${RB[-1]}, L1 ${L1R[-1]}, L2 ${L2R[-1]} req/s" >&2
+done
 kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
 rm -f "$WORK/nginx.pid"
+NGINX=$(median "${NG[@]}"); REDIS_RPS=$(median "${RB[@]}"); L1_RPS=$(median "${L1R[@]}"); L2_RPS=$(median "${L2R[@]}")
+rounds() { local IFS=/; echo "rounds: $*"; }
+row "nginx static file, $WORKERS workers" "$NGINX" "${P50[ng$NGINX]}" "${P99[ng$NGINX]}" "$(rounds "${NG[@]}")"
+row "redis-benchmark GET ${BYTES} B, $CONNS clients" "$REDIS_RPS" "${P50[rb$REDIS_RPS]}" "${P99[rb$REDIS_RPS]}" "$(rounds "${RB[@]}")"
+row "sidecache L1 hit" "$L1_RPS" "${P50[l1$L1_RPS]}" "${P99[l1$L1_RPS]}" "$(ratio "$L1_RPS" "$NGINX") x nginx ($WORKERS workers); $(rounds "${L1R[@]}")"
+row "sidecache L2 hit (Redis)" "$L2_RPS" "${P50[l2$L2_RPS]}" "${P99[l2$L2_RPS]}" "$(ratio "$L2_RPS" "$NGINX") x nginx, $(ratio "$L2_RPS" "$REDIS_RPS") x redis-benchmark; $(rounds "${L2R[@]}")"
 
-# redis-benchmark: GET of a 1 KiB value, 50 clients, no pipelining.
-RB=$(redis-benchmark -p "$SC_REDIS_PORT" -t get -d "$BYTES" -c "$CONNS" -n $((DURATION * 60000)) --csv 2>/dev/null | tail -1)
-REDIS_RPS=$(tr -d '"' <<<"$RB" | awk -F, '{printf "%.0f", $2}')
-REDIS_P50=$(tr -d '"' <<<"$RB" | awk -F, '{print $5 "ms"}')
-REDIS_P99=$(tr -d '"' <<<"$RB" | awk -F, '{print $7 "ms"}')
-row "redis-benchmark GET ${BYTES} B, $CONNS clients" "$REDIS_RPS" "$REDIS_P50" "$REDIS_P99" ""
-
-wrk_run "$BASE$L1_T"; L1_RPS=$WRK_RPS
-row "sidecache L1 hit" "$WRK_RPS" "$WRK_P50" "$WRK_P99" "$(ratio "$WRK_RPS" "$NGINX") x nginx ($WORKERS workers)"
-wrk_run "$BASE$L2_T"; L2_RPS=$WRK_RPS
-row "sidecache L2 hit (Redis)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" "$(ratio "$WRK_RPS" "$NGINX") x nginx, $(ratio "$WRK_RPS" "$REDIS_RPS") x redis-benchmark"
-
-# Fixed rate: latency at $RATE req/s, next to a direct Redis GET of the same bytes.
-# (Before the miss scenarios, which leave PostgreSQL and Redis busy with
-# their aftermath for a while.)
+# Fixed rate: latency at $RATE req/s, next to a direct Redis GET of the same
+# bytes; ROUNDS rounds each, interleaved, the median p99 reported. (Before
+# the miss scenarios, which leave PostgreSQL and Redis busy for a while.)
 L2_KEY=$("$BIN/sidecache" key --config "$WORK/sidecache.yaml" doc org_id=$ORG id=1)
 [[ "$("${R[@]}" strlen "$L2_KEY")" -gt 0 ]] || { echo "bench: $L2_KEY is not in Redis" >&2; exit 1; }
 curl -fs "$BASE$L1_T" >/dev/null
 sleep 1
-fixed() {  # name, then loadgen args; sets FX_* and CPU per 1000
-  local name=$1; shift
-  local t0 c0 out
-  t0=$(date +%s.%N); c0=$(cpu_ticks)
+declare -A FX
+fixed() {  # key, then loadgen args: appends p50/p99/p99.9/errors/cpu to FX[key]
+  local key=$1; shift
+  local c0 c1 out
+  c0=$(cpu_ticks)
   out=$("$BIN/loadgen" rate "$@" "$RATE" "$DURATION" "$CONNS")
-  local c1; c1=$(cpu_ticks)
-  FX_P50=$(grep -o 'p50_us=[0-9]*' <<<"$out" | cut -d= -f2)
-  FX_P99=$(grep -o 'p99_us=[0-9]*' <<<"$out" | cut -d= -f2)
-  FX_P999=$(grep -o 'p999_us=[0-9]*' <<<"$out" | cut -d= -f2)
-  FX_ERR=$(grep -o 'errors=[0-9]*' <<<"$out" | cut -d= -f2)
-  FX_CPU=$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n=$((RATE * DURATION)) 'BEGIN { printf "%.4f", d / t / (n / 1000) }')
-  ROWS+=("$(printf "| %s | %s | %sus | %sus | p99.9 %sus; errors %s; sidecache CPU %s s per 1000 |" "$name" "$RATE (fixed)" "$FX_P50" "$FX_P99" "$FX_P999" "$FX_ERR" "$FX_CPU")")
-  echo "  $name at $RATE/s: p50 ${FX_P50}us p99 ${FX_P99}us p99.9 ${FX_P999}us" >&2
+  c1=$(cpu_ticks)
+  local p50 p99 p999 err cpu
+  p50=$(grep -o 'p50_us=[0-9]*' <<<"$out" | cut -d= -f2)
+  p99=$(grep -o 'p99_us=[0-9]*' <<<"$out" | cut -d= -f2)
+  p999=$(grep -o 'p999_us=[0-9]*' <<<"$out" | cut -d= -f2)
+  err=$(grep -o 'errors=[0-9]*' <<<"$out" | cut -d= -f2)
+  cpu=$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n=$((RATE * DURATION)) 'BEGIN { printf "%.4f", d / t / (n / 1000) }')
+  FX[$key]+="$p99 $p50 $p999 $err $cpu"$'\n'
+  echo "  $key at $RATE/s: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us, sidecache CPU ${cpu}s/1000" >&2
 }
-fixed "redis GET direct, fixed rate" redis "$SC_REDIS_PORT" "$L2_KEY"; REDIS_FX_P99=$FX_P99
-ROWS[-1]=${ROWS[-1]/sidecache CPU*per 1000/(no sidecache)}
-fixed "sidecache L2 hit, fixed rate" http "$SC_PORT" "$L2_T"; L2_FX_P99=$FX_P99; L2_CPU=$FX_CPU
-fixed "sidecache L1 hit, fixed rate" http "$SC_PORT" "$L1_T"; L1_FX_P99=$FX_P99; L1_CPU=$FX_CPU
+for round in $(seq 1 "$ROUNDS"); do
+  fixed redis redis "$SC_REDIS_PORT" "$L2_KEY"
+  fixed l2 http "$SC_PORT" "$L2_T"
+  fixed l1 http "$SC_PORT" "$L1_T"
+done
+fixed_row() {  # key, name, cpu shown?  -> sets MED_P99, MED_CPU
+  local line; line=$(sort -n <<<"${FX[$1]%$'\n'}" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
+  read -r MED_P99 p50 p999 err MED_CPU <<<"$line"
+  local p99s; p99s=$(awk '{print $1}' <<<"${FX[$1]%$'\n'}" | paste -sd/)
+  local cpu="sidecache CPU $MED_CPU s per 1000"; [[ "$3" == yes ]] || cpu="(no sidecache)"
+  ROWS+=("$(printf "| %s | %s | %sus | %sus | p99.9 %sus; errors %s; %s; p99 rounds: %s |" "$2" "$RATE (fixed)" "$p50" "$MED_P99" "$p999" "$err" "$cpu" "$p99s")")
+}
+fixed_row redis "redis GET direct, fixed rate" no; REDIS_FX_P99=$MED_P99
+fixed_row l2 "sidecache L2 hit, fixed rate" yes; L2_FX_P99=$MED_P99; L2_CPU=$MED_CPU
+fixed_row l1 "sidecache L1 hit, fixed rate" yes; L1_FX_P99=$MED_P99; L1_CPU=$MED_CPU
 
 # Miss: every request a new id of the never-in-L1 entity, against pgbench
 # running the very query sidecache runs, at the same concurrency.
@@ -233,7 +257,7 @@ OUT="bench/results/$DATE.md"
 {
   echo "# sidecache benchmark, $DATE"
   echo
-  echo "$(nproc) cores, $(uname -r); wrk -t$THREADS -c$CONNS -d${DURATION}s; sidecache $WORKERS workers; body $BYTES bytes."
+  echo "$(nproc) cores, $(uname -r); wrk -t$THREADS -c$CONNS -d${DURATION}s; sidecache $WORKERS workers; body $BYTES bytes; hit and fixed-rate rows: median of $ROUNDS interleaved rounds."
   echo "Generated by bench/run.sh."
   echo
   echo "| scenario | requests/s | p50 | p99 | notes |"

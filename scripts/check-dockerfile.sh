@@ -179,7 +179,9 @@ if as_user SIDECACHE_LISTEN=127.0.0.1:1 "${HC[@]}" >/dev/null 2>&1; then echo "c
 # On a free loopback port: the chroot shares this machine's network.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 17070)
 LISTEN="SIDECACHE_LISTEN=127.0.0.1:$PORT"
-as_user "$LISTEN" "${EP[@]}" "${CMDV[@]}" >"$WORK/daemon.log" 2>&1 &
+# (chroot and env exec the daemon: $! is its pid, not a subshell's.)
+chroot --userspec="$user:$user" "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin "${ENVS[@]}" "$LISTEN" \
+  "${EP[@]}" "${CMDV[@]}" >"$WORK/daemon.log" 2>&1 &
 daemon=$!
 ok=0
 for _ in $(seq 1 50); do
