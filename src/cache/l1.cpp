@@ -14,6 +14,12 @@ std::size_t shard_count(std::size_t max_bytes) {
   return n;
 }
 
+// What one heap block of `n` bytes costs glibc's malloc: 8 bytes of
+// header, rounded up to 16, at least 32.
+std::size_t block(std::size_t n) { return std::max<std::size_t>(32, (n + 8 + 15) / 16 * 16); }
+// A std::string's heap block, if it has one (15 bytes fit inline).
+std::size_t string_heap(std::size_t len) { return len > 15 ? block(len + 1) : 0; }
+
 }  // namespace
 
 struct NearCache::Entry {
@@ -103,6 +109,20 @@ struct NearCache::Shard {
   }
 };
 
+// Everything one entry makes the process hold, as malloc sees it: the
+// entry, its key strings and their vector, the body, its hash map node and
+// bucket, its FIFO list node, and the ghost slot it may leave behind. The
+// byte bound is on this, so RSS stays near l1.max_bytes (bench/run.sh
+// measures it).
+std::size_t NearCache::entry_cost(const std::vector<std::string>& keys, std::size_t body_len) {
+  std::size_t bytes = block(sizeof(Entry)) + block(keys.size() * sizeof(std::string)) + string_heap(body_len);
+  for (const auto& k : keys) bytes += string_heap(k.size());
+  bytes += block(sizeof(void*) * 4) + sizeof(void*);  // map node (+ hash) and its bucket
+  bytes += block(sizeof(void*) * 3);                  // list node
+  bytes += block(sizeof(std::size_t) * 2) + sizeof(std::size_t) * 2;  // a ghost map node and queue slot
+  return bytes;
+}
+
 NearCache::NearCache(std::size_t max_bytes, std::chrono::milliseconds record_horizon)
     : max_bytes_(max_bytes), horizon_(record_horizon) {
   std::size_t n = shard_count(max_bytes);
@@ -176,8 +196,7 @@ NearCache::Ticket NearCache::ticket() const {
 bool NearCache::put(const Ticket& t, const std::vector<std::string>& keys, const ValueHeader& h, std::string_view body,
                     Clock::time_point expires, Clock::time_point now) {
   if (keys.empty() || expires <= now || h.tombstone()) return false;
-  std::size_t bytes = sizeof(Entry) + body.size() + 64;  // 64: the map node and list node
-  for (const auto& k : keys) bytes += k.size() + sizeof(std::string);
+  std::size_t bytes = entry_cost(keys, body.size());
   std::size_t hash;
   Shard& sh = shard_of(keys[0], hash);
   if (bytes > sh.cap / 4) return false;  // too big to be worth a quarter of a shard

@@ -32,7 +32,23 @@ const pm::Histogram::BucketBoundaries kFillBuckets{0.0005, 0.001, 0.0025, 0.005,
 std::string code_class(unsigned status) { return std::to_string(status / 100) + "xx"; }
 }  // namespace
 
-Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()) {
+namespace {
+std::atomic<std::uint64_t> next_metrics_id{1};
+
+// Each worker thread keeps the metric objects it has used, by entity, so
+// the hit path finds them without building label strings or taking a lock.
+struct EntitySeries {
+  pm::Counter* counters[6][6] = {};  // [outcome][status / 100]
+  pm::Histogram* durations[6] = {};  // [outcome]
+};
+struct ThreadSeries {
+  std::uint64_t owner = 0;
+  std::unordered_map<std::string, EntitySeries> by_entity;
+};
+thread_local ThreadSeries t_series;
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metrics_id++) {
   auto& r = *registry_;
   requests_ = &pm::BuildCounter().Name("sidecache_requests_total")
                    .Help("Entity requests by entity, outcome (hit, miss, stale, collapsed, bypass, error) and status class")
@@ -84,6 +100,20 @@ pm::Counter& Metrics::counter(pm::Family<pm::Counter>& f, const std::string& key
 }
 
 void Metrics::request(const std::string& entity, Outcome outcome, unsigned status, double seconds) {
+  if (t_series.owner != id_) {
+    t_series.by_entity.clear();
+    t_series.owner = id_;
+  }
+  auto it = t_series.by_entity.find(entity);
+  if (it == t_series.by_entity.end()) it = t_series.by_entity.emplace(entity, EntitySeries{}).first;
+  EntitySeries& es = it->second;
+  auto o = static_cast<std::size_t>(outcome);
+  std::size_t c = std::min<std::size_t>(status / 100, 5);
+  if (o < 6 && es.counters[o][c] && es.durations[o]) {
+    es.counters[o][c]->Increment();
+    es.durations[o]->Observe(seconds);
+    return;
+  }
   std::string cls = code_class(status);
   const char* out = to_string(outcome);
   counter(*requests_, "r|" + entity + '|' + out + '|' + cls, {{"entity", entity}, {"outcome", out}, {"code", cls}}).Increment();
@@ -96,6 +126,11 @@ void Metrics::request(const std::string& entity, Outcome outcome, unsigned statu
     h = static_cast<pm::Histogram*>(it->second);
   }
   h->Observe(seconds);
+  if (o < 6) {
+    es.counters[o][c] = &counter(*requests_, "r|" + entity + '|' + out + '|' + cls,
+                                 {{"entity", entity}, {"outcome", out}, {"code", cls}});
+    es.durations[o] = h;
+  }
 }
 
 void Metrics::fill(const std::string& entity, double seconds) {

@@ -97,6 +97,7 @@ class NearCache {
  private:
   struct Entry;
   struct Shard;
+  static std::size_t entry_cost(const std::vector<std::string>& keys, std::size_t body_len);
   Shard& shard_of(std::string_view key, std::size_t& hash);
   // Newest recorded invalidation of any of `keys` (0 when none).
   std::uint64_t newest_invalidation(const std::vector<std::string>& keys);

@@ -86,6 +86,7 @@ class Metrics {
   std::mutex cache_mu_;
   std::unordered_map<std::string, void*> cache_;
   std::mutex scrape_mu_;
+  const std::uint64_t id_;  // tells a thread's cache of metric pointers which Metrics it belongs to
 };
 
 }  // namespace sidecache::metrics
