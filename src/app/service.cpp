@@ -643,6 +643,9 @@ net::awaitable<Outcome> Service::lead_fill(const Snapshot& s, cache::Store& stor
 void Service::spawn_refresh(SnapshotPtr s, const http::EntityRequest& req, unsigned worker) {
   auto joined = flights_.join(req.key);
   if (!joined.leader) return;  // this process is already filling the key
+  // Sealed from the start: a request arriving during a background refresh
+  // reads Redis (where the old value still serves) instead of waiting.
+  joined.call->seal();
   net::co_spawn(workers_[worker]->get_executor(), refresh(std::move(s), req, worker, joined.call), net::detached);
 }
 
