@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <atomic>
 #include <functional>
 #include <chrono>
 #include <cstdint>
@@ -113,7 +114,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   redisAsyncContext* ac_ = nullptr;
   std::shared_ptr<Adapter> adapter_;
   net::steady_timer connect_timer_;
-  State state_ = State::disconnected;
+  std::atomic<State> state_{State::disconnected};  // read by /readyz from other workers
   bool stopped_ = false;
   bool logged_down_ = false;
   std::chrono::milliseconds backoff_{50};
