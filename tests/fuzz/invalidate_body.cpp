@@ -1,10 +1,13 @@
-// The POST /v1/invalidate body, and the trigger notification payload: any
-// bytes give a 400 with a JSON error, or a well-formed invalidation.
+// The POST /v1/invalidate body, the trigger notification payload and the L1
+// invalidation message: any bytes give a 400 with a JSON error, or a
+// well-formed invalidation; an L1 message parses into non-empty keys
+// without newlines, or not at all.
 #include <boost/json.hpp>
 #include <cstdint>
 
 #include "fixture.hpp"
 #include "sidecache/app/notify.hpp"
+#include "sidecache/cache/l1.hpp"
 #include "sidecache/http/router.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -21,5 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto invs = sidecache::app::invalidations_for(cfg, body, error);
   for (const auto& i : invs)
     if (!i.entity) __builtin_trap();
+  if (auto m = sidecache::cache::parse_l1_message(body)) {
+    if (m->keys.empty()) __builtin_trap();
+    for (auto k : m->keys)
+      if (k.empty() || k.find('\n') != std::string_view::npos) __builtin_trap();
+  }
   return 0;
 }
