@@ -184,6 +184,8 @@ fixed_row() {  # key, name, cpu shown?  -> sets MED_P99, MED_CPU
   local line; line=$(sort -n <<<"${FX[$1]%$'\n'}" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
   read -r MED_P99 p50 p999 err MED_CPU <<<"$line"
   local p99s; p99s=$(awk '{print $1}' <<<"${FX[$1]%$'\n'}" | paste -sd/)
+  # CPU: the median round of its own (not the round of the median p99).
+  MED_CPU=$(median $(awk '{print $5}' <<<"${FX[$1]%$'\n'}"))
   local cpu="sidecache CPU $MED_CPU s per 1000"; [[ "$3" == yes ]] || cpu="(no sidecache)"
   ROWS+=("$(printf "| %s | %s | %sus | %sus | p99.9 %sus; errors %s; %s; p99 rounds: %s |" "$2" "$RATE (fixed)" "$p50" "$MED_P99" "$p999" "$err" "$cpu" "$p99s")")
 }
