@@ -67,7 +67,7 @@ TEST_CASE("slowloris: connections dribbling a header are closed, a normal client
   CHECK(d.get("/healthz").status == 200);
 }
 
-TEST_CASE("connections beyond http.max_connections are closed at once; the daemon stays up") {
+TEST_CASE("connections beyond http.max_connections are closed at once, the daemon stays up") {
   Daemon::Options o;
   o.extra_main = "http: { max_connections: 20 }\n";
   Daemon d(o);
@@ -123,7 +123,7 @@ TEST_CASE("the unix socket's mode and group are configurable") {
   CHECK(st.st_gid == gid);
 }
 
-TEST_CASE("bare LF line endings are a 400; obs-fold never confuses the parser") {
+TEST_CASE("bare LF line endings are a 400, obs-fold never confuses the parser") {
   Daemon d;
   auto bare = parse_response(raw_exchange(d.port(), "GET /healthz HTTP/1.1\nHost: x\n\n"));
   REQUIRE(bare);

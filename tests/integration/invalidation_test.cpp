@@ -30,7 +30,7 @@ std::string name_of(const Response& r) {
 }
 }  // namespace
 
-TEST_CASE("DELETE invalidates one key; the next read is fresh") {
+TEST_CASE("DELETE invalidates one key, the next read is fresh") {
   Services& s = Services::get();
   Daemon d;
   std::string uid = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +

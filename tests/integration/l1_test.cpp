@@ -139,7 +139,7 @@ TEST_CASE("l1: an invalidation through one process evicts every process's copy, 
   if (!lags.empty()) WARN("the other process served the new row " << lags[0] << " us after the invalidation answered");
 }
 
-TEST_CASE("l1: bounded by l1.max_bytes; a hot key stays while a scan passes through") {
+TEST_CASE("l1: bounded by l1.max_bytes, a hot key stays while a scan passes through") {
   Daemon d(with_l1("{ max_bytes: 256KiB, ttl: 60s }"));
   REQUIRE(eventually([&] { return l1_state(d) == "on"; }));
   std::string hot_uid = new_user(kOrg1, "hot");

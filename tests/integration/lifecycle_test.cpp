@@ -22,7 +22,7 @@ long long generation(const Daemon& d) { return json::parse(d.get("/readyz").body
 
 }  // namespace
 
-TEST_CASE("SIGHUP reloads entities under load with no failed request; a bad config is refused and the old one serves") {
+TEST_CASE("SIGHUP reloads entities under load with no failed request, a bad config is refused and the old one serves") {
   Daemon d;
   std::vector<std::string> targets{"/v1/entities/user?org_id=" + kOrg1 + "&user_id=" + kUidA,
                                    "/v1/entities/feature_flags", "/v1/entities/type_zoo?id=1"};

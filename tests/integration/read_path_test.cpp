@@ -71,7 +71,7 @@ TEST_CASE("every PostgreSQL type is encoded by PostgreSQL") {
   CHECK(d.get("/v1/entities/type_zoo?id=1").body == r.body);
 }
 
-TEST_CASE("rows entities answer arrays, [] when empty") {
+TEST_CASE("rows entities answer arrays, an empty array when nothing matches") {
   Daemon d;
   auto flags = d.get("/v1/entities/feature_flags");
   REQUIRE(flags.status == 200);

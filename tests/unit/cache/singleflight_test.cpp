@@ -8,7 +8,7 @@
 using namespace sidecache::cache;
 namespace net = boost::asio;
 
-TEST_CASE("one leader per key; later joiners wait and share its result") {
+TEST_CASE("one leader per key, later joiners wait and share its result") {
   Singleflight<std::string> sf;
   auto a = sf.join("k");
   auto b = sf.join("k");

@@ -62,14 +62,14 @@ TEST_CASE("a tombstone is a miss and counts as a seen invalidation") {
   CHECK(l.seen_watermark_us == 1500);
 }
 
-TEST_CASE("an expired value keeps its body (it may be served stale); an invalidated one does not") {
+TEST_CASE("an expired value keeps its body (it may be served stale), an invalidated one does not") {
   auto l = cache::interpret(array({bulk(value(1000, 1500, 0, "[1]"), 24), nil()}), 2, 2000);
   CHECK(l.status == cache::Lookup::Status::expired);
   CHECK(l.body == "[1]");
   CHECK(cache::interpret(array({bulk(value(1000, 1500), 24), bulk("1200")}), 2, 2000).status == cache::Lookup::Status::miss);
 }
 
-TEST_CASE("absent and foreign values are misses; failures are errors") {
+TEST_CASE("absent and foreign values are misses, failures are errors") {
   CHECK(cache::interpret(array({nil(), nil()}), 2, 2000).status == cache::Lookup::Status::miss);
   CHECK(cache::interpret(array({bulk("plain text written by someone else", 24), nil()}), 2, 2000).status ==
         cache::Lookup::Status::miss);

@@ -368,7 +368,7 @@ TEST_CASE("l1: sizes, the default l1_ttl and per-entity overrides") {
   CHECK_FALSE(parse_bytes("-1MiB"));
 }
 
-TEST_CASE("l1: off by default; a bad size or a long ttl is refused with the line") {
+TEST_CASE("l1: off by default, a bad size or a long ttl is refused with the line") {
   TempDir d;
   d.write("sidecache.yaml", kMain);
   d.write("entities/user.yaml", kUser);

@@ -113,7 +113,7 @@ TEST_CASE("the entity list describes names, scopes, params, results and ttls") {
   CHECK(list[1].as_object().at("scope").as_string() == "global");
 }
 
-TEST_CASE("with a token, /v1 needs the bearer token; health endpoints stay open") {
+TEST_CASE("with a token, /v1 needs the bearer token, health endpoints stay open") {
   auto cfg = make_config();
   CHECK_FALSE(http::check_auth(cfg, "/v1/entities", ""));  // no token configured: open
   cfg.auth.token = "0123456789abcdef0123";

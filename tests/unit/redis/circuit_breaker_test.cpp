@@ -17,7 +17,7 @@ struct FakeClock {
 };
 }  // namespace
 
-TEST_CASE("consecutive failures trip the breaker; a success in between resets the count") {
+TEST_CASE("consecutive failures trip the breaker, a success in between resets the count") {
   FakeClock clock;
   std::vector<std::pair<State, State>> changes;
   CircuitBreaker b({3, 1000ms, 1}, [&](State f, State t) { changes.emplace_back(f, t); }, clock.fn());
