@@ -52,10 +52,12 @@ Answer answer_of(const Outcome& o, std::string body, std::string cache_status) {
   return a;
 }
 
-Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::string body, std::uint64_t now) {
+// A cached value's answer (a cached 404 too), with its Age.
+Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::string body, std::uint64_t now,
+                  std::string cache_status = "sidecache; hit") {
   Answer a = h.negative() ? not_found_answer(e) : Answer{};
   if (!h.negative()) a.body = std::move(body);
-  a.headers.emplace_back("Cache-Status", "sidecache; hit");
+  a.headers.emplace_back("Cache-Status", std::move(cache_status));
   std::uint64_t age = now > h.created_us ? (now - h.created_us) / 1000000 : 0;
   a.headers.emplace_back("Age", std::to_string(age));
   return a;
@@ -86,10 +88,7 @@ std::string entity_of(std::string_view target) {
 // and that it was stale (fwd=stale); detail says why.
 Answer stale_answer(const config::Entity& e, const cache::ValueHeader& h, std::string body, std::uint64_t now,
                     const char* detail) {
-  Answer a = hit_answer(e, h, std::move(body), now);
-  for (auto& [k, v] : a.headers)
-    if (k == "Cache-Status") v = std::string("sidecache; hit; fwd=stale; detail=") + detail;
-  return a;
+  return hit_answer(e, h, std::move(body), now, std::string("sidecache; hit; fwd=stale; detail=") + detail);
 }
 
 bool failed(const Outcome& o) { return o.status >= 500; }
@@ -179,10 +178,10 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
                }) {
   l1_channel_ = cache::l1_channel(cfg->key_prefix);
   if (cfg->l1.enabled()) {
-    // An invalidation is remembered longer than any L1 copy lives (l1_ttl is
-    // at most 1m) and than any fill may take (max_fill_age), with a margin.
+    // An invalidation is remembered longer than any L1 copy lives and than
+    // any fill may take (max_fill_age), with a margin.
     auto horizon = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::minutes(1) + std::chrono::microseconds(snap_->max_fill_age_us) + std::chrono::seconds(10));
+        config::kMaxL1Ttl + std::chrono::microseconds(snap_->max_fill_age_us) + std::chrono::seconds(10));
     l1_ = std::make_unique<cache::NearCache>(cfg->l1.max_bytes, horizon);
   }
   for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -483,12 +482,8 @@ net::awaitable<Answer> Service::get_entity(SnapshotPtr snap, const http::EntityR
   if (use_l1) {
     cache::ValueHeader h;
     std::string body;
-    if (l1_->get(req.key, cache::NearCache::Clock::now(), h, body)) {
-      Answer a = hit_answer(e, h, std::move(body), unix_us());
-      for (auto& [k, v] : a.headers)
-        if (k == "Cache-Status") v = "sidecache; hit; detail=l1";
-      co_return a;
-    }
+    if (l1_->get(req.key, cache::NearCache::Clock::now(), h, body))
+      co_return hit_answer(e, h, std::move(body), unix_us(), "sidecache; hit; detail=l1");
     // Taken before Redis is read: a copy is refused if L1 lost its
     // invalidation feed in between.
     ticket = l1_->ticket();

@@ -226,20 +226,24 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
   if (path == "/v1/entities/") tmpl = kEntities;
   else if (path.size() > kEntities.size() + 1 && path.substr(0, kEntities.size() + 1) == "/v1/entities/")
     tmpl = "/v1/entities/{entity}";
-  std::string allow, paths;
   bool known = false, allowed = false;
   for (const auto& ep : endpoints()) {
-    if (paths.find(ep.path) == std::string::npos) paths += (paths.empty() ? "" : ", ") + std::string(ep.path);
     if (ep.path != tmpl) continue;
     known = true;
     allowed = allowed || ep.method == method;
-    allow += (allow.empty() ? "" : ", ") + std::string(ep.method);
   }
+  // The error texts are built only for the requests that get them.
   if (!known) {
+    std::string paths;
+    for (const auto& ep : endpoints())
+      if (paths.find(ep.path) == std::string::npos) paths += (paths.empty() ? "" : ", ") + std::string(ep.path);
     r.answer = error_answer(404, "no_route", "no such endpoint: " + std::string(path) + " (endpoints: " + paths + ")");
     return r;
   }
   if (!allowed) {
+    std::string allow;
+    for (const auto& ep : endpoints())
+      if (ep.path == tmpl) allow += (allow.empty() ? "" : ", ") + std::string(ep.method);
     r.answer = method_not_allowed(method, allow);
     return r;
   }

@@ -99,7 +99,19 @@ pm::Counter& Metrics::counter(pm::Family<pm::Counter>& f, const std::string& key
   return c;
 }
 
+pm::Histogram& Metrics::histogram(pm::Family<pm::Histogram>& f, const std::string& key,
+                                 const std::map<std::string, std::string>& labels,
+                                 const std::vector<double>& buckets) {
+  std::lock_guard lock(cache_mu_);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return *static_cast<pm::Histogram*>(it->second);
+  auto& h = f.Add(labels, buckets);
+  cache_.emplace(key, &h);
+  return h;
+}
+
 void Metrics::request(const std::string& entity, Outcome outcome, unsigned status, double seconds) {
+  static_assert(static_cast<std::size_t>(Outcome::error) == 5, "EntitySeries holds six outcomes");
   if (t_series.owner != id_) {
     t_series.by_entity.clear();
     t_series.owner = id_;
@@ -109,40 +121,21 @@ void Metrics::request(const std::string& entity, Outcome outcome, unsigned statu
   EntitySeries& es = it->second;
   auto o = static_cast<std::size_t>(outcome);
   std::size_t c = std::min<std::size_t>(status / 100, 5);
-  if (o < 6 && es.counters[o][c] && es.durations[o]) {
-    es.counters[o][c]->Increment();
-    es.durations[o]->Observe(seconds);
-    return;
-  }
-  std::string cls = code_class(status);
-  const char* out = to_string(outcome);
-  counter(*requests_, "r|" + entity + '|' + out + '|' + cls, {{"entity", entity}, {"outcome", out}, {"code", cls}}).Increment();
-  std::string key = "h|" + entity + '|' + out;
-  pm::Histogram* h;
-  {
-    std::lock_guard lock(cache_mu_);
-    auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, &request_seconds_->Add({{"entity", entity}, {"outcome", out}}, kRequestBuckets)).first;
-    h = static_cast<pm::Histogram*>(it->second);
-  }
-  h->Observe(seconds);
-  if (o < 6) {
+  if (!es.counters[o][c] || !es.durations[o]) {
+    // First time on this thread: find (or make) the series once.
+    std::string cls = code_class(status);
+    const char* out = to_string(outcome);
     es.counters[o][c] = &counter(*requests_, "r|" + entity + '|' + out + '|' + cls,
                                  {{"entity", entity}, {"outcome", out}, {"code", cls}});
-    es.durations[o] = h;
+    es.durations[o] = &histogram(*request_seconds_, "h|" + entity + '|' + out, {{"entity", entity}, {"outcome", out}},
+                                 kRequestBuckets);
   }
+  es.counters[o][c]->Increment();
+  es.durations[o]->Observe(seconds);
 }
 
 void Metrics::fill(const std::string& entity, double seconds) {
-  std::string key = "f|" + entity;
-  pm::Histogram* h;
-  {
-    std::lock_guard lock(cache_mu_);
-    auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, &fill_seconds_->Add({{"entity", entity}}, kFillBuckets)).first;
-    h = static_cast<pm::Histogram*>(it->second);
-  }
-  h->Observe(seconds);
+  histogram(*fill_seconds_, "f|" + entity, {{"entity", entity}}, kFillBuckets).Observe(seconds);
 }
 
 void Metrics::redis_failure(const char* kind) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <map>
 #include <unordered_map>
+#include <vector>
 
 namespace prometheus {
 class Registry;
@@ -56,6 +57,8 @@ class Metrics {
  private:
   prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& f, const std::string& key,
                                const std::map<std::string, std::string>& labels);
+  prometheus::Histogram& histogram(prometheus::Family<prometheus::Histogram>& f, const std::string& key,
+                                   const std::map<std::string, std::string>& labels, const std::vector<double>& buckets);
 
   std::unique_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* requests_;
