@@ -14,7 +14,13 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
 #include <memory>
+#include <string>
+
+#include "sidecache/config/config.hpp"
 
 namespace sidecache::redis {
 
@@ -84,5 +90,49 @@ class Adapter : public std::enable_shared_from_this<Adapter> {
   bool want_read_ = false, want_write_ = false;
   bool reading_ = false, writing_ = false;
 };
+
+// Starts connecting to the configured Redis (TCP or unix socket) and
+// attaches it to `ex`. On failure returns nullptr and says why; nothing is
+// left to free. Shared by the command connections and the L1 subscriber.
+inline redisAsyncContext* open_async(const config::RedisConfig& cfg, const boost::asio::any_io_executor& ex,
+                                     std::shared_ptr<Adapter>& adapter, std::string& why) {
+  redisAsyncContext* ac = cfg.is_unix ? redisAsyncConnectUnix(cfg.path.c_str())
+                                      : redisAsyncConnect(cfg.host.c_str(), cfg.port);
+  if (!ac || ac->err) {
+    why = ac ? ac->errstr : "out of memory";
+    if (ac) redisAsyncFree(ac);
+    return nullptr;
+  }
+  adapter = Adapter::attach(ex, ac);
+  if (!adapter) {
+    why = "cannot attach to the event loop";
+    redisAsyncFree(ac);
+    return nullptr;
+  }
+  return ac;
+}
+
+// Queues AUTH (when the URL has a password) and SELECT (when db != 0), so
+// every later command on `ac` runs after them. A failure is logged under
+// `name` (which must outlive `ac`) and drops the connection.
+inline void queue_setup(redisAsyncContext* ac, const config::RedisConfig& cfg, const std::string& name) {
+  auto setup = [](redisAsyncContext* c, void* r, void* who) {
+    auto* reply = static_cast<redisReply*>(r);
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+      spdlog::error("redis[{}]: connection setup (AUTH or SELECT) failed: {}", *static_cast<const std::string*>(who),
+                    std::string(reply->str, reply->len));
+      redisAsyncDisconnect(c);
+    }
+  };
+  void* who = const_cast<std::string*>(&name);
+  if (!cfg.password.empty()) {
+    if (cfg.username.empty())
+      redisAsyncCommand(ac, setup, who, "AUTH %b", cfg.password.data(), cfg.password.size());
+    else
+      redisAsyncCommand(ac, setup, who, "AUTH %b %b", cfg.username.data(), cfg.username.size(), cfg.password.data(),
+                        cfg.password.size());
+  }
+  if (cfg.db != 0) redisAsyncCommand(ac, setup, who, "SELECT %d", cfg.db);
+}
 
 }  // namespace sidecache::redis

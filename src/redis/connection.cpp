@@ -126,19 +126,11 @@ void Connection::stop() {
 
 void Connection::connect() {
   if (stopped_ || ac_) return;
-  redisAsyncContext* ac = cfg_.is_unix ? redisAsyncConnectUnix(cfg_.path.c_str())
-                                       : redisAsyncConnect(cfg_.host.c_str(), cfg_.port);
-  if (!ac || ac->err) {
-    if (!logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", name_, ac ? ac->errstr : "out of memory");
+  std::string why;
+  redisAsyncContext* ac = open_async(cfg_, ex_, adapter_, why);
+  if (!ac) {
+    if (!logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", name_, why);
     logged_down_ = true;
-    if (ac) redisAsyncFree(ac);
-    schedule_reconnect();
-    return;
-  }
-  adapter_ = Adapter::attach(ex_, ac);
-  if (!adapter_) {
-    spdlog::error("redis[{}]: cannot attach to the event loop", name_);
-    redisAsyncFree(ac);
     schedule_reconnect();
     return;
   }
@@ -147,26 +139,7 @@ void Connection::connect() {
   state_ = State::connecting;
   redisAsyncSetConnectCallback(ac, &Connection::on_connect);
   redisAsyncSetDisconnectCallback(ac, &Connection::on_disconnect);
-
-  // AUTH and SELECT are queued first, so every later command on this
-  // connection runs after them. A failure drops the connection.
-  auto setup = [](redisAsyncContext* c, void* r, void* what) {
-    auto* reply = static_cast<redisReply*>(r);
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-      auto* self = static_cast<Connection*>(c->data);
-      spdlog::error("redis[{}]: {} failed: {}", self ? self->name_ : "?", static_cast<const char*>(what),
-                    std::string(reply->str, reply->len));
-      redisAsyncDisconnect(c);
-    }
-  };
-  if (!cfg_.password.empty()) {
-    if (cfg_.username.empty())
-      redisAsyncCommand(ac, setup, const_cast<char*>("AUTH"), "AUTH %b", cfg_.password.data(), cfg_.password.size());
-    else
-      redisAsyncCommand(ac, setup, const_cast<char*>("AUTH"), "AUTH %b %b", cfg_.username.data(),
-                        cfg_.username.size(), cfg_.password.data(), cfg_.password.size());
-  }
-  if (cfg_.db != 0) redisAsyncCommand(ac, setup, const_cast<char*>("SELECT"), "SELECT %d", cfg_.db);
+  queue_setup(ac, cfg_, name_);
 
   connect_timer_.expires_after(cfg_.connect_timeout);
   connect_timer_.async_wait([self = weak_from_this(), ac](const boost::system::error_code& ec) {

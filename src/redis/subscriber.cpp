@@ -42,42 +42,20 @@ void Subscriber::stop() {
 
 void Subscriber::connect() {
   if (stopped_ || ac_) return;
-  redisAsyncContext* ac = cfg_.is_unix ? redisAsyncConnectUnix(cfg_.path.c_str())
-                                       : redisAsyncConnect(cfg_.host.c_str(), cfg_.port);
-  if (!ac || ac->err) {
-    if (!logged_down_) spdlog::warn("redis[l1]: cannot connect: {}", ac ? ac->errstr : "out of memory");
+  std::string why;
+  redisAsyncContext* ac = open_async(cfg_, ex_, adapter_, why);
+  if (!ac) {
+    if (!logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", name_, why);
     logged_down_ = true;
-    if (ac) redisAsyncFree(ac);
     schedule_reconnect();
     return;
   }
   if (!cfg_.is_unix) redisEnableKeepAlive(&ac->c);
-  adapter_ = Adapter::attach(ex_, ac);
-  if (!adapter_) {
-    redisAsyncFree(ac);
-    schedule_reconnect();
-    return;
-  }
   ac->data = this;
   ac_ = ac;
   redisAsyncSetConnectCallback(ac, &Subscriber::on_connect);
   redisAsyncSetDisconnectCallback(ac, &Subscriber::on_disconnect);
-  // AUTH and SELECT go first; their failure drops the connection. (SELECT
-  // does not matter to pub/sub, which is server-wide, but costs nothing.)
-  auto setup = [](redisAsyncContext* c, void* r, void*) {
-    auto* reply = static_cast<redisReply*>(r);
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-      spdlog::error("redis[l1]: AUTH failed: {}", std::string(reply->str, reply->len));
-      redisAsyncDisconnect(c);
-    }
-  };
-  if (!cfg_.password.empty()) {
-    if (cfg_.username.empty())
-      redisAsyncCommand(ac, setup, nullptr, "AUTH %b", cfg_.password.data(), cfg_.password.size());
-    else
-      redisAsyncCommand(ac, setup, nullptr, "AUTH %b %b", cfg_.username.data(), cfg_.username.size(),
-                        cfg_.password.data(), cfg_.password.size());
-  }
+  queue_setup(ac, cfg_, name_);
   redisAsyncCommand(ac, &Subscriber::on_reply, nullptr, "SUBSCRIBE %b", channel_.data(), channel_.size());
   // A connection that neither connects nor subscribes in time is dropped.
   timer_.expires_after(cfg_.connect_timeout);

@@ -296,7 +296,9 @@ Daemon::Daemon(Options opt) {
                                           << "key_prefix: \"" << prefix_ << "\"\n"
                                           << "log_level: " << opt.log_level << "\n"
                                           << "tenant: { param: org_id, type: uuid }\n"
-                                          << "redis: { url: \"" << (opt.redis_port ? "redis://127.0.0.1:" + std::to_string(opt.redis_port) + "/0" : s.redis_url())
+                                          << "redis: { url: \"" << (!opt.redis_url.empty() ? opt.redis_url
+                                                                       : opt.redis_port ? "redis://127.0.0.1:" + std::to_string(opt.redis_port) + "/0"
+                                                                                        : s.redis_url())
                                           << "\", timeout: " << opt.redis_timeout << opt.redis_extra << " }\n"
                                           << "postgres:\n  dsn: \"" << s.dsn() << "\"\n  pool_size: " << opt.pool_size
                                           << "\n  queue_limit: " << opt.queue_limit

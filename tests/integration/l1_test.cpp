@@ -200,3 +200,30 @@ TEST_CASE("l1: a dropped subscription flushes L1 and keeps it off until it is ba
     REQUIRE(eventually([&] { return l1_state(b) == "on"; }, 200));
   }
 }
+
+TEST_CASE("a Redis URL with user, password and db: both connection kinds authenticate and select") {
+  Services& s = Services::get();
+  REQUIRE(s.redis_cli("ACL SETUSER sc_acl_test on >acl-pass-0123 ~* &* +@all") == "OK");
+  std::string base = "127.0.0.1:" + std::to_string(s.redis_port());
+  auto opt = with_l1();
+  opt.redis_url = "redis://sc_acl_test:acl-pass-0123@" + base + "/3";
+  Daemon d(opt);
+  // The subscriber authenticated: L1 turns on.
+  REQUIRE(eventually([&] { return l1_state(d) == "on"; }));
+  std::string uid = new_user(kOrg1, "acl");
+  auto t = user(kOrg1, uid);
+  CHECK(d.get(t).header("cache-status") == "sidecache; fwd=miss; stored");
+  // The command connections authenticated and selected db 3.
+  std::string key = s.redis_cli("-n 3 --scan --pattern " + d.prefix() + "t:*" + uid + "*");
+  CHECK(!key.empty());
+  CHECK(s.redis_cli("-n 0 --scan --pattern " + d.prefix() + "t:*" + uid + "*").empty());
+  CHECK(d.log().find("acl-pass-0123") == std::string::npos);  // the password never reaches a log line
+
+  auto bad = with_l1();
+  bad.redis_url = "redis://sc_acl_test:wrong-password@" + base + "/3";
+  Daemon w(bad);
+  // Redis refuses: reads still work (from PostgreSQL), and the failure is logged.
+  CHECK(w.get(t).status == 200);
+  CHECK(eventually([&] { return w.log().find("connection setup (AUTH or SELECT) failed") != std::string::npos; }));
+  s.redis_cli("ACL DELUSER sc_acl_test");
+}

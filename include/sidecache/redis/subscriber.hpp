@@ -51,6 +51,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   net::any_io_executor ex_;
   config::RedisConfig cfg_;
   std::string channel_;
+  const std::string name_ = "l1";  // in log lines: redis[l1]
   MessageFn on_message_;
   StateFn on_state_;
   redisAsyncContext* ac_ = nullptr;
