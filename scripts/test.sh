@@ -36,6 +36,16 @@ if [[ $status -eq 0 ]]; then
   if scripts/quickstart.sh --smoke; then smoke=passed; else smoke=failed; status=1; fi
 fi
 
+# Prints the sanitizer reports written to folder $1 (label $2); fails when
+# there are any.
+no_reports() {
+  if ls "$1"/* >/dev/null 2>&1; then
+    echo "test: $2 reports:"
+    cat "$1"/*
+    return 1
+  fi
+}
+
 # The whole suite again, built with AddressSanitizer and UndefinedBehavior-
 # Sanitizer (leak detection on). Any report, from a test or from a daemon
 # the tests started, fails the run. SIDECACHE_SANITIZERS=0 skips it.
@@ -53,11 +63,7 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   asan_status=${PIPESTATUS[0]}
   set -e
   asan_summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$SVC/ctest-asan.log" || true)
-  if ls "$SVC"/sanitizers/* >/dev/null 2>&1; then
-    echo "test: sanitizer reports:"
-    cat "$SVC"/sanitizers/*
-    asan_status=1
-  fi
+  no_reports "$SVC/sanitizers" sanitizer || asan_status=1
   if [[ $asan_status -eq 0 ]]; then asan=passed; else asan=failed; status=1; fi
   echo "test: sanitizer pass $asan (${asan_summary:-no summary})"
 fi
@@ -78,11 +84,7 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
     "200 concurrent requests*,an invalidation wins over a racing fill*,four processes*,early refresh*,SIGHUP reloads*,stale_while_revalidate*,l1*" \
     || tsan_status=1
   unset TSAN_OPTIONS
-  if ls "$SVC"/tsan/* >/dev/null 2>&1; then
-    echo "test: ThreadSanitizer reports:"
-    cat "$SVC"/tsan/*
-    tsan_status=1
-  fi
+  no_reports "$SVC/tsan" ThreadSanitizer || tsan_status=1
   if [[ $tsan_status -eq 0 ]]; then tsan=passed; else tsan=failed; status=1; fi
   echo "test: ThreadSanitizer pass $tsan"
 fi

@@ -474,7 +474,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   if (root["l1_ttl"]) {
     if (auto d = ctx.duration(root["l1_ttl"], "l1_ttl", false)) {
       e.l1_ttl = *d;
-      if (*d > std::chrono::minutes(1))
+      if (*d > kMaxL1Ttl)
         ctx.error(root["l1_ttl"], "l1_ttl is at most 1m: an L1 copy is only checked against invalidations it hears of; "
                                   "keep it short, like 2s (0s keeps this entity out of L1)");
     }
@@ -858,7 +858,7 @@ Config load(const std::string& path, const EnvLookup& env) {
       }
       if (l1["ttl"]) if (auto d = ctx.duration(l1["ttl"], "l1.ttl")) {
         cfg.l1.ttl = *d;
-        if (*d > std::chrono::minutes(1))
+        if (*d > kMaxL1Ttl)
           ctx.error(l1["ttl"], "l1.ttl is at most 1m; keep it short, like 2s");
       }
     }

@@ -35,10 +35,10 @@ for (const f of readdirSync(k8sDir).filter((f) => f.endsWith(".yaml")).sort()) {
   }
 }
 for (const { file, obj } of objects) {
-  const group = obj.apiVersion.includes("/") ? obj.apiVersion : obj.apiVersion;
   let Model;
   try {
-    Model = (await import(`kubernetes-models/${group}/${obj.kind}`))[obj.kind];
+    // kubernetes-models/<apiVersion>/<Kind>, e.g. apps/v1/Deployment, v1/Secret
+    Model = (await import(`kubernetes-models/${obj.apiVersion}/${obj.kind}`))[obj.kind];
   } catch (e) {
     fail(`${file}: no schema for ${obj.apiVersion} ${obj.kind}`);
     continue;

@@ -133,6 +133,10 @@ struct InvalidationConfig {
   bool flush_on_listen = true;
 };
 
+// The longest l1.ttl / l1_ttl: an L1 copy only hears of invalidations, so
+// its life stays short (and L1 remembers invalidations this long at least).
+inline constexpr std::chrono::minutes kMaxL1Ttl{1};
+
 // The in-process near cache (L1) in front of Redis. Off while max_bytes is 0.
 struct L1Config {
   std::size_t max_bytes = 0;
