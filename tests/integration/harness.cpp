@@ -283,9 +283,12 @@ Daemon::Daemon(Options opt) {
   static std::atomic<int> counter{0};
   Services& s = Services::get();
   dir_ = make_temp_dir("daemon");
-  prefix_ = opt.key_prefix.empty() ? "it" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ":" : opt.key_prefix;
+  // Every daemon has its own number, so its own LISTEN channel even when it
+  // shares another's key prefix.
+  const std::string id = std::to_string(::getpid()) + "_" + std::to_string(counter++);
+  prefix_ = opt.key_prefix.empty() ? "it" + id + ":" : opt.key_prefix;
   port_ = free_port();
-  channel_ = "it_" + std::to_string(::getpid()) + "_" + std::to_string(counter.load());
+  channel_ = "it_" + id;
   fs::create_directories(dir_ + "/entities");
   for (const auto* from : {"/config/examples/entities", "/tests/integration/entities"})
     for (const auto& f : fs::directory_iterator(source_dir() + from))

@@ -147,3 +147,21 @@ TEST_CASE("a lost listener connection invalidates every listening entity when it
   s.sql("UPDATE users SET display_name = 'lost2' WHERE id = '" + uid + "'");
   CHECK(name_of(within_a_second(d, user(uid), [](const Response& r) { return name_of(r) == "lost2"; })) == "lost2");
 }
+
+TEST_CASE("with L1 on, a write notified to one process evicts the L1 copy of another") {
+  Daemon::Options opt;
+  opt.extra_main = "l1: { max_bytes: 8MiB, ttl: 60s }\n";
+  Daemon a(opt);
+  opt.key_prefix = a.prefix();
+  Daemon b(opt);  // listens on its own channel: only a hears the triggers
+  Triggers t(a);
+  std::string uid = new_user("l1notify");
+  auto target = user(uid);
+  REQUIRE(within_a_second(b, target, [](const Response& r) {
+            return r.header("cache-status") == "sidecache; hit; detail=l1";
+          }).header("cache-status") == "sidecache; hit; detail=l1");
+  Services::get().sql("UPDATE users SET display_name = 'l1notify-2' WHERE id = '" + uid + "'");
+  // With l1 ttl 60s, only the invalidation a published can have evicted it.
+  auto r = within_a_second(b, target, [](const Response& r) { return name_of(r) == "l1notify-2"; });
+  CHECK(name_of(r) == "l1notify-2");
+}
