@@ -10,8 +10,9 @@
 //
 //   loadgen stampede PORT TARGET N
 //       Opens N connections, then sends one GET on each as close together
-//       as it can, and waits for every answer. Prints the status counts and
-//       p50/p99/max latency from the first send.
+//       as it can, and waits for every answer. Prints the status counts,
+//       p50/p99/max latency of each request from its own send, and when the
+//       last answer came, from the first send.
 //
 //   loadgen fill-redis PORT KEY_TEMPLATE COUNT BODY_BYTES TTL_S
 //       Writes COUNT cached values in sidecache's value format (the 24-byte
@@ -191,10 +192,12 @@ int stampede(int port, const std::string& target, int n) {
   auto start = Clock::now();
   for (auto& c : cs) {
     c.busy = true;
+    c.due = Clock::now();  // this request's own send time
     if (::write(c.fd, req.data(), req.size()) < 0) std::perror("write");
   }
   auto sent = Clock::now();
-  std::vector<double> lat;
+  std::vector<double> lat;    // each request's latency, from its own send
+  std::vector<double> since;  // each answer's time since the burst began
   std::map<int, int> statuses;
   char buf[65536];
   int left = n;
@@ -211,7 +214,9 @@ int stampede(int port, const std::string& target, int n) {
       int status;
       if (c.busy && complete_http(c.in, used, status)) {
         c.busy = false;
-        lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+        auto now = Clock::now();
+        lat.push_back(std::chrono::duration<double, std::micro>(now - c.due).count());
+        since.push_back(std::chrono::duration<double, std::micro>(now - start).count());
         ++statuses[status];
         --left;
       }
@@ -219,9 +224,9 @@ int stampede(int port, const std::string& target, int n) {
   }
   std::printf("answers=%zu", lat.size());
   for (auto [s, c] : statuses) std::printf(" status_%d=%d", s, c);
-  std::printf(" send_us=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f\n",
+  std::printf(" send_us=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f last_answer_us=%.0f\n",
               std::chrono::duration<double, std::micro>(sent - start).count(), pct(lat, 0.5), pct(lat, 0.99),
-              pct(lat, 1.0));
+              pct(lat, 1.0), pct(since, 1.0));
   return left == 0 ? 0 : 1;
 }
 

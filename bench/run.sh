@@ -221,13 +221,18 @@ row "pgbench, the same query" "$PGB_TPS" "$PGB_LAT" "" "sidecache miss = $(ratio
 
 # Stampede: 1000 connections ask for one cold key of a 20 ms query at once.
 scripts/services.sh psql "$WORK/svc" -qc "SELECT pg_stat_statements_reset()" >/dev/null
+"${R[@]}" config resetstat >/dev/null
 ST=$("$BIN/loadgen" stampede "$SC_PORT" "/v1/entities/doc_slow?org_id=$ORG&id=4242" 1000)
 QUERIES=$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT coalesce(sum(calls),0) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")
 QMS=$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT round(coalesce(max(mean_exec_time),0)::numeric, 1) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")
 ST_P50=$(grep -o 'p50_us=[0-9]*' <<<"$ST" | cut -d= -f2)
 ST_P99=$(grep -o 'p99_us=[0-9]*' <<<"$ST" | cut -d= -f2)
 ST_OK=$(grep -o 'status_200=[0-9]*' <<<"$ST" | cut -d= -f2)
-row "stampede: 1000 requests, one cold key" "-" "$(ratio "$ST_P50" 1000)ms" "$(ratio "$ST_P99" 1000)ms" "queries: $QUERIES (query ${QMS} ms), 200s: ${ST_OK:-0}/1000"
+ST_LAST=$(grep -o 'last_answer_us=[0-9]*' <<<"$ST" | cut -d= -f2)
+ST_SEND=$(grep -o 'send_us=[0-9]*' <<<"$ST" | cut -d= -f2)
+# Redis reads the stampede made (MGET: lookups; EVALSHA: the leader's begin and commit).
+ST_MGET=$("${R[@]}" info commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_mget:/ {print $2}')
+row "stampede: 1000 requests, one cold key" "-" "$(ratio "$ST_P50" 1000)ms" "$(ratio "$ST_P99" 1000)ms" "queries: $QUERIES (query ${QMS} ms), 200s: ${ST_OK:-0}/1000; Redis lookups: ${ST_MGET:-0}; sending took $(ratio "$ST_SEND" 1000) ms, last answer at $(ratio "$ST_LAST" 1000) ms"
 
 # RSS: at idle (above), and after RSS_KEYS distinct keys went through L1.
 if [[ "${SKIP_RSS:-0}" != 1 ]]; then

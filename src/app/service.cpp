@@ -63,6 +63,14 @@ Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::str
   return a;
 }
 
+// 16 lower-case hex digits (no printf on the request path).
+void append_hex(std::string& out, std::uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char buf[16];
+  for (int i = 15; i >= 0; --i, v >>= 4) buf[i] = kHex[v & 0xf];
+  out.append(buf, sizeof buf);
+}
+
 // The caller's X-Request-Id when it is a sane token (1..128 of
 // [A-Za-z0-9._:-]), else a fresh random one.
 std::string request_id_of(std::string_view given) {
@@ -71,9 +79,9 @@ std::string request_id_of(std::string_view given) {
   });
   if (ok) return std::string(given);
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-  return buf;
+  std::string id;
+  append_hex(id, rng());
+  return id;
 }
 
 // "/v1/entities/user?x" -> "user"
@@ -101,10 +109,11 @@ double unit_random() {
 
 std::string random_token() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                static_cast<unsigned long long>(rng()));
-  return buf;
+  std::string token;
+  token.reserve(32);
+  append_hex(token, rng());
+  append_hex(token, rng());
+  return token;
 }
 
 // Publishes a failure if the leader never got to publish (an exception, or

@@ -1,5 +1,9 @@
 #include "sidecache/cache/store.hpp"
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdlib>
 
@@ -143,8 +147,44 @@ net::awaitable<redis::Reply> Store::guarded_eval(const redis::Script& script, co
   co_return r;
 }
 
+net::awaitable<redis::Reply> Store::join(SharedLookup& l) {
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(redis::Reply)>(
+      [&](auto handler) {
+        net::any_io_executor ex = net::get_associated_executor(handler, conn_->executor());
+        l.joiners.emplace_back(std::move(ex), std::move(handler));
+      },
+      net::use_awaitable);
+}
+
 net::awaitable<Lookup> Store::lookup(const std::vector<std::string>& keys, std::uint64_t now_us) {
-  redis::Reply r = co_await guarded_mget(keys, kValueHeaderSize);
+  if (auto it = pending_lookups_.find(keys.front());
+      it != pending_lookups_.end() && it->second->writes == conn_->writes() && *it->second->keys == keys) {
+    redis::Reply shared = co_await join(*it->second);
+    co_return interpret(std::move(shared), keys.size(), now_us);
+  }
+  SharedLookup self{&keys, conn_->writes(), {}};
+  // Listed under its own key's bytes, which live as long as it does; any
+  // older lookup of the key (already sent) is no longer joinable.
+  pending_lookups_.erase(keys.front());
+  pending_lookups_.emplace(keys.front(), &self);
+  struct Unlist {
+    std::unordered_map<std::string_view, SharedLookup*>& map;
+    SharedLookup* self;
+    ~Unlist() {
+      auto it = map.find(self->keys->front());
+      if (it != map.end() && it->second == self) map.erase(it);
+    }
+  };
+  redis::Reply r;
+  {
+    Unlist unlist{pending_lookups_, &self};
+    redis::Reply got = co_await guarded_mget(keys, kValueHeaderSize);
+    r = std::move(got);
+  }
+  // Each joiner gets its own copy (its one copy of the value), on its own
+  // executor.
+  for (auto& [ex, handler] : self.joiners)
+    net::post(ex, [h = std::move(handler), copy = r]() mutable { std::move(h)(std::move(copy)); });
   co_return interpret(std::move(r), keys.size(), now_us);
 }
 

@@ -15,7 +15,10 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <spdlog/spdlog.h>
+
+#include <cstdint>
 
 #include <memory>
 #include <string>
@@ -27,6 +30,12 @@ namespace sidecache::redis {
 class Adapter : public std::enable_shared_from_this<Adapter> {
  public:
   Adapter(boost::asio::any_io_executor ex, redisAsyncContext* ac) : ac_(ac), sd_(ex) {}
+
+  // Counted up before every write of buffered commands to the socket, so
+  // that a command queued since the last count is known not to have reached
+  // Redis yet (Connection::writes()). The counter outlives the adapter's
+  // use: it is read only while the context is attached.
+  void count_writes(std::uint64_t* counter) { writes_ = counter; }
 
   // Attaches to ac; returns false if it already has an event loop.
   static std::shared_ptr<Adapter> attach(boost::asio::any_io_executor ex, redisAsyncContext* ac) {
@@ -79,6 +88,7 @@ class Adapter : public std::enable_shared_from_this<Adapter> {
                    [a = shared_from_this()](const boost::system::error_code& ec) {
                      a->writing_ = false;
                      if (ec || !a->ac_ || !a->want_write_) return;
+                     if (a->writes_ && sdslen(a->ac_->c.obuf) > 0) ++*a->writes_;
                      redisAsyncHandleWrite(a->ac_);
                      if (a->ac_ && a->want_write_) a->arm_write();
                    });
@@ -89,6 +99,7 @@ class Adapter : public std::enable_shared_from_this<Adapter> {
   std::shared_ptr<Adapter> self_;
   bool want_read_ = false, want_write_ = false;
   bool reading_ = false, writing_ = false;
+  std::uint64_t* writes_ = nullptr;
 };
 
 // Starts connecting to the configured Redis (TCP or unix socket) and

@@ -79,24 +79,16 @@ Reply convert(const redisReply* reply, std::size_t split) {
 
 }  // namespace
 
-// One command waiting for its reply. Owned jointly by hiredis (privdata) and
-// the deadline timer; whichever comes first completes it.
-struct Connection::Pending {
-  std::function<void(Reply)> done;  // empty once completed
-  std::size_t split = 0;
-  std::unique_ptr<net::steady_timer> timer;
-
-  void complete(Reply r) {
-    if (!done) return;
-    auto d = std::move(done);
-    done = nullptr;
-    if (timer) timer->cancel();
-    d(std::move(r));
-  }
-};
+void Connection::complete(Pending& p, Reply r) {
+  if (!p.handler) return;
+  // Completion is posted, never run inside a hiredis callback: the
+  // coroutine may issue the next command or drop the connection.
+  net::post(p.ex, [h = std::move(p.handler), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+  p.handler = nullptr;
+}
 
 Connection::Connection(net::any_io_executor ex, config::RedisConfig cfg, std::string name)
-    : ex_(std::move(ex)), cfg_(std::move(cfg)), name_(std::move(name)), connect_timer_(ex_) {}
+    : ex_(std::move(ex)), cfg_(std::move(cfg)), name_(std::move(name)), connect_timer_(ex_), deadline_timer_(ex_) {}
 
 Connection::~Connection() { stop(); }
 
@@ -113,7 +105,9 @@ void Connection::wake_connect_waiters() {
 
 void Connection::stop() {
   stopped_ = true;
+  ++writes_;
   connect_timer_.cancel();
+  deadline_timer_.cancel();
   wake_connect_waiters();
   if (ac_) {
     redisAsyncContext* ac = ac_;
@@ -136,6 +130,8 @@ void Connection::connect() {
   }
   ac->data = this;
   ac_ = ac;
+  ++writes_;  // a new connection: nothing queued before is waiting to be sent
+  adapter_->count_writes(&writes_);
   state_ = State::connecting;
   redisAsyncSetConnectCallback(ac, &Connection::on_connect);
   redisAsyncSetDisconnectCallback(ac, &Connection::on_disconnect);
@@ -201,6 +197,7 @@ void Connection::on_disconnect(const redisAsyncContext* ac, int status) {
   auto* self = static_cast<Connection*>(ac->data);
   if (!self) return;
   self->ac_ = nullptr;
+  ++self->writes_;
   self->state_ = State::disconnected;
   if (self->stopped_) return;
   if (!self->logged_down_)
@@ -213,18 +210,52 @@ void Connection::on_disconnect(const redisAsyncContext* ac, int status) {
 }
 
 void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
-  auto* holder = static_cast<std::shared_ptr<Pending>*>(privdata);
-  std::shared_ptr<Pending> p = std::move(*holder);
-  delete holder;
-  Reply out;
-  auto* reply = static_cast<redisReply*>(r);
-  if (!reply) {
-    out.status = Reply::Status::unavailable;
-    out.error = "connection lost";
-  } else {
-    out = convert(reply, p->split);
+  // Every command of ours is answered (or failed with a NULL reply when the
+  // connection goes) in the order it was sent: the oldest one is this one.
+  auto* self = static_cast<Connection*>(privdata);
+  Pending& p = self->sent_.front();
+  if (p.handler) {
+    auto* reply = static_cast<redisReply*>(r);
+    Reply out;
+    if (!reply) {
+      out.status = Reply::Status::unavailable;
+      out.error = "connection lost";
+    } else {
+      out = convert(reply, p.split);
+    }
+    complete(p, std::move(out));
   }
-  p->complete(std::move(out));
+  self->sent_.pop_front();
+}
+
+void Connection::arm_deadline() {
+  if (deadline_armed_) return;
+  for (const Pending& p : sent_) {
+    if (!p.handler) continue;  // timed out already, its reply still to come
+    deadline_armed_ = true;
+    deadline_timer_.expires_at(p.deadline);
+    deadline_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+      auto c = w.lock();
+      if (!c) return;
+      c->deadline_armed_ = false;
+      if (!ec && !c->stopped_) c->on_deadline();
+    });
+    return;
+  }
+}
+
+void Connection::on_deadline() {
+  auto now = Clock::now();
+  for (Pending& p : sent_) {
+    if (!p.handler) continue;
+    if (p.deadline > now) break;  // the rest were sent later
+    Reply r;
+    r.status = Reply::Status::timeout;
+    r.error = "timed out";
+    // Its reply, if it ever comes, finds the entry completed.
+    complete(p, std::move(r));
+  }
+  arm_deadline();
 }
 
 net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
@@ -244,51 +275,50 @@ net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
   co_return state_ == State::connected && ac_;
 }
 
-net::awaitable<Reply> Connection::command(const std::vector<std::string_view>& argv, std::size_t split) {
-  // (The result is named: gcc 12 miscompiles co_await inside an if.)
-  bool up = co_await ready(cfg_.timeout);
-  if (!up) {
-    Reply r;
-    r.status = Reply::Status::unavailable;
-    r.error = "not connected";
-    co_return r;
+net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv, std::size_t split) {
+  if (state_ != State::connected || !ac_) {
+    // (The result is named: gcc 12 miscompiles co_await inside an if.)
+    bool up = co_await ready(cfg_.timeout);
+    if (!up) {
+      Reply r;
+      r.status = Reply::Status::unavailable;
+      r.error = "not connected";
+      co_return r;
+    }
   }
-  auto self = shared_from_this();
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(Reply)>(
       [&](auto handler) {
-        using H = decltype(handler);
-        auto ex = net::get_associated_executor(handler);
-        auto h = std::make_shared<H>(std::move(handler));
-        auto p = std::make_shared<Pending>();
-        p->split = split;
-        // Completion is posted, never run inside a hiredis callback: the
-        // coroutine may issue the next command or drop the connection.
-        p->done = [ex, h](Reply r) { net::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); }); };
-        std::vector<const char*> args;
-        std::vector<std::size_t> lens;
-        for (auto a : argv) {
-          args.push_back(a.data());
-          lens.push_back(a.size());
+        constexpr std::size_t kInline = 16;
+        std::array<const char*, kInline> args_inline;
+        std::array<std::size_t, kInline> lens_inline;
+        std::vector<const char*> args_heap;
+        std::vector<std::size_t> lens_heap;
+        const char** args = args_inline.data();
+        std::size_t* lens = lens_inline.data();
+        if (argv.size() > kInline) {
+          args_heap.resize(argv.size());
+          lens_heap.resize(argv.size());
+          args = args_heap.data();
+          lens = lens_heap.data();
         }
-        auto* holder = new std::shared_ptr<Pending>(p);
-        int rc = redisAsyncCommandArgv(ac_, &Connection::on_reply, holder, static_cast<int>(args.size()),
-                                       args.data(), lens.data());
-        if (rc != REDIS_OK) {
-          delete holder;
+        for (std::size_t i = 0; i < argv.size(); ++i) {
+          args[i] = argv[i].data();
+          lens[i] = argv[i].size();
+        }
+        if (redisAsyncCommandArgv(ac_, &Connection::on_reply, this, static_cast<int>(argv.size()), args, lens) !=
+            REDIS_OK) {
+          Pending failed;
+          failed.ex = net::get_associated_executor(handler, ex_);
+          failed.handler = std::move(handler);
           Reply r;
           r.status = Reply::Status::unavailable;
           r.error = "command not sent";
-          p->complete(std::move(r));
+          complete(failed, std::move(r));
           return;
         }
-        p->timer = std::make_unique<net::steady_timer>(ex_, cfg_.timeout);
-        p->timer->async_wait([p, self](const boost::system::error_code& ec) {
-          if (ec) return;
-          Reply r;
-          r.status = Reply::Status::timeout;
-          r.error = "timed out";
-          p->complete(std::move(r));
-        });
+        net::any_io_executor hex = net::get_associated_executor(handler, ex_);
+        sent_.push_back(Pending{std::move(handler), std::move(hex), split, Clock::now() + cfg_.timeout});
+        arm_deadline();
       },
       net::use_awaitable);
 }
@@ -296,7 +326,7 @@ net::awaitable<Reply> Connection::command(const std::vector<std::string_view>& a
 net::awaitable<Reply> Connection::get(std::string_view key, std::size_t split) {
   // (gcc 12 miscompiles a braced list of literals inside a coroutine, so
   // the argv is built outside it.)
-  std::vector<std::string_view> argv{std::string_view("GET"), key};
+  std::array<std::string_view, 2> argv{std::string_view("GET"), key};
   co_return co_await command(argv, split);
 }
 

@@ -9,6 +9,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "sidecache/cache/value.hpp"
@@ -61,7 +64,11 @@ class Store {
   Store(std::shared_ptr<redis::Connection> conn, redis::CircuitBreaker* breaker, metrics::Metrics* metrics = nullptr)
       : conn_(std::move(conn)), breaker_(breaker), metrics_(metrics) {}
 
-  // One MGET: the value and its watermarks.
+  // One MGET: the value and its watermarks. A lookup of the same keys
+  // issued on this connection and not yet written to Redis is shared instead
+  // of sending another: Redis executes it after this call began, so it is as
+  // fresh as a read of this call's own. (A stampede's requests, read in one
+  // batch, make one Redis read per worker instead of one each.)
   net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us);
   // Looks again and reads Redis' clock, atomically: the fill's start time.
   // Also tries to take the key's lease (SET NX PX) with `token`, so that one
@@ -93,7 +100,18 @@ class Store {
   net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                             const std::vector<std::string_view>& args, std::size_t split);
 
+  // A lookup in flight that later lookups of its keys may share (see
+  // lookup()). Lives in the issuing coroutine's frame; listed in
+  // pending_lookups_ under its value key until its reply is in.
+  struct SharedLookup {
+    const std::vector<std::string>* keys;
+    std::uint64_t writes;  // the connection's writes() when it was issued
+    std::vector<std::pair<net::any_io_executor, net::any_completion_handler<void(redis::Reply)>>> joiners;
+  };
+  net::awaitable<redis::Reply> join(SharedLookup& l);
+
   std::shared_ptr<redis::Connection> conn_;
+  std::unordered_map<std::string_view, SharedLookup*> pending_lookups_;  // this worker's only: no lock
   redis::CircuitBreaker* breaker_;
   metrics::Metrics* metrics_;
   void count_failure(const redis::Reply& r);

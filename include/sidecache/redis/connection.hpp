@@ -3,6 +3,7 @@
 // io_context. Every command names its key and carries a deadline; a command
 // that cannot be sent (not connected) fails at once, so a Redis outage never
 // makes a request wait. The connection reconnects by itself with backoff.
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,7 +13,9 @@
 #include <functional>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,7 +88,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
                              const std::vector<std::string_view>& args, std::size_t split = 0);
   // Any command. Every command above names its keys, so a router by hash
   // slot can be put in front of this later.
-  net::awaitable<Reply> command(const std::vector<std::string_view>& argv, std::size_t split = 0);
+  net::awaitable<Reply> command(std::span<const std::string_view> argv, std::size_t split = 0);
+
+  // Counts writes of queued commands to Redis, and every change of
+  // connection. A command issued while writes() was w has not reached Redis
+  // (it is still in the output buffer) as long as writes() is still w: a read
+  // issued then sees every write Redis executes from now on. Store::lookup
+  // lets a request share such a read instead of sending its own.
+  std::uint64_t writes() const { return writes_; }
 
   State state() const { return state_; }
   // Consulted before every reconnect the connection would make on its own
@@ -96,7 +106,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   friend class Adapter;
-  struct Pending;
+  // A command sent and not yet answered. hiredis answers in the order
+  // commands were sent, and every command waits the same timeout, so
+  // deadlines rise along the queue: one timer, set for the oldest
+  // unanswered command, times them all out (instead of one timer per
+  // command, whose cancel reprograms the reactor's timerfd every time).
+  struct Pending {
+    net::any_completion_handler<void(Reply)> handler;  // empty once completed
+    net::any_io_executor ex;  // the handler's own executor: completions run there
+    std::size_t split = 0;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  static void complete(Pending& p, Reply r);
+  void arm_deadline();
+  void on_deadline();
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_disconnect(const redisAsyncContext* ac, int status);
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
@@ -120,6 +143,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::milliseconds backoff_{50};
   std::function<bool()> may_reconnect_;
   std::vector<std::weak_ptr<net::steady_timer>> connect_waiters_;
+  std::deque<Pending> sent_;  // oldest first
+  net::steady_timer deadline_timer_;
+  bool deadline_armed_ = false;
+  std::uint64_t writes_ = 0;
 };
 
 }  // namespace sidecache::redis

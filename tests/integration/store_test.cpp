@@ -1,0 +1,153 @@
+// cache::Store against the real Redis, below the daemon: the read-sharing
+// rule of Store::lookup, which only a single event loop stepped by hand can
+// show deterministically.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "harness.hpp"
+#include "sidecache/cache/store.hpp"
+#include "sidecache/cache/value.hpp"
+#include "sidecache/redis/circuit_breaker.hpp"
+#include "sidecache/redis/connection.hpp"
+
+using namespace sidecache;
+using namespace sidecache::it;
+namespace net = boost::asio;
+
+namespace {
+
+long long mget_calls() {
+  std::string stats = Services::get().redis_cli("INFO commandstats");
+  auto pos = stats.find("cmdstat_mget:calls=");
+  return pos == std::string::npos ? 0 : std::stoll(stats.substr(pos + 19));
+}
+
+std::uint64_t unix_us() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+struct Fixture {
+  net::io_context io;
+  std::shared_ptr<redis::Connection> conn;
+  redis::CircuitBreaker breaker{redis::CircuitBreaker::Settings{}};
+  std::unique_ptr<cache::Store> store;
+  std::vector<std::string> keys;
+
+  explicit Fixture(const std::string& name) {
+    config::RedisConfig rc;
+    rc.port = static_cast<std::uint16_t>(Services::get().redis_port());
+    rc.timeout = std::chrono::milliseconds(2000);
+    conn = std::make_shared<redis::Connection>(io.get_executor(), rc, "store-test");
+    store = std::make_unique<cache::Store>(conn, &breaker);
+    std::string base = "t:store:" + name + ":" + std::to_string(::getpid());
+    keys = {base + ":value", base + ":watermark"};
+    Services::get().redis_cli("DEL " + keys[0] + " " + keys[1]);
+    net::post(io, [c = conn] { c->start(); });
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (conn->state() != redis::State::connected && std::chrono::steady_clock::now() < give_up)
+      io.run_one_for(std::chrono::milliseconds(100));
+    io.restart();
+    REQUIRE(conn->state() == redis::State::connected);
+  }
+  ~Fixture() {
+    net::post(io, [c = conn] { c->stop(); });
+    io.restart();
+    io.run_for(std::chrono::milliseconds(100));
+  }
+
+  // Starts a lookup; its result lands in `out` when the loop runs it.
+  void spawn_lookup(cache::Lookup& out, int& done) {
+    net::co_spawn(
+        io,
+        [this, &out, &done]() -> net::awaitable<void> {
+          cache::Lookup l = co_await store->lookup(keys, unix_us());
+          out = std::move(l);
+          ++done;
+        },
+        net::detached);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("store: lookups of one key made before the first is written to Redis share one read") {
+  Fixture f("share");
+  long long before = mget_calls();
+  cache::Lookup a, b, c;
+  int done = 0;
+  // All three start in one turn of the loop: the first MGET is still in
+  // hiredis' output buffer when the second and third look.
+  f.spawn_lookup(a, done);
+  f.spawn_lookup(b, done);
+  f.spawn_lookup(c, done);
+  while (done < 3 && f.io.run_one_for(std::chrono::seconds(2))) {
+  }
+  REQUIRE(done == 3);
+  CHECK(mget_calls() - before == 1);
+  CHECK(a.status == cache::Lookup::Status::miss);
+  CHECK(b.status == cache::Lookup::Status::miss);
+  CHECK(c.status == cache::Lookup::Status::miss);
+  // Once it is answered, the next lookup reads Redis itself.
+  cache::Lookup d;
+  f.spawn_lookup(d, done);
+  while (done < 4 && f.io.run_one_for(std::chrono::seconds(2))) {
+  }
+  CHECK(mget_calls() - before == 2);
+}
+
+TEST_CASE("store: a lookup made after the first was written to Redis reads again, and sees a write made in between") {
+  Fixture f("written");
+  long long before = mget_calls();
+  cache::Lookup first, second;
+  int done = 0;
+  f.spawn_lookup(first, done);
+  // Step the loop until the first MGET has left the output buffer; its
+  // reply is not read yet (that takes another turn).
+  std::uint64_t writes = f.conn->writes();
+  while (f.conn->writes() == writes && f.io.run_one_for(std::chrono::seconds(2))) {
+  }
+  REQUIRE(f.conn->writes() != writes);
+  REQUIRE(done == 0);
+  // A write that Redis executes after the first read: a request that began
+  // after it must see it, so it cannot be handed the first read.
+  cache::ValueHeader h;
+  h.created_us = unix_us();
+  h.soft_expiry_us = h.created_us + 60'000'000;
+  std::string bytes = cache::encode_value(h, R"({"v":2})");
+  {
+    // On a connection and loop of its own: the first loop must not turn.
+    Fixture writer("writer");
+    bool stored = false;
+    net::co_spawn(
+        writer.io,
+        [&]() -> net::awaitable<void> {
+          redis::Reply r = co_await writer.conn->set_px(f.keys[0], bytes, 60000);
+          stored = r.status == redis::Reply::Status::ok;
+        },
+        net::detached);
+    writer.io.restart();
+    while (!stored && writer.io.run_one_for(std::chrono::seconds(2))) {
+    }
+    REQUIRE(stored);
+  }
+  f.spawn_lookup(second, done);
+  while (done < 2 && f.io.run_one_for(std::chrono::seconds(2))) {
+  }
+  REQUIRE(done == 2);
+  CHECK(mget_calls() - before == 2);
+  INFO("first: " << first.error);
+  CHECK(first.status == cache::Lookup::Status::miss);
+  CHECK(second.status == cache::Lookup::Status::fresh);
+  CHECK(second.body == R"({"v":2})");
+}
