@@ -6,11 +6,22 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
+# Seconds per phase, printed at the end (the whole run should stay near
+# ten minutes).
+PHASES=()
+phase_start=$SECONDS
+phase() {
+  PHASES+=("$1 $((SECONDS - phase_start))s")
+  phase_start=$SECONDS
+}
+
 scripts/deps.sh
 # The validators the suite runs (tests/tools: Redocly CLI, kubernetes-models),
 # at the versions package-lock.json pins.
 (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error)
+phase deps
 scripts/build.sh "${BUILD_TYPE:-RelWithDebInfo}"
+phase build
 
 SVC=$(mktemp -d "${TMPDIR:-/tmp}/sidecache-test-XXXXXX")
 cleanup() {
@@ -28,12 +39,14 @@ set +e
 status=${PIPESTATUS[0]}
 set -e
 summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$SVC/ctest.log" || true)
+phase ctest
 
 # The README's first command, end to end: build, services, schema, daemon,
 # and the curl commands it prints.
 smoke=skipped
 if [[ $status -eq 0 ]]; then
   if scripts/quickstart.sh --smoke; then smoke=passed; else smoke=failed; status=1; fi
+  phase smoke
 fi
 
 # Prints the sanitizer reports written to folder $1 (label $2); fails when
@@ -66,6 +79,7 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   no_reports "$SVC/sanitizers" sanitizer || asan_status=1
   if [[ $asan_status -eq 0 ]]; then asan=passed; else asan=failed; status=1; fi
   echo "test: sanitizer pass $asan (${asan_summary:-no summary})"
+  phase asan
 fi
 
 # ThreadSanitizer: the concurrency tests (singleflight, breaker, and the
@@ -87,14 +101,16 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   no_reports "$SVC/tsan" ThreadSanitizer || tsan_status=1
   if [[ $tsan_status -eq 0 ]]; then tsan=passed; else tsan=failed; status=1; fi
   echo "test: ThreadSanitizer pass $tsan"
+  phase tsan
 fi
 
 # Fuzzing: replay every seed corpus, then a short run per target
-# (SIDECACHE_FUZZ_SECONDS, default 30; scripts/fuzz.sh TARGET SECONDS for a
+# (SIDECACHE_FUZZ_SECONDS, default 15; scripts/fuzz.sh TARGET SECONDS for a
 # longer one). A finding fails the run.
 fuzz=skipped
-if [[ $status -eq 0 && "${SIDECACHE_FUZZ_SECONDS:-30}" != 0 ]]; then
-  if scripts/fuzz.sh all "${SIDECACHE_FUZZ_SECONDS:-30}"; then fuzz=passed; else fuzz=failed; status=1; fi
+if [[ $status -eq 0 && "${SIDECACHE_FUZZ_SECONDS:-15}" != 0 ]]; then
+  if scripts/fuzz.sh all "${SIDECACHE_FUZZ_SECONDS:-15}"; then fuzz=passed; else fuzz=failed; status=1; fi
+  phase fuzz
 fi
 
 # The Dockerfile, built and run without a Docker engine (debootstrap +
@@ -111,6 +127,7 @@ if [[ $status -eq 0 && "${SIDECACHE_DOCKERFILE_CHECK:-1}" != 0 ]]; then
     77) dockerfile=skipped ;;
     *) dockerfile=failed; status=1 ;;
   esac
+  phase dockerfile
 fi
 
 # One closing line for humans and CI: ctest's counts plus the smoke check.
@@ -133,6 +150,7 @@ fi
 [[ $dockerfile == passed ]] && passed=$((passed + 1))
 [[ $dockerfile == failed ]] && failed=$((failed + 1))
 echo "test: Dockerfile check $dockerfile"
+echo "test: time per phase: ${PHASES[*]}; total $((SECONDS / 60))m$((SECONDS % 60))s"
 echo
 echo "$passed passed, $failed failed"
 exit $status
