@@ -98,6 +98,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t writes() const { return writes_; }
 
   State state() const { return state_; }
+  // How many leading bytes of a bulk reply go to Reply::head for the oldest
+  // unanswered command (the reply being read). For the reply functions.
+  std::size_t reply_split() const;
   // Consulted before every reconnect the connection would make on its own
   // (a closed circuit breaker says yes; an open one keeps Redis free of
   // traffic until a probe asks for the connection).
