@@ -255,7 +255,10 @@ bool Service::reload(const std::string& path) {
 Service::~Service() { pool_.stop(); }
 
 void Service::start() {
-  pool_.start();
+  std::vector<pg::Statement> warm;
+  for (const auto& e : current()->cfg->entities)
+    warm.push_back(pg::Statement{e.statement, e.query, e.result == config::ResultShape::row, false});
+  pool_.start(std::move(warm));
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
   replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());
   if (l1_) {

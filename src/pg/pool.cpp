@@ -42,8 +42,9 @@ Pool::Pool(config::PostgresConfig cfg)
 
 Pool::~Pool() { stop(); }
 
-void Pool::start() {
-  for (std::size_t i = 0; i < cfg_.pool_size; ++i) threads_.emplace_back([this, i] { run(i); });
+void Pool::start(std::vector<Statement> warm) {
+  auto shared = std::make_shared<const std::vector<Statement>>(std::move(warm));
+  for (std::size_t i = 0; i < cfg_.pool_size; ++i) threads_.emplace_back([this, i, shared] { run(i, shared); });
   reaper_ = std::thread([this] { reap(); });
 }
 
@@ -126,7 +127,7 @@ void Pool::submit(Statement statement, std::vector<std::string> args, std::funct
   cv_.notify_one();
 }
 
-void Pool::run(std::size_t id) {
+void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> warm) {
   std::unique_ptr<pqxx::connection> conn;
   std::unordered_set<std::string> prepared;  // statement names this connection knows
   auto connect = [&]() -> bool {
@@ -148,6 +149,29 @@ void Pool::run(std::size_t id) {
       return false;
     }
   };
+
+  // Warm: connect now and prepare every entity's statement. A statement
+  // that does not prepare is left to fail on first use, with its error.
+  if (!known_down() && connect()) {
+    std::size_t ready = 0;
+    for (const Statement& st : *warm) {
+      if (st.ping || st.name.empty() || prepared.count(st.name)) continue;
+      try {
+        conn->prepare(st.name, st.sql);
+        conn->prepare_now(st.name);  // libpqxx would prepare on first use
+        prepared.insert(st.name);
+        ++ready;
+      } catch (const pqxx::broken_connection&) {
+        conn.reset();
+        prepared.clear();
+        break;
+      } catch (const std::exception& e) {
+        spdlog::debug("postgres: connection {} could not prepare {}: {}", id, st.name, e.what());
+      }
+    }
+    spdlog::debug("postgres: connection {} open, {} statements prepared", id, ready);
+  }
+  warm.reset();
 
   for (;;) {
     Job job;

@@ -84,3 +84,30 @@ TEST_CASE("SIGTERM under load: in-flight requests complete, no answer is an erro
   for (auto [status, n] : counts) CHECK((status == 200 || status == 0));
   CHECK(counts[200] > 0);
 }
+
+TEST_CASE("at start the pool opens every connection and prepares every entity's statement, before any request") {
+  Services& s = Services::get();
+  Daemon d;  // pool_size 4
+  auto entities = json::parse(d.get("/readyz").body).at("entities").as_int64();
+  REQUIRE(entities > 0);
+  const std::string prepared = "statements prepared";
+  std::string line = ", " + std::to_string(entities) + " " + prepared;
+  auto count = [&](const std::string& text) {
+    std::size_t n = 0;
+    std::string log = d.log();
+    for (auto pos = log.find(text); pos != std::string::npos; pos = log.find(text, pos + 1)) ++n;
+    return n;
+  };
+  // Only /readyz has been asked (its ping needs one connection); the other
+  // three are open all the same, and every connection prepared all entities.
+  CHECK(eventually([&] { return count(line) == 4; }));
+  INFO(d.log());
+  CHECK(count(prepared) == 4);
+  // (Polled: the backends of an earlier test's daemon may take a moment to go.)
+  std::string open;
+  CHECK(eventually([&] {
+    open = s.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sidecache'");
+    return open == "4";
+  }));
+  INFO("connections open: " << open);
+}

@@ -63,7 +63,11 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  void start();
+  // Opens every connection at once and prepares `warm` on each, so the
+  // first requests after a start do not pay for connecting and preparing
+  // (a stampede on a cold key right after a deploy included). A connection
+  // that cannot be opened now is opened on first use, as always.
+  void start(std::vector<Statement> warm = {});
   // Fails queued fills as unavailable and joins the threads.
   void stop();
 
@@ -95,7 +99,7 @@ class Pool {
   class Worker;
 
   void submit(Statement statement, std::vector<std::string> args, std::function<void(FillResult)> done);
-  void run(std::size_t id);
+  void run(std::size_t id, std::shared_ptr<const std::vector<Statement>> warm);
   // Fails fills that waited in the queue longer than statement_timeout, so
   // that no request waits for PostgreSQL longer than a query may run.
   void reap();
