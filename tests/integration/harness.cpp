@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -312,8 +313,13 @@ Daemon::Daemon(Options opt) {
                                           // installed for one test never reach another's daemon.
                                           << "invalidation: { channel: " << channel_ << " }\n"
                                           << opt.extra_main;
+  pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
+    // A test binary that dies (a sanitizer abort, a crash) takes its daemons
+    // with it instead of leaving them running.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
     int fd = ::open((dir_ + "/sidecache.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
