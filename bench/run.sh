@@ -10,7 +10,8 @@
 #
 # Environment: WRK_THREADS (1), WRK_CONNS (50), RATE (10000 req/s for the
 # fixed-rate runs), ROUNDS (3: the hit and fixed-rate scenarios run this
-# many interleaved rounds, the median is reported), RSS_KEYS (1000000),
+# many interleaved rounds, the median is reported), STAMPEDES (5: stampede
+# runs, each on a new key, the median p99 reported), RSS_KEYS (1000000),
 # SKIP_RSS=1 to leave the RSS scenario out.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -220,19 +221,30 @@ PGB_LAT=$(awk '/latency average/ {print $4 "ms avg"}' <<<"$PGB")
 row "pgbench, the same query" "$PGB_TPS" "$PGB_LAT" "" "sidecache miss = $(ratio "$MISS_RPS" "$PGB_TPS") x pgbench"
 
 # Stampede: 1000 connections ask for one cold key of a 20 ms query at once.
-scripts/services.sh psql "$WORK/svc" -qc "SELECT pg_stat_statements_reset()" >/dev/null
-"${R[@]}" config resetstat >/dev/null
-ST=$("$BIN/loadgen" stampede "$SC_PORT" "/v1/entities/doc_slow?org_id=$ORG&id=4242" 1000)
-QUERIES=$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT coalesce(sum(calls),0) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")
-QMS=$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT round(coalesce(max(mean_exec_time),0)::numeric, 1) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")
-ST_P50=$(grep -o 'p50_us=[0-9]*' <<<"$ST" | cut -d= -f2)
-ST_P99=$(grep -o 'p99_us=[0-9]*' <<<"$ST" | cut -d= -f2)
-ST_OK=$(grep -o 'status_200=[0-9]*' <<<"$ST" | cut -d= -f2)
-ST_LAST=$(grep -o 'last_answer_us=[0-9]*' <<<"$ST" | cut -d= -f2)
-ST_SEND=$(grep -o 'send_us=[0-9]*' <<<"$ST" | cut -d= -f2)
-# Redis reads the stampede made (MGET: lookups; EVALSHA: the leader's begin and commit).
-ST_MGET=$("${R[@]}" info commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_mget:/ {print $2}')
-row "stampede: 1000 requests, one cold key" "-" "$(ratio "$ST_P50" 1000)ms" "$(ratio "$ST_P99" 1000)ms" "queries: $QUERIES (query ${QMS} ms), 200s: ${ST_OK:-0}/1000; Redis lookups: ${ST_MGET:-0}; sending took $(ratio "$ST_SEND" 1000) ms, last answer at $(ratio "$ST_LAST" 1000) ms"
+# STAMPEDES (5) runs, each on a key of its own; the median p99 is reported
+# (one run's p99 swings by 10 ms and more on this machine).
+declare -a ST_P99S ST_P50S ST_QS ST_MGETS ST_OKS ST_SENDS ST_LASTS
+for k in $(seq 1 "${STAMPEDES:-5}"); do
+  scripts/services.sh psql "$WORK/svc" -qc "SELECT pg_stat_statements_reset()" >/dev/null
+  "${R[@]}" config resetstat >/dev/null
+  ST=$("$BIN/loadgen" stampede "$SC_PORT" "/v1/entities/doc_slow?org_id=$ORG&id=$((4240 + k))" 1000)
+  ST_QS+=("$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT coalesce(sum(calls),0) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")")
+  QMS=$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT round(coalesce(max(mean_exec_time),0)::numeric, 1) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")
+  ST_P50S+=("$(grep -o 'p50_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
+  ST_P99S+=("$(grep -o 'p99_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
+  ST_OKS+=("$(grep -o 'status_200=[0-9]*' <<<"$ST" | cut -d= -f2)")
+  ST_SENDS+=("$(grep -o 'send_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
+  ST_LASTS+=("$(grep -o 'last_answer_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
+  # Redis reads the stampede made (MGET: lookups; the leader's begin and
+  # commit are EVALSHA).
+  ST_MGETS+=("$("${R[@]}" info commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_mget:/ {print $2}')")
+  sleep 0.5
+done
+ST_P50=$(median "${ST_P50S[@]}")
+ST_P99=$(median "${ST_P99S[@]}")
+QUERIES=$(printf "%s\n" "${ST_QS[@]}" | sort -u | paste -sd/)
+ms_list() { for v in "$@"; do ratio "$v" 1000; echo; done | paste -sd/; }
+row "stampede: 1000 requests, one cold key, median of ${#ST_P99S[@]}" "-" "$(ratio "$ST_P50" 1000)ms" "$(ratio "$ST_P99" 1000)ms" "queries per stampede: $(printf "%s\n" "${ST_QS[@]}" | paste -sd/) (query ${QMS} ms); 200s: $(printf "%s\n" "${ST_OKS[@]}" | paste -sd/) of 1000; p99 runs: $(ms_list "${ST_P99S[@]}") ms; Redis lookups: $(printf "%s\n" "${ST_MGETS[@]}" | paste -sd/); sending took $(ms_list "${ST_SENDS[@]}") ms; last answer at $(ms_list "${ST_LASTS[@]}") ms"
 
 # RSS: at idle (above), and after RSS_KEYS distinct keys went through L1.
 if [[ "${SKIP_RSS:-0}" != 1 ]]; then
@@ -276,7 +288,7 @@ OUT="bench/results/$DATE.md"
   echo "- L1 hit / nginx ($WORKERS workers) = $(ratio "$L1_RPS" "$NGINX") (target >= 0.7)"
   echo "- L2 hit / nginx ($WORKERS workers) = $(ratio "$L2_RPS" "$NGINX") (target >= 0.5); L2 hit / redis-benchmark = $(ratio "$L2_RPS" "$REDIS_RPS") (target >= 0.5)"
   echo "- added p99 at $RATE req/s over direct Redis: L2 $(( L2_FX_P99 - REDIS_FX_P99 )) us, L1 $(( L1_FX_P99 - REDIS_FX_P99 )) us (target <= 200 us)"
-  echo "- stampede: $QUERIES query; p99 $(ratio "$ST_P99" 1000) ms against a ${QMS} ms query (target: 1 query, p99 <= query + 5 ms)"
+  echo "- stampede: $QUERIES query per stampede; median p99 $(ratio "$ST_P99" 1000) ms against a ${QMS} ms query (target: 1 query, p99 <= query + 5 ms)"
   echo "- CPU per 1000 hits at $RATE req/s: L1 $L1_CPU s, L2 $L2_CPU s (target < 0.03)"
   [[ "${SKIP_RSS:-0}" == 1 ]] || echo "- RSS growth after $RSS_KEYS keys through L1: $(((RSS_AFTER - RSS_IDLE) / 1024)) MiB (target <= l1.max_bytes 64 MiB + a few)"
   echo "- nginx with 1 worker, for reference: $NGINX1 req/s"
