@@ -84,7 +84,8 @@ fi
 
 # ThreadSanitizer: the concurrency tests (singleflight, breaker, and the
 # daemon's worker threads under the stampede, race, lease, early-refresh and
-# reload tests). Any report fails the run.
+# reload tests, and the pool opening all its connections at start). Any
+# report fails the run.
 tsan=skipped
 if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   echo "test: ThreadSanitizer pass"
@@ -95,7 +96,7 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   build-tsan/tests/unit_tests "*concurrent*,*breaker*,*leader*" || tsan_status=1
   # One comma-separated spec: Catch2 v2 does not OR separate arguments.
   SC_TEST_REDIS_TIMEOUT=500ms build-tsan/tests/integration_tests \
-    "200 concurrent requests*,an invalidation wins over a racing fill*,four processes*,early refresh*,SIGHUP reloads*,stale_while_revalidate*,l1*" \
+    "200 concurrent requests*,an invalidation wins over a racing fill*,four processes*,early refresh*,SIGHUP reloads*,stale_while_revalidate*,l1*,at start the pool*" \
     || tsan_status=1
   unset TSAN_OPTIONS
   no_reports "$SVC/tsan" ThreadSanitizer || tsan_status=1

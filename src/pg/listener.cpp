@@ -1,5 +1,7 @@
 #include "sidecache/pg/listener.hpp"
 
+#include "sidecache/pg/pool.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -56,11 +58,13 @@ void Listener::run() {
   auto backoff = std::chrono::milliseconds(100);
   while (!stop_) {
     try {
+      std::unique_lock one_at_a_time(connect_mutex());  // see pool.hpp
       pqxx::connection conn(conninfo_);
       {
         pqxx::nontransaction tx(conn);
         tx.exec("SET application_name = 'sidecache-listener'");
       }
+      one_at_a_time.unlock();
       Receiver receiver(conn, channel_, on_payload_);
       // LISTEN is issued lazily by libpqxx; make it happen now, so that
       // "listening" below is true.

@@ -37,6 +37,11 @@ bool connection_class(const std::string& sqlstate) {
 
 }  // namespace
 
+std::mutex& connect_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 Pool::Pool(config::PostgresConfig cfg)
     : cfg_(std::move(cfg)), conninfo_(with_connect_timeout(cfg_.dsn, cfg_.connect_timeout)) {}
 
@@ -133,8 +138,12 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
   auto connect = [&]() -> bool {
     prepared.clear();
     try {
-      conn = std::make_unique<pqxx::connection>(conninfo_);
       {
+        std::lock_guard one_at_a_time(connect_mutex());
+        // Another thread may have found PostgreSQL down while this one
+        // waited: no attempt that is bound to fail.
+        if (known_down()) return false;
+        conn = std::make_unique<pqxx::connection>(conninfo_);
         pqxx::nontransaction tx(*conn);
         tx.exec("SET statement_timeout = " + std::to_string(cfg_.statement_timeout.count()));
         tx.exec("SET application_name = 'sidecache'");

@@ -56,6 +56,12 @@ struct PoolStats {
   bool up = false;
 };
 
+// Held while a libpqxx connection is opened. libpqxx 6.4 is not safe when
+// several threads open connections at once (ThreadSanitizer reports a race
+// inside it when the pool's threads all connect at start), so the pool and
+// the NOTIFY listener open theirs one at a time.
+std::mutex& connect_mutex();
+
 class Pool {
  public:
   explicit Pool(config::PostgresConfig cfg);
