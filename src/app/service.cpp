@@ -63,6 +63,11 @@ Answer hit_answer(const config::Entity& e, const cache::ValueHeader& h, std::str
   return a;
 }
 
+// The prepared statement that fills entity `e`.
+pg::Statement statement_of(const config::Entity& e) {
+  return pg::Statement{e.statement, e.query, e.result == config::ResultShape::row, false};
+}
+
 // 16 lower-case hex digits (no printf on the request path).
 void append_hex(std::string& out, std::uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -257,7 +262,7 @@ Service::~Service() { pool_.stop(); }
 void Service::start() {
   std::vector<pg::Statement> warm;
   for (const auto& e : current()->cfg->entities)
-    warm.push_back(pg::Statement{e.statement, e.query, e.result == config::ResultShape::row, false});
+    warm.push_back(statement_of(e));
   pool_.start(std::move(warm));
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
   replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());
@@ -715,7 +720,7 @@ net::awaitable<Outcome> Service::fill(const http::EntityRequest& req, std::uint6
     }
     ++n;
   }
-  pg::Statement st{e.statement, e.query, e.result == config::ResultShape::row, false};
+  pg::Statement st = statement_of(e);
   pg::FillResult fr = co_await pool_.async_run(std::move(st), std::move(args), net::use_awaitable);
   metrics_.fill(e.name, std::chrono::duration<double>(fr.took).count());
   if (capped) {

@@ -161,7 +161,7 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
 
   // Warm: connect now and prepare every entity's statement. A statement
   // that does not prepare is left to fail on first use, with its error.
-  if (!known_down() && connect()) {
+  if (connect()) {
     std::size_t ready = 0;
     for (const Statement& st : *warm) {
       if (st.ping || st.name.empty() || prepared.count(st.name)) continue;

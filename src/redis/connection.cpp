@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <boost/uuid/detail/sha1.hpp>
 
@@ -354,27 +355,17 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
   }
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(Reply)>(
       [&](auto handler) {
-        constexpr std::size_t kInline = 16;
-        std::array<const char*, kInline> args_inline;
-        std::array<std::size_t, kInline> lens_inline;
-        std::vector<const char*> args_heap;
-        std::vector<std::size_t> lens_heap;
-        const char** args = args_inline.data();
-        std::size_t* lens = lens_inline.data();
-        if (argv.size() > kInline) {
-          args_heap.resize(argv.size());
-          lens_heap.resize(argv.size());
-          args = args_heap.data();
-          lens = lens_heap.data();
-        }
+        boost::container::small_vector<const char*, 16> args(argv.size());
+        boost::container::small_vector<std::size_t, 16> lens(argv.size());
         for (std::size_t i = 0; i < argv.size(); ++i) {
           args[i] = argv[i].data();
           lens[i] = argv[i].size();
         }
-        if (redisAsyncCommandArgv(ac_, &Connection::on_reply, this, static_cast<int>(argv.size()), args, lens) !=
-            REDIS_OK) {
+        net::any_io_executor handler_ex = net::get_associated_executor(handler, ex_);
+        if (redisAsyncCommandArgv(ac_, &Connection::on_reply, this, static_cast<int>(argv.size()), args.data(),
+                                  lens.data()) != REDIS_OK) {
           Pending failed;
-          failed.ex = net::get_associated_executor(handler, ex_);
+          failed.ex = std::move(handler_ex);
           failed.handler = std::move(handler);
           Reply r;
           r.status = Reply::Status::unavailable;
@@ -382,8 +373,7 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
           complete(failed, std::move(r));
           return;
         }
-        net::any_io_executor hex = net::get_associated_executor(handler, ex_);
-        sent_.push_back(Pending{std::move(handler), std::move(hex), split, Clock::now() + cfg_.timeout});
+        sent_.push_back(Pending{std::move(handler), std::move(handler_ex), split, Clock::now() + cfg_.timeout});
         arm_deadline();
       },
       net::use_awaitable);
