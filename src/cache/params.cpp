@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "sidecache/config/text.hpp"
+
 namespace sidecache::cache {
 namespace {
 
@@ -12,52 +14,6 @@ int hexval(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool percent_decode(std::string_view in, std::string& out) {
-  out.clear();
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%') {
-      if (i + 2 >= in.size() + 0 || hexval(in[i + 1]) < 0 || hexval(in[i + 2]) < 0) return false;
-      out += static_cast<char>(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return true;
-}
-
-// Counts code points; false on invalid UTF-8 (overlongs, surrogates, > U+10FFFF).
-bool utf8_length(std::string_view s, std::size_t& n) {
-  n = 0;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    std::size_t len;
-    std::uint32_t cp;
-    if (c < 0x80) { len = 1; cp = c; }
-    else if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return false;
-    if (i + len > s.size()) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
-    ++n;
-  }
-  return true;
 }
 
 }  // namespace
@@ -101,7 +57,7 @@ std::optional<std::string> normalize(const config::ParamSpec& spec, std::string_
     }
     case ParamType::string: {
       std::size_t n = 0;
-      if (!utf8_length(raw, n)) { why = "must be valid UTF-8"; return std::nullopt; }
+      if (!config::utf8_length(raw, n)) { why = "must be valid UTF-8"; return std::nullopt; }
       if (raw.find('\0') != std::string_view::npos) { why = "must not contain a NUL byte"; return std::nullopt; }
       if (n > spec.max_len) { why = "must be at most " + std::to_string(spec.max_len) + " characters"; return std::nullopt; }
       return std::string(raw);
@@ -120,9 +76,9 @@ std::variant<QueryPairs, ParamError> parse_query(std::string_view q) {
     if (pair.empty()) continue;
     auto eq = pair.find('=');
     std::string name, value;
-    if (!percent_decode(pair.substr(0, eq), name))
+    if (!config::percent_decode(pair.substr(0, eq), name, true))
       return ParamError{"bad_param", std::string(pair.substr(0, eq)), "parameter name has a malformed %-escape"};
-    if (eq != std::string_view::npos && !percent_decode(pair.substr(eq + 1), value))
+    if (eq != std::string_view::npos && !config::percent_decode(pair.substr(eq + 1), value, true))
       return ParamError{"bad_param", name, "value of '" + name + "' has a malformed %-escape"};
     out.emplace_back(std::move(name), std::move(value));
   }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "sidecache/config/config.hpp"
+#include "sidecache/config/text.hpp"
 #include "sidecache/config/duration.hpp"
 #include "sidecache/config/sql_params.hpp"
 
@@ -244,9 +245,8 @@ std::string fnv_hex(std::string_view data, int hex_digits) {
     h ^= c;
     h *= 1099511628211ULL;
   }
-  static const char* digits = "0123456789abcdef";
   std::string out;
-  for (int i = 0; i < hex_digits; ++i) out += digits[(h >> (60 - 4 * i)) & 0xf];
+  append_hex(out, h >> (64 - 4 * hex_digits), hex_digits);
   return out;
 }
 
@@ -605,21 +605,11 @@ std::optional<Listen> parse_listen(const std::string& text, std::string& why) {
   return l;
 }
 
-namespace {
-std::string percent_decode(const std::string& s) {
+// A malformed escape stays as written (the URL is then refused or used as is).
+std::string url_decode(const std::string& s) {
   std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() + 0 && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
+  return percent_decode(s, out, false) ? out : s;
 }
-}  // namespace
 
 std::optional<RedisConfig> parse_redis_url(const std::string& url, std::string& why) {
   RedisConfig r;
@@ -635,7 +625,7 @@ std::optional<RedisConfig> parse_redis_url(const std::string& url, std::string& 
       std::string kv;
       while (std::getline(ss, kv, '&')) {
         auto eq = kv.find('=');
-        std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : percent_decode(kv.substr(eq + 1));
+        std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : url_decode(kv.substr(eq + 1));
         if (k == "db") r.db = std::atoi(v.c_str());
         else if (k == "password") r.password = v;
         else if (k == "user") r.username = v;
@@ -656,10 +646,10 @@ std::optional<RedisConfig> parse_redis_url(const std::string& url, std::string& 
     rest = rest.substr(at + 1);
     auto colon = cred.find(':');
     if (colon == std::string::npos) {
-      r.password = percent_decode(cred);  // redis://secret@host is a common shorthand
+      r.password = url_decode(cred);  // redis://secret@host is a common shorthand
     } else {
-      r.username = percent_decode(cred.substr(0, colon));
-      r.password = percent_decode(cred.substr(colon + 1));
+      r.username = url_decode(cred.substr(0, colon));
+      r.password = url_decode(cred.substr(colon + 1));
     }
   }
   auto slash = rest.find('/');

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "sidecache/cache/error_body.hpp"
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
 #include "sidecache/config/duration.hpp"
@@ -9,50 +10,12 @@
 namespace sidecache::http {
 namespace json = boost::json;
 
-namespace {
-
-// Request bytes end up in error messages (a bad entity name, a parameter).
-// JSON must be UTF-8: every byte that does not start a valid sequence
-// becomes U+FFFD. (Found by the http_request fuzz target.)
-std::string valid_utf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  std::size_t i = 0;
-  while (i < in.size()) {
-    unsigned char c = static_cast<unsigned char>(in[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = len > 0 && i + len <= in.size();
-    std::uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(in[i + k]);
-      ok = (cc & 0xC0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-               (cp >= 0xD800 && cp <= 0xDFFF)))
-      ok = false;
-    if (ok) {
-      out.append(in.substr(i, len));
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 Answer error_answer(unsigned status, std::string_view code, std::string_view message,
                     const std::vector<std::pair<std::string, std::string>>& extra) {
-  json::object o;
-  o["error"] = valid_utf8(code);
-  for (const auto& [k, v] : extra) o[valid_utf8(k)] = valid_utf8(v);
-  o["message"] = valid_utf8(message);
   Answer a;
   a.status = status;
-  a.body = json::serialize(o);
+  a.body = cache::error_body(code, message, extra);
   return a;
 }
 
@@ -70,15 +33,6 @@ Answer param_error(const cache::ParamError& e) {
 
 }  // namespace
 
-const char* to_string(Invalidation::Scope s) {
-  switch (s) {
-    case Invalidation::Scope::key: return "key";
-    case Invalidation::Scope::entity: return "entity";
-    case Invalidation::Scope::tenant: return "tenant";
-    case Invalidation::Scope::entity_all_tenants: return "entity_all_tenants";
-  }
-  return "?";
-}
 
 namespace {
 

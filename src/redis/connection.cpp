@@ -1,5 +1,7 @@
 #include "sidecache/redis/connection.hpp"
 
+#include "sidecache/config/text.hpp"
+
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
@@ -34,9 +36,7 @@ Script::Script(std::string b) : body(std::move(b)) {
   h.process_bytes(body.data(), body.size());
   boost::uuids::detail::sha1::digest_type d;
   h.get_digest(d);
-  static const char* hex = "0123456789abcdef";
-  for (unsigned word : d)
-    for (int shift = 28; shift >= 0; shift -= 4) sha1 += hex[(word >> shift) & 0xf];
+  for (unsigned word : d) config::append_hex(sha1, word, 8);
 }
 
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "fixture.hpp"
-#include "sidecache/app/notify.hpp"
+#include "sidecache/cache/notification.hpp"
 #include "sidecache/cache/l1.hpp"
 #include "sidecache/http/router.hpp"
 
@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     __builtin_trap();
   }
   std::string error;
-  auto invs = sidecache::app::invalidations_for(cfg, body, error);
+  auto invs = sidecache::cache::invalidations_for(cfg, body, error);
   for (const auto& i : invs)
     if (!i.entity) __builtin_trap();
   if (auto m = sidecache::cache::parse_l1_message(body)) {

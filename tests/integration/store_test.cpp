@@ -1,4 +1,4 @@
-// cache::Store against the real Redis, below the daemon: the read-sharing
+// cache::RedisStore against the real Redis, below the daemon: the read-sharing
 // rule of Store::lookup, which only a single event loop stepped by hand can
 // show deterministically.
 #include <catch2/catch.hpp>
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "sidecache/cache/store.hpp"
+#include "sidecache/cache/redis_store.hpp"
 #include "sidecache/cache/value.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/connection.hpp"
@@ -41,7 +41,7 @@ struct Fixture {
   net::io_context io;
   std::shared_ptr<redis::Connection> conn;
   redis::CircuitBreaker breaker{redis::CircuitBreaker::Settings{}};
-  std::unique_ptr<cache::Store> store;
+  std::unique_ptr<cache::RedisStore> store;
   std::vector<std::string> keys;
 
   explicit Fixture(const std::string& name) {
@@ -49,7 +49,7 @@ struct Fixture {
     rc.port = static_cast<std::uint16_t>(Services::get().redis_port());
     rc.timeout = std::chrono::milliseconds(2000);
     conn = std::make_shared<redis::Connection>(io.get_executor(), rc, "store-test");
-    store = std::make_unique<cache::Store>(conn, &breaker);
+    store = std::make_unique<cache::RedisStore>(conn, &breaker);
     std::string base = "t:store:" + name + ":" + std::to_string(::getpid());
     keys = {base + ":value", base + ":watermark"};
     Services::get().redis_cli("DEL " + keys[0] + " " + keys[1]);

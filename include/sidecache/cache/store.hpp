@@ -1,23 +1,17 @@
 #pragma once
-// The cache's protocol on top of one Redis connection: reads that see
-// invalidations in the same round trip, fills that can only store if no
-// invalidation happened since they began, and the invalidations themselves.
-// Every step that must be atomic is a Lua script; every time is Redis' TIME.
+// The cache's storage seam: reads that see invalidations in the same round
+// trip, fills that can only store if no invalidation happened since they
+// began, and the invalidations themselves.
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "sidecache/cache/value.hpp"
-#include "sidecache/metrics/metrics.hpp"
-#include "sidecache/redis/circuit_breaker.hpp"
-#include "sidecache/redis/connection.hpp"
 
 namespace sidecache::cache {
 
@@ -38,10 +32,6 @@ struct Lookup {
   std::string error;
 };
 
-// Interprets an MGET (or the begin script's) reply for `keys` (value key
-// first, then watermarks). Pure; unit-tested.
-Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us);
-
 // Result of starting a fill.
 struct Begin {
   bool ok = false;            // false: Redis failed, the fill cannot be stored
@@ -57,64 +47,40 @@ enum class Commit {
   error,        // Redis failed: not stored
 };
 
+// The cache's protocol, whatever Redis topology is behind it. Every call
+// reports Redis failure in its result instead of throwing; the read path
+// then reads PostgreSQL. RedisStore (one Redis server) implements it; unit
+// tests use an in-memory fake.
 class Store {
  public:
-  // Every Redis call goes through `breaker` (shared by all workers): while
-  // it is open, calls fail at once and Redis sees no traffic.
-  Store(std::shared_ptr<redis::Connection> conn, redis::CircuitBreaker* breaker, metrics::Metrics* metrics = nullptr)
-      : conn_(std::move(conn)), breaker_(breaker), metrics_(metrics) {}
+  virtual ~Store() = default;
 
-  // One MGET: the value and its watermarks. A lookup of the same keys
-  // issued on this connection and not yet written to Redis is shared instead
-  // of sending another: Redis executes it after this call began, so it is as
-  // fresh as a read of this call's own. (A stampede's requests, read in one
-  // batch, make one Redis read per worker instead of one each.)
-  net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us);
-  // Looks again and reads Redis' clock, atomically: the fill's start time.
-  // Also tries to take the key's lease (SET NX PX) with `token`, so that one
+  // The value and its watermarks (value key first, then the watermarks that
+  // cover it).
+  virtual net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us) = 0;
+  // Looks again and reads the store's clock, atomically: the fill's start
+  // time. Also tries to take the key's lease with `token`, so that one
   // process in the whole fleet fills a cold key.
-  net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
-                                   const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us);
+  virtual net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+                                           const std::string& token, std::uint64_t lease_ttl_ms,
+                                           std::uint64_t now_us) = 0;
   // Stores `bytes` under keys[0] unless an invalidation in keys[1..] or on
   // the key itself (a tombstone or a newer value) is at or after start_us.
   // Releases the lease if `token` holds it, whatever the outcome.
-  net::awaitable<Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
-                                const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
-                                std::string_view bytes, std::uint64_t ttl_ms);
+  virtual net::awaitable<Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
+                                        const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
+                                        std::string_view bytes, std::uint64_t ttl_ms) = 0;
   // Releases the lease after a fill that stored nothing.
-  net::awaitable<void> release(const std::string& lease_key, const std::string& token);
-  // Replaces one key with a tombstone; returns the invalidation time. The
-  // same script publishes it on `channel` (every process's L1 listens; ''
-  // for none), so no invalidation reaches Redis without its message.
-  net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms,
-                                                         const std::string& channel);
-  // Raises watermarks to Redis' current time and publishes them; returns it.
-  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms,
-                                                                const std::string& channel);
-
-  redis::Connection& connection() { return *conn_; }
-
- private:
-  // Runs one call under the breaker.
-  net::awaitable<redis::Reply> guarded_mget(const std::vector<std::string>& keys, std::size_t split);
-  net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
-                                            const std::vector<std::string_view>& args, std::size_t split);
-
-  // A lookup in flight that later lookups of its keys may share (see
-  // lookup()). Lives in the issuing coroutine's frame; listed in
-  // pending_lookups_ under its value key until its reply is in.
-  struct SharedLookup {
-    const std::vector<std::string>* keys;
-    std::uint64_t writes;  // the connection's writes() when it was issued
-    std::vector<std::pair<net::any_io_executor, net::any_completion_handler<void(redis::Reply)>>> joiners;
-  };
-  net::awaitable<redis::Reply> join(SharedLookup& l);
-
-  std::shared_ptr<redis::Connection> conn_;
-  std::unordered_map<std::string_view, SharedLookup*> pending_lookups_;  // this worker's only: no lock
-  redis::CircuitBreaker* breaker_;
-  metrics::Metrics* metrics_;
-  void count_failure(const redis::Reply& r);
+  virtual net::awaitable<void> release(const std::string& lease_key, const std::string& token) = 0;
+  // Replaces one key with a tombstone; returns the invalidation time, and
+  // publishes it on `channel` ('' for none) for every process's L1.
+  virtual net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms,
+                                                                 const std::string& channel) = 0;
+  // Raises watermarks to the store's current time and publishes them;
+  // returns that time.
+  virtual net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys,
+                                                                        std::uint64_t ttl_ms,
+                                                                        const std::string& channel) = 0;
 };
 
 }  // namespace sidecache::cache

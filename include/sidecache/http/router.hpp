@@ -6,33 +6,14 @@
 #include <string_view>
 #include <vector>
 
+#include "sidecache/cache/request.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/http/answer.hpp"
 
 namespace sidecache::http {
 
-// A validated entity request: which entity, its normalised params, its key.
-struct EntityRequest {
-  const config::Entity* entity = nullptr;
-  std::vector<std::string> values;  // entity->params order
-  std::string key;
-};
-
-// A validated invalidation: what to invalidate, and how it was asked for.
-struct Invalidation {
-  enum class Scope {
-    key,                 // one entity instance (DELETE, or POST with params)
-    entity,              // every key of one entity for one tenant, or of a global entity
-    tenant,              // every key of one tenant
-    entity_all_tenants,  // every key of a tenant-scoped entity, all tenants
-  };
-  Scope scope = Scope::key;
-  const config::Entity* entity = nullptr;  // null for Scope::tenant
-  std::string tenant;                      // normalised; empty for global / all tenants
-  EntityRequest request;                   // Scope::key: the key
-};
-
-const char* to_string(Invalidation::Scope s);
+using cache::EntityRequest;
+using cache::Invalidation;
 
 struct Route {
   enum class Kind {

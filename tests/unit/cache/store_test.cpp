@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "sidecache/cache/store.hpp"
+#include "sidecache/cache/redis_store.hpp"
 
 using namespace sidecache;
 using redis::Reply;

@@ -1,4 +1,4 @@
-#include "sidecache/cache/store.hpp"
+#include "sidecache/cache/redis_store.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -112,7 +112,7 @@ Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
   return out;
 }
 
-void Store::count_failure(const redis::Reply& r) {
+void RedisStore::count_failure(const redis::Reply& r) {
   if (!metrics_ || !r.failed()) return;
   if (r.status == redis::Reply::Status::timeout) metrics_->redis_failure("timeout");
   else if (r.status == redis::Reply::Status::error) metrics_->redis_failure("error");
@@ -120,7 +120,7 @@ void Store::count_failure(const redis::Reply& r) {
   else metrics_->redis_failure("unavailable");
 }
 
-net::awaitable<redis::Reply> Store::guarded_mget(const std::vector<std::string>& keys, std::size_t split) {
+net::awaitable<redis::Reply> RedisStore::guarded_mget(const std::vector<std::string>& keys, std::size_t split) {
   auto token = breaker_->allow();
   if (!token) {
     redis::Reply no = refused();
@@ -133,7 +133,7 @@ net::awaitable<redis::Reply> Store::guarded_mget(const std::vector<std::string>&
   co_return r;
 }
 
-net::awaitable<redis::Reply> Store::guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
+net::awaitable<redis::Reply> RedisStore::guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                                  const std::vector<std::string_view>& args, std::size_t split) {
   auto token = breaker_->allow();
   if (!token) {
@@ -147,7 +147,7 @@ net::awaitable<redis::Reply> Store::guarded_eval(const redis::Script& script, co
   co_return r;
 }
 
-net::awaitable<redis::Reply> Store::join(SharedLookup& l) {
+net::awaitable<redis::Reply> RedisStore::join(SharedLookup& l) {
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(redis::Reply)>(
       [&](auto handler) {
         net::any_io_executor ex = net::get_associated_executor(handler, conn_->executor());
@@ -156,7 +156,7 @@ net::awaitable<redis::Reply> Store::join(SharedLookup& l) {
       net::use_awaitable);
 }
 
-net::awaitable<Lookup> Store::lookup(const std::vector<std::string>& keys, std::uint64_t now_us) {
+net::awaitable<Lookup> RedisStore::lookup(const std::vector<std::string>& keys, std::uint64_t now_us) {
   if (auto it = pending_lookups_.find(keys.front());
       it != pending_lookups_.end() && it->second->writes == conn_->writes() && *it->second->keys == keys) {
     redis::Reply shared = co_await join(*it->second);
@@ -188,7 +188,7 @@ net::awaitable<Lookup> Store::lookup(const std::vector<std::string>& keys, std::
   co_return interpret(std::move(r), keys.size(), now_us);
 }
 
-net::awaitable<Begin> Store::begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+net::awaitable<Begin> RedisStore::begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
                                        const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us) {
   // (gcc 12 miscompiles braced lists inside coroutines: argument vectors are
   // named variables throughout this file.)
@@ -213,7 +213,7 @@ net::awaitable<Begin> Store::begin_fill(const std::vector<std::string>& keys, co
   co_return b;
 }
 
-net::awaitable<Commit> Store::commit(const std::vector<std::string>& keys, const std::string& lease_key,
+net::awaitable<Commit> RedisStore::commit(const std::vector<std::string>& keys, const std::string& lease_key,
                                      const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
                                      std::string_view bytes, std::uint64_t ttl_ms) {
   std::vector<std::string> all(keys);
@@ -233,14 +233,14 @@ net::awaitable<Commit> Store::commit(const std::vector<std::string>& keys, const
   co_return Commit::too_old;
 }
 
-net::awaitable<void> Store::release(const std::string& lease_key, const std::string& token) {
+net::awaitable<void> RedisStore::release(const std::string& lease_key, const std::string& token) {
   std::vector<std::string> keys(1, lease_key);
   std::vector<std::string_view> args(1, token);
   redis::Reply r = co_await guarded_eval(kRelease, keys, args, 0);
   (void)r;
 }
 
-net::awaitable<std::optional<std::uint64_t>> Store::tombstone(const std::string& key, std::uint64_t ttl_ms,
+net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const std::string& key, std::uint64_t ttl_ms,
                                                               const std::string& channel) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string> keys(1, key);
@@ -251,7 +251,7 @@ net::awaitable<std::optional<std::uint64_t>> Store::tombstone(const std::string&
   co_return parse_us(r.value);
 }
 
-net::awaitable<std::optional<std::uint64_t>> Store::raise_watermarks(const std::vector<std::string>& keys,
+net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const std::vector<std::string>& keys,
                                                                      std::uint64_t ttl_ms, const std::string& channel) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string_view> args(1, ttl);

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "sidecache/config/config.hpp"
-#include "sidecache/http/router.hpp"
+#include "sidecache/cache/request.hpp"
 
-namespace sidecache::app {
+namespace sidecache::cache {
 
 // For each entity with an invalidate_on rule on the notified table, and for
 // each row image (old and new: an UPDATE that moves a row between keys
@@ -21,8 +21,8 @@ namespace sidecache::app {
 // Duplicates are removed. A payload that is not a notification of ours
 // yields nothing and sets `error`.
 // Every key of an entity: all tenants, or the whole of a global entity.
-http::Invalidation whole_entity(const config::Entity& e);
+Invalidation whole_entity(const config::Entity& e);
 
-std::vector<http::Invalidation> invalidations_for(const config::Config& cfg, std::string_view payload, std::string& error);
+std::vector<Invalidation> invalidations_for(const config::Config& cfg, std::string_view payload, std::string& error);
 
-}  // namespace sidecache::app
+}  // namespace sidecache::cache

@@ -1,4 +1,4 @@
-#include "sidecache/app/notify.hpp"
+#include "sidecache/cache/notification.hpp"
 
 #include <boost/json.hpp>
 #include <set>
@@ -6,9 +6,9 @@
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
 
-namespace sidecache::app {
+namespace sidecache::cache {
 namespace json = boost::json;
-using Scope = http::Invalidation::Scope;
+using Scope = Invalidation::Scope;
 
 namespace {
 
@@ -25,19 +25,19 @@ bool table_matches(const std::string& rule, const std::string& schema, const std
   return rule == table || rule == schema + "." + table;
 }
 
-http::Invalidation whole(const config::Entity& e) { return whole_entity(e); }
+Invalidation whole(const config::Entity& e) { return whole_entity(e); }
 
-http::Invalidation for_row(const config::Config& cfg, const config::Entity& e, const config::InvalidateOn& rule,
+Invalidation for_row(const config::Config& cfg, const config::Entity& e, const config::InvalidateOn& rule,
                            const json::object& row) {
   std::string tenant;
   if (e.scope == config::Scope::tenant) {
     auto raw = text_of(row.if_contains(rule.tenant_column));
     std::string why;
-    auto t = raw ? cache::normalize(e.params.at(0), *raw, why) : std::nullopt;
+    auto t = raw ? normalize(e.params.at(0), *raw, why) : std::nullopt;
     if (!t) return whole(e);  // cannot tell whose row it is: every tenant
     tenant = *t;
   }
-  http::Invalidation inv;
+  Invalidation inv;
   inv.entity = &e;
   inv.tenant = tenant;
   inv.scope = Scope::entity;
@@ -50,7 +50,7 @@ http::Invalidation for_row(const config::Config& cfg, const config::Entity& e, c
     if (it == rule.params.end()) return inv;
     auto raw = text_of(row.if_contains(it->second));
     std::string why;
-    auto v = raw ? cache::normalize(p, *raw, why) : std::nullopt;
+    auto v = raw ? normalize(p, *raw, why) : std::nullopt;
     if (!v) return inv;
     values.push_back(*v);
   }
@@ -58,21 +58,21 @@ http::Invalidation for_row(const config::Config& cfg, const config::Entity& e, c
   inv.scope = Scope::key;
   inv.request.entity = &e;
   inv.request.values = std::move(values);
-  inv.request.key = cache::build_key(cfg.key_prefix, e, inv.request.values);
+  inv.request.key = build_key(cfg.key_prefix, e, inv.request.values);
   return inv;
 }
 
 }  // namespace
 
-http::Invalidation whole_entity(const config::Entity& e) {
-  http::Invalidation inv;
+Invalidation whole_entity(const config::Entity& e) {
+  Invalidation inv;
   inv.entity = &e;
   inv.scope = e.scope == config::Scope::global ? Scope::entity : Scope::entity_all_tenants;
   return inv;
 }
 
-std::vector<http::Invalidation> invalidations_for(const config::Config& cfg, std::string_view payload, std::string& error) {
-  std::vector<http::Invalidation> out;
+std::vector<Invalidation> invalidations_for(const config::Config& cfg, std::string_view payload, std::string& error) {
+  std::vector<Invalidation> out;
   boost::system::error_code ec;
   json::value v = json::parse(payload, ec);
   if (ec || !v.is_object()) {
@@ -88,8 +88,8 @@ std::vector<http::Invalidation> invalidations_for(const config::Config& cfg, std
   }
   std::string schema = text_of(o.if_contains("schema")).value_or("public");
   std::set<std::string> seen;
-  auto add = [&](http::Invalidation inv) {
-    std::string id = std::string(http::to_string(inv.scope)) + '\0' + inv.entity->name + '\0' + inv.tenant + '\0' + inv.request.key;
+  auto add = [&](Invalidation inv) {
+    std::string id = std::string(to_string(inv.scope)) + '\0' + inv.entity->name + '\0' + inv.tenant + '\0' + inv.request.key;
     if (seen.insert(id).second) out.push_back(std::move(inv));
   };
   for (const auto& e : cfg.entities) {
@@ -112,4 +112,4 @@ std::vector<http::Invalidation> invalidations_for(const config::Config& cfg, std
   return out;
 }
 
-}  // namespace sidecache::app
+}  // namespace sidecache::cache

@@ -3,13 +3,13 @@
 #include "../entity_fixture.hpp"
 #include <set>
 
-#include "sidecache/app/notify.hpp"
+#include "sidecache/cache/notification.hpp"
 #include "sidecache/pg/triggers.hpp"
 
 using namespace sidecache;
 using config::ParamType;
 using config::Scope;
-using IScope = http::Invalidation::Scope;
+using IScope = cache::Invalidation::Scope;
 
 namespace {
 
@@ -34,15 +34,15 @@ config::Config make_config() {
   return c;
 }
 
-std::vector<http::Invalidation> map(const config::Config& c, const std::string& payload) {
+std::vector<cache::Invalidation> map(const config::Config& c, const std::string& payload) {
   std::string error;
-  auto out = app::invalidations_for(c, payload, error);
+  auto out = cache::invalidations_for(c, payload, error);
   INFO(error);
   CHECK(error.empty());
   return out;
 }
 
-const http::Invalidation* find(const std::vector<http::Invalidation>& v, const std::string& entity, IScope scope,
+const cache::Invalidation* find(const std::vector<cache::Invalidation>& v, const std::string& entity, IScope scope,
                                const std::string& tenant = "") {
   for (const auto& i : v)
     if (i.entity && i.entity->name == entity && i.scope == scope && i.tenant == tenant) return &i;
@@ -117,10 +117,10 @@ TEST_CASE("tenant columns, schemas, globals and TRUNCATE") {
 TEST_CASE("a payload that is not ours is reported, not acted on") {
   auto c = make_config();
   std::string error;
-  CHECK(app::invalidations_for(c, "hello", error).empty());
+  CHECK(cache::invalidations_for(c, "hello", error).empty());
   CHECK_FALSE(error.empty());
   error.clear();
-  CHECK(app::invalidations_for(c, R"({"op":"INSERT"})", error).empty());
+  CHECK(cache::invalidations_for(c, R"({"op":"INSERT"})", error).empty());
   CHECK_FALSE(error.empty());
 }
 

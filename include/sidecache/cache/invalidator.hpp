@@ -1,0 +1,64 @@
+#pragma once
+// Applies invalidations to the store, whoever asked (API, NOTIFY, the flush
+// at LISTEN), and keeps the ones that could not reach it: they are replayed
+// as soon as the store answers again (docs/invalidation.md, "Redis
+// outages"). Each queued invalidation owns its snapshot, so a reload in
+// between cannot free what it points into.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sidecache/cache/l1.hpp"
+#include "sidecache/cache/request.hpp"
+#include "sidecache/cache/store.hpp"
+#include "sidecache/metrics/metrics.hpp"
+
+namespace sidecache::cache {
+
+class Invalidator {
+ public:
+  // stores[w] serves worker w; l1 and metrics may be null. `l1_channel`
+  // is where every process's L1 hears of invalidations ('' for none).
+  Invalidator(std::vector<Store*> stores, NearCache* l1, std::string l1_channel, metrics::Metrics* metrics);
+
+  // Runs one invalidation (inv.snapshot set); nullopt when the store could
+  // not be reached (nothing took effect yet). `source` (api, notify,
+  // listen, replay) labels the metric.
+  net::awaitable<std::optional<std::uint64_t>> apply(const Invalidation& inv, unsigned worker, const char* source);
+  // apply(), and queue() when the store could not be reached.
+  net::awaitable<void> apply_or_queue(Invalidation inv, unsigned worker, const char* source);
+  // Keeps an invalidation for replay. Past kMaxPending, the queue is dropped
+  // and every entity is invalidated on recovery instead.
+  void queue(Invalidation inv);
+  // Every 100 ms while `timer` is not cancelled: replays what waits, unless
+  // `store_refused()` (the breaker is open). `current` gives the snapshot
+  // used to invalidate everything after an overflow.
+  net::awaitable<void> replay_loop(std::shared_ptr<net::steady_timer> timer, std::function<bool()> store_refused,
+                                   std::function<SnapshotPtr()> current);
+  // Replays what waits once; false when the store is still away.
+  net::awaitable<bool> replay_once(std::function<SnapshotPtr()> current);
+
+  std::size_t pending() const;
+  static constexpr std::size_t kMaxPending = 10000;
+
+ private:
+  // L1: what an invalidation of `keys` at `at_us` means for this process's copies.
+  void l1_invalidate(const std::vector<std::string>& keys, std::uint64_t at_us);
+
+  std::vector<Store*> stores_;
+  NearCache* l1_;
+  std::string l1_channel_;
+  metrics::Metrics* metrics_;
+  mutable std::mutex mu_;
+  std::deque<Invalidation> pending_;
+  bool overflow_ = false;  // too many: everything is invalidated on recovery
+};
+
+}  // namespace sidecache::cache

@@ -1,0 +1,123 @@
+#pragma once
+// The read path: L1 -> store -> (singleflight) -> fill -> store -> answer.
+// Its rules (docs/architecture.md, docs/invalidation.md):
+//   - concurrent misses on one key in this process make one fill;
+//   - a request is never handed a read that began before an invalidation it
+//     saw (reflects());
+//   - a fill is stored only if no invalidation came after it began (the
+//     store's commit);
+//   - stale_while_revalidate, stale_if_error and XFetch early refresh;
+//   - a leader that dies (exception, shutdown) still answers its waiters.
+// It knows Redis and PostgreSQL only through Store and Filler, so
+// tests/unit/cache/read_path_test.cpp runs it against fakes.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sidecache/cache/filler.hpp"
+#include "sidecache/cache/l1.hpp"
+#include "sidecache/cache/request.hpp"
+#include "sidecache/cache/singleflight.hpp"
+#include "sidecache/cache/store.hpp"
+#include "sidecache/metrics/metrics.hpp"
+
+namespace sidecache::cache {
+
+// How one read was answered. Cache-Status and the metrics' outcome both
+// come from it; nothing parses a header back.
+struct ReadResult {
+  enum class Kind {
+    hit,                 // a fresh value from Redis
+    l1_hit,              // a fresh value from this process's L1
+    stale_revalidating,  // a value past its soft expiry, refreshed in the background
+    stale_error,         // a value past its soft expiry, because the fill failed
+    miss,                // filled here (stored says whether it was stored)
+    collapsed,           // another request's fill, shared
+    bypass,              // no-cache: filled regardless of the cache
+  };
+  Kind kind = Kind::miss;
+  bool stored = false;
+  unsigned status = 200;
+  std::string body;                    // the value (200), else the JSON error body
+  std::optional<std::uint64_t> age_s;  // answers from a cached value: their age
+  bool retry = false;                  // a 503 that says Retry-After: 1
+};
+
+// RFC 9211 Cache-Status for a result, e.g. "sidecache; fwd=miss; stored".
+std::string cache_status(const ReadResult& r);
+// The `outcome` label: 5xx answers are errors unless a stale value served.
+metrics::Outcome outcome_of(const ReadResult& r);
+
+// What one fill (or the leader's second look in the store) produced; shared
+// with every request that collapsed onto it.
+struct FillOutcome {
+  unsigned status = 500;  // 0: a background refresh that did nothing
+  std::string body;       // JSON result, or the JSON error body
+  ValueHeader header;
+  bool from_cache = false;  // the leader found a fresh value in the store after all
+  bool stored = false;
+  bool retry = false;  // 503: Retry-After
+  // When the read behind this outcome began (store clock); 0 when unknown
+  // (the store was down). Waiters compare it with the invalidations they saw.
+  std::uint64_t read_began_us = 0;
+};
+
+class ReadPath {
+ public:
+  // stores[w] serves worker w; l1 and metrics may be null.
+  ReadPath(std::vector<Store*> stores, Filler& filler, NearCache* l1 = nullptr, metrics::Metrics* metrics = nullptr);
+
+  // Answers one entity request (req.snapshot set). no_cache: the caller
+  // wants the database's answer (Cache-Control: no-cache).
+  net::awaitable<ReadResult> get(const EntityRequest& req, bool no_cache, unsigned worker);
+
+  // Callers waiting for another request's fill right now.
+  std::size_t waiting() const { return flights_.waiting(); }
+  // The XFetch draw, uniform in (0, 1] (tests fix it).
+  void set_random(std::function<double()> draw) { draw_ = std::move(draw); }
+
+ private:
+  using Flights = Singleflight<FillOutcome>;
+  // How a fill treats another process's lease on the key.
+  enum class LeaseMode {
+    wait,  // wait (bounded) for that process's value; then fill anyway
+    skip,  // a background refresh: someone is already on it, do nothing
+    none,  // no-cache: fill regardless
+  };
+  class LeaderGuard;
+
+  // The leader's work: look again (taking the lease), fill, store. `call`,
+  // when given, is sealed just before the value is stored.
+  net::awaitable<FillOutcome> lead_fill(Store& store, const EntityRequest& req, const std::vector<std::string>& keys,
+                                        bool redis_ok, LeaseMode mode, Flights::Call* call = nullptr);
+  // Reads PostgreSQL; with `begin` ok, the value is stored unless an
+  // invalidation came after the fill began.
+  net::awaitable<FillOutcome> fill_and_store(Store& store, const EntityRequest& req,
+                                             const std::vector<std::string>& keys, const std::string& lease,
+                                             const std::string& token, const Begin& begin, Flights::Call* call);
+  net::awaitable<FillOutcome> fill(const EntityRequest& req, std::uint64_t start_us);
+  // One background refresh per key per process (stale-while-revalidate, XFetch).
+  void spawn_refresh(const EntityRequest& req, unsigned worker, net::any_io_executor ex);
+  net::awaitable<void> refresh(EntityRequest req, unsigned worker, Flights::CallPtr call);
+  // L1: keeps a copy of a value just read from the store or stored.
+  void l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
+              const ValueHeader& h, std::string_view body);
+
+  std::vector<Store*> stores_;
+  Filler& filler_;
+  NearCache* l1_;
+  metrics::Metrics* metrics_;
+  Flights flights_;
+  std::function<double()> draw_;
+  std::mutex fills_mu_;
+  std::unordered_map<std::string, std::size_t> fills_in_flight_;  // by entity, for max_concurrent_fills
+};
+
+}  // namespace sidecache::cache

@@ -1,0 +1,104 @@
+// The fill: run the entity's query (under its max_concurrent_fills cap),
+// turn the result into a value, and store it unless an invalidation came
+// after the fill began.
+#include <spdlog/spdlog.h>
+
+#include "sidecache/cache/error_body.hpp"
+#include "sidecache/cache/random.hpp"
+#include "sidecache/cache/read_path.hpp"
+#include "sidecache/cache/wall_clock.hpp"
+
+namespace sidecache::cache {
+
+net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityRequest& req,
+                                                     const std::vector<std::string>& keys, const std::string& lease,
+                                                     const std::string& token, const Begin& begin, Flights::Call* call) {
+  FillOutcome o = co_await fill(req, begin.ok ? begin.start_us : 0);
+  // From here on, a request that joins may have seen an invalidation the
+  // commit below will not: it must read the store itself.
+  if (call) call->seal();
+  if (!begin.ok) co_return o;
+  if (o.status != 200 && o.status != 404) {
+    if (begin.leased) co_await store.release(lease, token);  // let a waiting process try
+    co_return o;
+  }
+  std::string bytes = encode_value(o.header, o.status == 200 ? std::string_view(o.body) : std::string_view{});
+  std::uint64_t ttl_ms = redis_ttl_ms(o.header, *req.entity);
+  Commit c = co_await store.commit(keys, lease, token, begin.start_us, req.snapshot->max_fill_age_us, bytes, ttl_ms);
+  switch (c) {
+    case Commit::stored: o.stored = true; break;
+    case Commit::invalidated: spdlog::debug("cache: {} was invalidated while it was read; not stored", req.key); break;
+    case Commit::too_old: spdlog::warn("cache: the fill of {} took too long to be stored", req.key); break;
+    case Commit::error: spdlog::debug("redis: storing {} failed; answered without storing", req.key); break;
+  }
+  co_return o;
+}
+
+net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64_t start_us) {
+  const config::Entity& e = *req.entity;
+  std::vector<std::string> args;
+  args.reserve(e.bind.size());
+  for (std::size_t i : e.bind) args.push_back(req.values[i]);
+  // The per-entity cap: beyond it, a fast 503 rather than a longer queue.
+  bool capped = e.max_concurrent_fills > 0;
+  if (capped) {
+    std::lock_guard lock(fills_mu_);
+    std::size_t& n = fills_in_flight_[e.name];
+    if (n >= e.max_concurrent_fills) {
+      FillOutcome busy;
+      busy.status = 503;
+      busy.body = error_body("unavailable", "entity '" + e.name + "' has max_concurrent_fills fills running");
+      busy.retry = true;
+      co_return busy;
+    }
+    ++n;
+  }
+  // Released on every path, an exception from the filler included.
+  struct Uncap {
+    ReadPath* self;
+    const std::string* entity;
+    ~Uncap() {
+      if (!entity) return;
+      std::lock_guard lock(self->fills_mu_);
+      --self->fills_in_flight_[*entity];
+    }
+  } uncap{this, capped ? &e.name : nullptr};
+  pg::FillResult fr = co_await filler_.fill(e, std::move(args));
+  if (metrics_) metrics_->fill(e.name, std::chrono::duration<double>(fr.took).count());
+
+  FillOutcome o;
+  o.read_began_us = start_us;
+  o.header.created_us = start_us ? start_us : wall_us();
+  o.header.fill_us = static_cast<std::uint32_t>(std::min<std::int64_t>(fr.took.count(), UINT32_MAX));
+  using S = pg::FillResult::Status;
+  switch (fr.status) {
+    case S::ok:
+      o.status = 200;
+      o.body = std::move(fr.json);
+      o.header.soft_expiry_us =
+          o.header.created_us + static_cast<std::uint64_t>(jittered(e.ttl, e.ttl_jitter, random_share()).count());
+      break;
+    case S::not_found:
+      o.status = 404;
+      o.body = error_body("not_found", "no " + e.name + " matches these parameters", {{"entity", e.name}});
+      o.header.flags |= ValueHeader::kNegative;
+      o.header.soft_expiry_us = o.header.created_us + static_cast<std::uint64_t>(e.negative_ttl.count());
+      break;
+    case S::unavailable:
+      o.status = 503;
+      o.body = error_body("unavailable", fr.message);
+      o.retry = true;
+      break;
+    case S::timeout:
+      o.status = 504;
+      o.body = error_body("timeout", fr.message);
+      break;
+    case S::error:
+      o.status = 500;
+      o.body = error_body("query_failed", fr.message, {{"entity", e.name}});
+      break;
+  }
+  co_return o;
+}
+
+}  // namespace sidecache::cache

@@ -1,0 +1,126 @@
+#include "sidecache/cache/invalidator.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sidecache/cache/key.hpp"
+#include "sidecache/cache/notification.hpp"
+
+namespace sidecache::cache {
+
+Invalidator::Invalidator(std::vector<Store*> stores, NearCache* l1, std::string l1_channel, metrics::Metrics* metrics)
+    : stores_(std::move(stores)), l1_(l1), l1_channel_(std::move(l1_channel)), metrics_(metrics) {}
+
+net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidation& inv, unsigned worker,
+                                                                const char* source) {
+  Store& store = *stores_[worker % stores_.size()];
+  const Snapshot& s = *inv.snapshot;
+  using Scope = Invalidation::Scope;
+  const std::string& p = s.cfg->key_prefix;
+  if (inv.scope == Scope::key) {
+    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms, l1_channel_);
+    if (at && metrics_) metrics_->invalidation("key", source);
+    std::vector<std::string> key(1, inv.request.key);
+    l1_invalidate(key, at ? *at : UINT64_MAX);
+    co_return at;
+  }
+  std::vector<std::string> wm;
+  if (inv.scope == Scope::tenant) wm.push_back(tenant_watermark(p, inv.tenant));
+  else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(entity_tenant_watermark(p, inv.tenant, inv.entity->name));
+  else wm.push_back(entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
+  std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_);
+  if (at && metrics_) metrics_->invalidation(to_string(inv.scope), source);
+  l1_invalidate(wm, at ? *at : UINT64_MAX);
+  co_return at;
+}
+
+void Invalidator::l1_invalidate(const std::vector<std::string>& keys, std::uint64_t at_us) {
+  // This process's own copies go at once, before the caller is answered,
+  // even when the store was not reached (then everything those keys cover
+  // is kept out of L1 until the record ages out). Other processes hear of
+  // it on the channel.
+  if (!l1_) return;
+  auto now = NearCache::Clock::now();
+  for (const auto& k : keys) l1_->invalidate(k, at_us, now);
+}
+
+net::awaitable<void> Invalidator::apply_or_queue(Invalidation inv, unsigned worker, const char* source) {
+  std::optional<std::uint64_t> at = co_await apply(inv, worker, source);
+  if (at) {
+    spdlog::debug("invalidated {} {} {} {} ({})", to_string(inv.scope), inv.entity ? inv.entity->name : "", inv.tenant,
+                  inv.request.key, source);
+    co_return;
+  }
+  queue(std::move(inv));
+}
+
+void Invalidator::queue(Invalidation inv) {
+  std::lock_guard lock(mu_);
+  if (pending_.size() >= kMaxPending) {
+    if (!overflow_)
+      spdlog::warn("redis: more than {} invalidations wait for Redis; all entities will be invalidated when it is back",
+                   kMaxPending);
+    overflow_ = true;
+    pending_.clear();
+    return;
+  }
+  if (!overflow_) pending_.push_back(std::move(inv));
+}
+
+std::size_t Invalidator::pending() const {
+  std::lock_guard lock(mu_);
+  return pending_.size();
+}
+
+net::awaitable<bool> Invalidator::replay_once(std::function<SnapshotPtr()> current) {
+  std::deque<Invalidation> batch;
+  bool overflow;
+  {
+    std::lock_guard lock(mu_);
+    if (pending_.empty() && !overflow_) co_return true;
+    batch.swap(pending_);
+    overflow = overflow_;
+    overflow_ = false;
+  }
+  if (overflow) {
+    SnapshotPtr snap = current();
+    for (const auto& e : snap->cfg->entities) {
+      Invalidation all = whole_entity(e);
+      all.attach(snap);
+      batch.push_back(std::move(all));
+    }
+    spdlog::warn("redis: invalidating every entity: invalidations were dropped while Redis was unreachable");
+  }
+  std::size_t done = 0, total = batch.size();
+  bool back = true;
+  while (!batch.empty()) {
+    Invalidation item = std::move(batch.front());
+    batch.pop_front();
+    std::optional<std::uint64_t> at = co_await apply(item, 0, "replay");
+    if (at) {
+      ++done;
+      continue;
+    }
+    // The store is still away: put back what is left, try again later.
+    queue(std::move(item));
+    for (auto& rest : batch) queue(std::move(rest));
+    back = false;
+    break;
+  }
+  if (done) spdlog::info("redis: {} of {} invalidations that waited for Redis are applied", done, total);
+  co_return back;
+}
+
+net::awaitable<void> Invalidator::replay_loop(std::shared_ptr<net::steady_timer> timer, std::function<bool()> store_refused,
+                                              std::function<SnapshotPtr()> current) {
+  for (;;) {
+    timer->expires_after(std::chrono::milliseconds(100));
+    auto [ec] = co_await timer->async_wait(net::as_tuple(net::use_awaitable));
+    if (ec) co_return;  // stopping
+    if (store_refused()) continue;
+    co_await replay_once(current);
+  }
+}
+
+}  // namespace sidecache::cache

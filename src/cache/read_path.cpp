@@ -1,0 +1,283 @@
+#include "sidecache/cache/read_path.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sidecache/cache/early_refresh.hpp"
+#include "sidecache/cache/error_body.hpp"
+#include "sidecache/cache/key.hpp"
+#include "sidecache/cache/random.hpp"
+#include "sidecache/cache/wall_clock.hpp"
+
+namespace sidecache::cache {
+
+using Clock = std::chrono::steady_clock;
+using K = ReadResult::Kind;
+
+namespace {
+
+std::string not_found_body(const config::Entity& e) {
+  return error_body("not_found", "no " + e.name + " matches these parameters", {{"entity", e.name}});
+}
+
+// A cached value's result (a cached 404 too), with its age.
+ReadResult cached(K kind, const config::Entity& e, const ValueHeader& h, std::string body, std::uint64_t now) {
+  ReadResult r;
+  r.kind = kind;
+  if (h.negative()) {
+    r.status = 404;
+    r.body = not_found_body(e);
+  } else {
+    r.body = std::move(body);
+  }
+  r.age_s = now > h.created_us ? (now - h.created_us) / 1000000 : 0;
+  return r;
+}
+
+// A shared fill outcome's result.
+ReadResult filled(K kind, const FillOutcome& o, std::string body) {
+  ReadResult r;
+  r.kind = kind;
+  r.status = o.status;
+  r.stored = o.stored;
+  r.body = std::move(body);
+  r.retry = o.retry;
+  return r;
+}
+
+bool failed(const FillOutcome& o) { return o.status >= 500; }
+
+}  // namespace
+
+// Publishes a failure if the leader never got to publish (an exception, or
+// the coroutine being destroyed at shutdown), so that no waiter hangs.
+class ReadPath::LeaderGuard {
+ public:
+  LeaderGuard(Flights& sf, std::string key, Flights::CallPtr call)
+      : sf_(sf), key_(std::move(key)), call_(std::move(call)) {}
+  ~LeaderGuard() {
+    if (deferred_) return;
+    if (!published_) {
+      FillOutcome o;
+      o.status = 503;
+      o.body = error_body("unavailable", "the fill was abandoned");
+      o.retry = true;
+      sf_.publish(call_, std::move(o));
+    }
+    sf_.finish(key_, call_);
+  }
+  void publish(FillOutcome o) {
+    published_ = true;
+    sf_.publish(call_, std::move(o));
+  }
+  // Keeps the published call joinable a little longer: with nowhere to
+  // store the value (the store unavailable), requests for the same key
+  // arriving just after still share this answer instead of querying again.
+  void finish_after(net::any_io_executor ex, std::chrono::milliseconds delay) {
+    deferred_ = true;
+    auto timer = std::make_shared<net::steady_timer>(ex, delay);
+    timer->async_wait([timer, &sf = sf_, key = key_, call = call_](const boost::system::error_code&) { sf.finish(key, call); });
+  }
+
+ private:
+  Flights& sf_;
+  std::string key_;
+  Flights::CallPtr call_;
+  bool published_ = false;
+  bool deferred_ = false;
+};
+
+ReadPath::ReadPath(std::vector<Store*> stores, Filler& filler, NearCache* l1, metrics::Metrics* metrics)
+    : stores_(std::move(stores)), filler_(filler), l1_(l1), metrics_(metrics), draw_(random_unit) {}
+
+net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache, unsigned worker) {
+  const Snapshot& s = *req.snapshot;
+  Store& store = *stores_[worker];
+  const config::Entity& e = *req.entity;
+  const bool use_l1 = l1_ && e.l1_ttl.count() > 0 && !no_cache;
+  NearCache::Ticket ticket;
+  if (use_l1) {
+    ValueHeader h;
+    std::string body;
+    if (l1_->get(req.key, NearCache::Clock::now(), h, body)) co_return cached(K::l1_hit, e, h, std::move(body), wall_us());
+    // Taken before the store is read: a copy is refused if L1 lost its
+    // invalidation feed in between.
+    ticket = l1_->ticket();
+  }
+  std::vector<std::string> keys = read_keys(s.cfg->key_prefix, e, req.values, req.key);
+
+  if (no_cache) {
+    // The caller asked for the database's answer: no read, no collapsing
+    // onto a fill that may have started before its write.
+    FillOutcome o = co_await lead_fill(store, req, keys, true, LeaseMode::none);
+    std::string body = std::move(o.body);
+    co_return filled(K::bypass, o, std::move(body));
+  }
+
+  // A fill of this key is in flight in this process and has not begun to
+  // store: wait for it without reading the store. If it stores its value,
+  // no invalidation came between its start and its store, and every
+  // invalidation that returned before this request began was applied
+  // before that store (the leader seals the call before storing), so the
+  // value is as fresh as a read of our own. Anything else (not stored,
+  // failed, a refresh that did nothing): take the usual path below.
+  // In a stampede this spares Redis one read per waiting request.
+  if (auto inflight = flights_.find(req.key); inflight && !inflight->sealed()) {
+    auto shared = co_await flights_.async_wait(inflight, net::use_awaitable);
+    if (shared->stored) co_return filled(K::collapsed, *shared, shared->body);
+    if (failed(*shared)) {
+      // The fill failed: no second fill from every waiter; a stale value
+      // if the entity allows one, else the same failure.
+      Lookup old = co_await store.lookup(keys, wall_us());
+      std::uint64_t now = wall_us();
+      if (old.status == Lookup::Status::expired &&
+          now - old.header.soft_expiry_us < static_cast<std::uint64_t>(e.stale_if_error.count()))
+        co_return cached(K::stale_error, e, old.header, std::move(old.body), now);
+      co_return filled(K::collapsed, *shared, shared->body);
+    }
+  }
+
+  // A valid value past its soft expiry, kept to answer if the fill fails.
+  bool have_stale = false;
+  ValueHeader stale_header;
+  std::string stale_body;
+
+  // A waiter that is handed a read older than an invalidation it saw goes
+  // round again; after a few rounds it reads PostgreSQL on its own.
+  constexpr int kRounds = 4;
+  for (int round = 0;; ++round) {
+    Lookup seen = co_await store.lookup(keys, wall_us());
+    std::uint64_t now = wall_us();
+    if (seen.status == Lookup::Status::fresh) {
+      if (e.early_refresh_beta > 0 &&
+          xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, draw_()))
+        spawn_refresh(req, worker, co_await net::this_coro::executor);
+      if (use_l1) l1_put(e, ticket, keys, seen.header, seen.body);
+      co_return cached(K::hit, e, seen.header, std::move(seen.body), now);
+    }
+    if (seen.status == Lookup::Status::expired) {
+      std::uint64_t past = now - seen.header.soft_expiry_us;
+      if (past < static_cast<std::uint64_t>(e.stale_while_revalidate.count())) {
+        spawn_refresh(req, worker, co_await net::this_coro::executor);
+        co_return cached(K::stale_revalidating, e, seen.header, std::move(seen.body), now);
+      }
+      if (past < static_cast<std::uint64_t>(e.stale_if_error.count())) {
+        have_stale = true;
+        stale_header = seen.header;
+        stale_body = std::move(seen.body);
+      }
+    }
+    if (seen.status == Lookup::Status::error)
+      spdlog::debug("redis: read of {} failed ({}); reading PostgreSQL", req.key, seen.error);
+    bool redis_ok = seen.status != Lookup::Status::error;
+
+    FillOutcome o;
+    if (round == kRounds) {
+      o = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait);
+    } else {
+      auto joined = flights_.join(req.key);
+      if (!joined.leader) {
+        auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
+        if (shared->status == 0) continue;  // a background refresh that did nothing
+        if (shared->read_began_us != 0 && !reflects(shared->read_began_us, seen.seen_watermark_us)) continue;
+        if (shared->from_cache) co_return cached(K::hit, e, shared->header, shared->body, wall_us());
+        if (failed(*shared) && have_stale) co_return cached(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
+        co_return filled(K::collapsed, *shared, shared->body);
+      }
+      LeaderGuard guard(flights_, req.key, joined.call);
+      FillOutcome mine = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait, joined.call.get());
+      o = std::move(mine);
+      // The value is in the store before anyone else is told, so a request
+      // that arrives after this finds it there.
+      guard.publish(o);
+      if (!o.stored && (o.status == 200 || o.status == 404) && !redis_ok)
+        guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
+    }
+    // What this process read (stored, or found by the leader's second
+    // look) is what L1 may keep.
+    if (use_l1 && (o.stored || o.from_cache)) l1_put(e, ticket, keys, o.header, o.status == 200 ? o.body : std::string());
+    if (o.from_cache) co_return cached(K::hit, e, o.header, std::move(o.body), wall_us());
+    if (failed(o) && have_stale) co_return cached(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
+    std::string body = std::move(o.body);
+    co_return filled(K::miss, o, std::move(body));
+  }
+}
+
+net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityRequest& req,
+                                                const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode,
+                                                Flights::Call* call) {
+  const Snapshot& s = *req.snapshot;
+  const std::uint64_t lease_ttl_ms = s.lease_ttl_ms;
+  std::string lease = lease_key(s.cfg->key_prefix, req.key);
+  std::string token = random_token();
+  Begin begin;
+  if (redis_ok) {
+    // Another process holding the lease is filling this key: wait for its
+    // value (bounded by the lease's life), then fill anyway.
+    auto deadline = Clock::now() + std::chrono::milliseconds(lease_ttl_ms);
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {
+      Begin b = co_await store.begin_fill(keys, lease, token, lease_ttl_ms, wall_us());
+      begin = std::move(b);
+      // A fresh value ends a miss; a refresh or a no-cache read wants the
+      // database's answer all the same.
+      if (begin.lookup.status == Lookup::Status::fresh && mode == LeaseMode::wait) {
+        FillOutcome o;
+        o.status = begin.lookup.header.negative() ? 404 : 200;
+        o.from_cache = true;
+        o.header = begin.lookup.header;
+        o.body = std::move(begin.lookup.body);
+        o.read_began_us = begin.lookup.header.created_us;
+        co_return o;
+      }
+      if (!begin.ok || begin.leased || mode == LeaseMode::none) break;
+      if (mode == LeaseMode::skip) {
+        FillOutcome skipped;
+        skipped.status = 0;  // nothing done: waiters look again
+        co_return skipped;
+      }
+      if (Clock::now() >= deadline) {
+        spdlog::warn("cache: waited {} ms for another process to fill {}; filling it here", lease_ttl_ms, req.key);
+        break;
+      }
+      timer.expires_after(std::chrono::milliseconds(10));
+      co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+  }
+  FillOutcome o = co_await fill_and_store(store, req, keys, lease, token, begin, call);
+  co_return o;
+}
+
+void ReadPath::spawn_refresh(const EntityRequest& req, unsigned worker, net::any_io_executor ex) {
+  auto joined = flights_.join(req.key);
+  if (!joined.leader) return;  // this process is already filling the key
+  // Sealed from the start: a request arriving during a background refresh
+  // reads the store (where the old value still serves) instead of waiting.
+  joined.call->seal();
+  net::co_spawn(ex, refresh(req, worker, joined.call), net::detached);
+}
+
+net::awaitable<void> ReadPath::refresh(EntityRequest req, unsigned worker, Flights::CallPtr call) {
+  Flights::Call* call_ptr = call.get();
+  LeaderGuard guard(flights_, req.key, std::move(call));
+  std::vector<std::string> keys = read_keys(req.snapshot->cfg->key_prefix, *req.entity, req.values, req.key);
+  FillOutcome o = co_await lead_fill(*stores_[worker], req, keys, true, LeaseMode::skip, call_ptr);
+  if (o.status >= 500) spdlog::debug("cache: background refresh of {} failed: {}", req.key, o.body);
+  guard.publish(std::move(o));
+}
+
+void ReadPath::l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
+                      const ValueHeader& h, std::string_view body) {
+  auto now = NearCache::Clock::now();
+  std::uint64_t wall = wall_us();
+  if (h.soft_expiry_us <= wall) return;
+  auto life = std::min<std::chrono::microseconds>(e.l1_ttl, std::chrono::microseconds(h.soft_expiry_us - wall));
+  l1_->put(t, keys, h, body, now + life, now);
+}
+
+}  // namespace sidecache::cache
