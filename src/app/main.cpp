@@ -26,6 +26,7 @@
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
 #include "sidecache/config/config.hpp"
+#include "sidecache/config/settings.hpp"
 #include "sidecache/http/server.hpp"
 #include "sidecache/pg/triggers.hpp"
 #include "sidecache/version.hpp"
@@ -48,6 +49,8 @@ Usage:
                                     print the SQL that installs (or removes) the invalidate_on triggers
   sidecache health --config PATH    ask the running daemon's GET /healthz (exit 0 when it answers 200);
                                     for container HEALTHCHECKs, without curl in the image
+  sidecache settings                print every setting of the main file as a Markdown table
+                                    (the reference in docs/configuration.md is this table)
   sidecache --help | --version
 
 Environment (overrides the config file):
@@ -270,6 +273,10 @@ int main(int argc, char** argv) {
     }
     if (a == "--version") {
       std::cout << "sidecache " << kVersion << "\n";
+      return 0;
+    }
+    if (a == "settings" && i == 1 && argc == 2) {
+      std::cout << config::settings_markdown();
       return 0;
     }
     if (a == "check" && i == 1) {

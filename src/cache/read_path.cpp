@@ -227,6 +227,9 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
       // A fresh value ends a miss; a refresh or a no-cache read wants the
       // database's answer all the same.
       if (begin.lookup.status == Lookup::Status::fresh && mode == LeaseMode::wait) {
+        // No fill follows: a lease taken by this look would make another
+        // process wait for a value that is already there.
+        if (begin.leased) co_await store.release(lease, token);
         FillOutcome o;
         o.status = begin.lookup.header.negative() ? 404 : 200;
         o.from_cache = true;
@@ -249,7 +252,19 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
   }
-  FillOutcome o = co_await fill_and_store(store, req, keys, lease, token, begin, call);
+  // The lease is released on every path: fill_and_store releases it
+  // after a failed fill and with the commit; here, after an exception.
+  std::exception_ptr thrown;
+  FillOutcome o;
+  try {
+    o = co_await fill_and_store(store, req, keys, lease, token, begin, call);
+  } catch (...) {
+    thrown = std::current_exception();
+  }
+  if (thrown) {
+    if (begin.leased) co_await store.release(lease, token);
+    std::rethrow_exception(thrown);
+  }
   co_return o;
 }
 

@@ -84,14 +84,5 @@ void append_hex(std::string& out, std::uint64_t v, int digits) {
   out.append(buf, static_cast<std::size_t>(digits));
 }
 
-std::string hex_bytes(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xf];
-  }
-  return out;
-}
 
 }  // namespace sidecache::config

@@ -68,10 +68,10 @@ struct Entity {
 // Where the HTTP server listens.
 struct Listen {
   bool is_unix = false;
-  std::string host;     // tcp
-  std::uint16_t port = 0;
-  std::string path;     // unix socket
-  std::string text;     // as configured
+  std::string host = "127.0.0.1";  // tcp
+  std::uint16_t port = 7070;
+  std::string path;                // unix socket
+  std::string text = "127.0.0.1:7070";  // as configured
   unsigned unix_mode = 0660;  // unix socket permissions
   std::string unix_group;     // unix socket group (empty: the process's)
 };
@@ -85,7 +85,7 @@ struct AuthConfig {
 
 // Parsed redis:// or unix:// URL.
 struct RedisConfig {
-  std::string url;
+  std::string url = "redis://127.0.0.1:6379/0";
   bool is_unix = false;
   std::string host = "127.0.0.1";
   std::uint16_t port = 6379;

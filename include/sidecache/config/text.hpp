@@ -26,7 +26,4 @@ std::string valid_utf8(std::string_view s);
 // Appends the `digits` low hex digits of v, most significant first.
 void append_hex(std::string& out, std::uint64_t v, int digits = 16);
 
-// Lower-case hex of every byte of `bytes`.
-std::string hex_bytes(std::string_view bytes);
-
 }  // namespace sidecache::config

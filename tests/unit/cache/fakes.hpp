@@ -1,0 +1,173 @@
+#pragma once
+// In-memory stand-ins for the read path's two seams (cache::Store and
+// cache::Filler), for unit tests of the read path's rules without sockets.
+// FakeStore keeps the store's protocol (docs/invalidation.md): watermarks and
+// tombstones judge values, a commit is refused when an invalidation is at or
+// after the fill's start, and its clock only moves forward.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/as_tuple.hpp>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "sidecache/cache/filler.hpp"
+#include "sidecache/cache/store.hpp"
+#include "sidecache/cache/wall_clock.hpp"
+
+namespace sidecache::test {
+
+namespace net = boost::asio;
+
+// Holds coroutines until it is opened (a timer that never expires on its own).
+class Gate {
+ public:
+  explicit Gate(net::io_context& ioc) : timer_(ioc, net::steady_timer::time_point::max()) {}
+  net::awaitable<void> wait() {
+    if (open_) co_return;
+    ++waiting_;
+    co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
+    --waiting_;
+  }
+  void open() {
+    open_ = true;
+    timer_.cancel();
+  }
+  int waiting() const { return waiting_; }
+
+ private:
+  net::steady_timer timer_;
+  bool open_ = false;
+  int waiting_ = 0;
+};
+
+class FakeStore final : public cache::Store {
+ public:
+  bool down = false;  // every call fails, as when Redis is unreachable
+  Gate* commit_gate = nullptr;  // commits wait here (after the fill, before the check)
+  int lookups = 0, begins = 0, commits = 0;
+  std::map<std::string, std::string> kv;
+
+  // The store's clock: the wall clock, strictly increasing.
+  std::uint64_t now() { return last_ = std::max(last_ + 1, cache::wall_us()); }
+
+  // Puts a value straight in, as an earlier fill would have.
+  void put(const std::string& key, const cache::ValueHeader& h, const std::string& body) {
+    kv[key] = cache::encode_value(h, body);
+  }
+  bool has_value(const std::string& key) const {
+    auto it = kv.find(key);
+    if (it == kv.end()) return false;
+    auto h = cache::decode_header(it->second);
+    return h && !h->tombstone();
+  }
+
+  net::awaitable<cache::Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us) override {
+    ++lookups;
+    co_return look(keys, now_us);
+  }
+  net::awaitable<cache::Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+                                          const std::string& token, std::uint64_t, std::uint64_t now_us) override {
+    ++begins;
+    cache::Begin b;
+    b.lookup = look(keys, now_us);
+    if (down) co_return b;
+    b.ok = true;
+    b.start_us = now();
+    b.leased = kv.emplace(lease_key, token).second;
+    co_return b;
+  }
+  net::awaitable<cache::Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
+                                       const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
+                                       std::string_view bytes, std::uint64_t) override {
+    ++commits;
+    if (commit_gate) co_await commit_gate->wait();
+    if (down) co_return cache::Commit::error;
+    if (auto it = kv.find(lease_key); it != kv.end() && it->second == token) kv.erase(it);
+    if (now() - start_us > max_age_us) co_return cache::Commit::too_old;
+    for (std::size_t i = 1; i < keys.size(); ++i)
+      if (auto it = kv.find(keys[i]); it != kv.end() && std::strtoull(it->second.c_str(), nullptr, 10) >= start_us)
+        co_return cache::Commit::invalidated;
+    if (auto it = kv.find(keys[0]); it != kv.end())
+      if (auto h = cache::decode_header(it->second); h && h->created_us >= start_us) co_return cache::Commit::invalidated;
+    kv[keys[0]] = std::string(bytes);
+    co_return cache::Commit::stored;
+  }
+  net::awaitable<void> release(const std::string& lease_key, const std::string& token) override {
+    if (auto it = kv.find(lease_key); !down && it != kv.end() && it->second == token) kv.erase(it);
+    co_return;
+  }
+  net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t,
+                                                         const std::string&) override {
+    if (down) co_return std::nullopt;
+    cache::ValueHeader h;
+    h.flags = cache::ValueHeader::kTombstone;
+    h.created_us = now();
+    kv[key] = cache::encode_value(h, "");
+    co_return h.created_us;
+  }
+  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t,
+                                                                const std::string&) override {
+    if (down) co_return std::nullopt;
+    std::uint64_t at = now();
+    for (const auto& k : keys) kv[k] = std::to_string(at);
+    co_return at;
+  }
+
+ private:
+  cache::Lookup look(const std::vector<std::string>& keys, std::uint64_t now_us) const {
+    cache::Lookup out;
+    if (down) {
+      out.status = cache::Lookup::Status::error;
+      out.error = "down";
+      return out;
+    }
+    for (std::size_t i = 1; i < keys.size(); ++i)
+      if (auto it = kv.find(keys[i]); it != kv.end())
+        out.seen_watermark_us = std::max<std::uint64_t>(out.seen_watermark_us, std::strtoull(it->second.c_str(), nullptr, 10));
+    auto it = kv.find(keys[0]);
+    if (it == kv.end()) return out;
+    auto h = cache::decode_header(it->second);
+    if (!h) return out;
+    if (h->tombstone()) out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
+    cache::Verdict v = cache::judge(*h, out.seen_watermark_us, now_us);
+    if (v == cache::Verdict::invalidated) return out;
+    out.status = v == cache::Verdict::fresh ? cache::Lookup::Status::fresh : cache::Lookup::Status::expired;
+    out.header = *h;
+    out.body = it->second.substr(cache::kValueHeaderSize);
+    return out;
+  }
+  std::uint64_t last_ = 0;
+};
+
+class FakeFiller final : public cache::Filler {
+ public:
+  int calls = 0;
+  Gate* gate = nullptr;  // fills wait here
+  bool fail = false;     // answer "PostgreSQL unavailable"
+  bool throws = false;   // throw instead of answering
+  std::string body = R"({"v":1})";
+  std::function<void()> during;  // runs while the fill is in progress (before the gate)
+
+  net::awaitable<pg::FillResult> fill(const config::Entity&, std::vector<std::string>) override {
+    ++calls;
+    if (during) during();
+    if (gate) co_await gate->wait();
+    if (throws) throw std::runtime_error("filler exploded");
+    pg::FillResult r;
+    if (fail) {
+      r.status = pg::FillResult::Status::unavailable;
+      r.message = "PostgreSQL is down";
+    } else {
+      r.status = pg::FillResult::Status::ok;
+      r.json = body;
+    }
+    co_return r;
+  }
+};
+
+}  // namespace sidecache::test

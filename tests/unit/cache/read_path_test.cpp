@@ -1,0 +1,272 @@
+// The read path's rules, against FakeStore and FakeFiller (no sockets).
+#include <catch2/catch.hpp>
+
+#include "read_path_fixture.hpp"
+
+using namespace sidecache;
+using test::ReadPathFixture;
+using K = cache::ReadResult::Kind;
+using namespace std::chrono_literals;
+
+TEST_CASE("read path: 50 concurrent misses on one key make one fill, and every request gets its value") {
+  ReadPathFixture f;
+  test::Gate gate(f.ioc);
+  f.filler.gate = &gate;
+  std::vector<std::shared_ptr<ReadPathFixture::Slot>> slots;
+  for (int i = 0; i < 50; ++i) slots.push_back(f.get());
+  f.settle();
+  CHECK(f.filler.calls == 1);
+  gate.open();
+  f.settle();
+  int miss = 0, collapsed = 0;
+  for (auto& s : slots) {
+    REQUIRE(s->result);
+    CHECK(s->result->status == 200);
+    CHECK(s->result->body == R"({"v":1})");
+    if (s->result->kind == K::miss) ++miss;
+    if (s->result->kind == K::collapsed) ++collapsed;
+  }
+  CHECK(miss == 1);
+  CHECK(collapsed == 49);
+  // The followers waited for the fill in flight without reading the store.
+  CHECK(f.store.lookups == 1);
+  CHECK(slots[0]->result->stored);
+  // Stored: the next read is a hit and makes no fill.
+  auto next = f.get();
+  f.settle();
+  CHECK(next->result->kind == K::hit);
+  CHECK(f.filler.calls == 1);
+  CHECK(cache::cache_status(*next->result) == "sidecache; hit");
+}
+
+TEST_CASE("read path: a follower refuses a result older than an invalidation it saw") {
+  ReadPathFixture f;
+  test::Gate commit_gate(f.ioc);
+  f.store.commit_gate = &commit_gate;
+  // The leader has read PostgreSQL and waits to store (its call is sealed).
+  auto leader = f.get();
+  f.settle();
+  REQUIRE(f.store.commits == 1);
+  // The tenant is invalidated; a request that sees it joins the fill.
+  f.run(f.store.raise_watermarks({cache::tenant_watermark(f.snap->cfg->key_prefix, ReadPathFixture::kOrg)}, 1000, ""));
+  f.filler.body = R"({"v":2})";
+  auto follower = f.get();
+  f.settle();
+  commit_gate.open();
+  f.settle();
+  REQUIRE(leader->result);
+  REQUIRE(follower->result);
+  // The leader answers what it read, without storing it (the invalidation came after its start).
+  CHECK(leader->result->body == R"({"v":1})");
+  CHECK_FALSE(leader->result->stored);
+  // The follower saw the invalidation: it must not take that read; it filled again.
+  CHECK(follower->result->body == R"({"v":2})");
+  CHECK(f.filler.calls == 2);
+}
+
+TEST_CASE("read path: a fill is not stored when an invalidation races it") {
+  ReadPathFixture f;
+  test::Gate gate(f.ioc);
+  f.filler.gate = &gate;
+  auto first = f.get();
+  f.settle();
+  REQUIRE(f.filler.calls == 1);
+  f.run(f.store.tombstone(f.key(), 1000, ""));  // while PostgreSQL is read
+  gate.open();
+  f.settle();
+  REQUIRE(first->result);
+  CHECK(first->result->status == 200);
+  CHECK_FALSE(first->result->stored);
+  CHECK(cache::cache_status(*first->result) == "sidecache; fwd=miss");
+  CHECK_FALSE(f.store.has_value(f.key()));
+  // The next read fills again, and this one is stored.
+  auto second = f.get();
+  f.settle();
+  CHECK(f.filler.calls == 2);
+  CHECK(second->result->stored);
+  CHECK(f.store.has_value(f.key()));
+}
+
+TEST_CASE("read path: stale_if_error serves the expired value when the fill fails, else the failure") {
+  SECTION("allowed") {
+    ReadPathFixture f([](config::Entity& e) { e.stale_if_error = 60s; });
+    f.put_value(R"({"old":1})", 10s, -1s);
+    f.filler.fail = true;
+    auto r = f.get();
+    f.settle();
+    REQUIRE(r->result);
+    CHECK(r->result->kind == K::stale_error);
+    CHECK(r->result->status == 200);
+    CHECK(r->result->body == R"({"old":1})");
+    CHECK(r->result->age_s == 10);
+    CHECK(cache::outcome_of(*r->result) == metrics::Outcome::stale);
+    CHECK(cache::cache_status(*r->result) == "sidecache; hit; fwd=stale; detail=error");
+  }
+  SECTION("past the window") {
+    ReadPathFixture f([](config::Entity& e) { e.stale_if_error = 60s; });
+    f.put_value(R"({"old":1})", 100s, -61s);
+    f.filler.fail = true;
+    auto r = f.get();
+    f.settle();
+    REQUIRE(r->result);
+    CHECK(r->result->status == 503);
+    CHECK(r->result->retry);
+    CHECK(cache::outcome_of(*r->result) == metrics::Outcome::error);
+  }
+}
+
+TEST_CASE("read path: stale_while_revalidate answers at once and refreshes once in the background") {
+  ReadPathFixture f([](config::Entity& e) { e.stale_while_revalidate = 60s; });
+  f.put_value(R"({"old":1})", 10s, -1s);
+  test::Gate gate(f.ioc);
+  f.filler.gate = &gate;
+  f.filler.body = R"({"new":1})";
+  auto a = f.get();
+  auto b = f.get();
+  f.settle();
+  REQUIRE(a->result);
+  REQUIRE(b->result);
+  for (auto& r : {a, b}) {
+    CHECK(r->result->kind == K::stale_revalidating);
+    CHECK(r->result->body == R"({"old":1})");
+  }
+  CHECK(f.filler.calls == 1);  // one refresh, still running
+  gate.open();
+  f.settle();
+  auto c = f.get();
+  f.settle();
+  CHECK(c->result->kind == K::hit);
+  CHECK(c->result->body == R"({"new":1})");
+  CHECK(f.filler.calls == 1);
+}
+
+TEST_CASE("read path: XFetch refreshes a fresh value early when the draw says so, and only then") {
+  auto setup = [](ReadPathFixture& f) {
+    // Fresh for 1 s more; its fill took 100 ms.
+    f.put_value(R"({"old":1})", 10s, 1s, 100000);
+    f.filler.body = R"({"new":1})";
+  };
+  SECTION("due: -delta * beta * ln(r) reaches past the expiry") {
+    ReadPathFixture f([](config::Entity& e) { e.early_refresh_beta = 1.0; });
+    setup(f);
+    f.reads.set_random([] { return 1e-300; });  // ln(r) ~ -690: 69 s ahead
+    auto r = f.get();
+    f.settle();
+    CHECK(r->result->kind == K::hit);
+    CHECK(r->result->body == R"({"old":1})");
+    CHECK(f.filler.calls == 1);
+    auto next = f.get();
+    f.settle();
+    CHECK(next->result->body == R"({"new":1})");
+  }
+  SECTION("not due") {
+    ReadPathFixture f([](config::Entity& e) { e.early_refresh_beta = 1.0; });
+    setup(f);
+    f.reads.set_random([] { return 1.0; });  // ln(1) = 0: only at expiry
+    auto r = f.get();
+    f.settle();
+    CHECK(r->result->body == R"({"old":1})");
+    CHECK(f.filler.calls == 0);
+  }
+  SECTION("off") {
+    ReadPathFixture f;
+    setup(f);
+    f.reads.set_random([] { return 1e-300; });
+    auto r = f.get();
+    f.settle();
+    CHECK(f.filler.calls == 0);
+  }
+}
+
+TEST_CASE("read path: the leader guard answers every waiter when the leader throws") {
+  ReadPathFixture f;
+  test::Gate gate(f.ioc);
+  f.filler.gate = &gate;
+  f.filler.throws = true;
+  std::vector<std::shared_ptr<ReadPathFixture::Slot>> slots;
+  for (int i = 0; i < 5; ++i) slots.push_back(f.get());
+  f.settle();
+  gate.open();
+  f.settle();
+  CHECK(slots[0]->threw);
+  for (std::size_t i = 1; i < slots.size(); ++i) {
+    REQUIRE(slots[i]->result);
+    CHECK(slots[i]->result->status == 503);
+    CHECK(slots[i]->result->retry);
+    CHECK(slots[i]->result->body.find("abandoned") != std::string::npos);
+  }
+  // Nothing is left behind: the next read leads a fill of its own.
+  f.filler.throws = false;
+  auto next = f.get();
+  f.settle();
+  CHECK(next->result->status == 200);
+  CHECK(f.filler.calls == 2);
+}
+
+TEST_CASE("read path: with the store down every read is answered from the fill, collapsed, not stored") {
+  ReadPathFixture f;
+  f.store.down = true;
+  test::Gate gate(f.ioc);
+  f.filler.gate = &gate;
+  auto a = f.get();
+  auto b = f.get();
+  f.settle();
+  gate.open();
+  f.settle();
+  CHECK(f.filler.calls == 1);
+  CHECK(a->result->status == 200);
+  CHECK(b->result->status == 200);
+  CHECK_FALSE(a->result->stored);
+  CHECK(f.store.commits == 0);
+}
+
+TEST_CASE("read path: no-cache fills even when a fresh value is stored, and says so") {
+  ReadPathFixture f;
+  f.put_value(R"({"old":1})", 1s, 60s);
+  auto r = f.get("7", true);
+  f.settle();
+  CHECK(f.filler.calls == 1);
+  CHECK(r->result->kind == K::bypass);
+  CHECK(r->result->body == R"({"v":1})");
+  CHECK(cache::cache_status(*r->result) == "sidecache; fwd=request; stored");
+  CHECK(cache::outcome_of(*r->result) == metrics::Outcome::bypass);
+}
+
+TEST_CASE("read path: max_concurrent_fills answers a fast 503 past the cap, and frees its slot") {
+  ReadPathFixture f([](config::Entity& e) { e.max_concurrent_fills = 1; });
+  test::Gate gate(f.ioc);
+  f.filler.gate = &gate;
+  auto a = f.get("1");
+  auto b = f.get("2");
+  f.settle();
+  REQUIRE(b->result);
+  CHECK(b->result->status == 503);
+  CHECK(f.filler.calls == 1);
+  gate.open();
+  f.settle();
+  CHECK(a->result->status == 200);
+  auto c = f.get("3");
+  f.settle();
+  CHECK(c->result->status == 200);
+}
+
+TEST_CASE("read path: requests that come while the leader stores join it instead of filling again") {
+  ReadPathFixture f;
+  test::Gate commit_gate(f.ioc);
+  f.store.commit_gate = &commit_gate;
+  auto leader = f.get();
+  f.settle();
+  REQUIRE(f.store.commits == 1);  // sealed: later requests read the store, then join
+  std::vector<std::shared_ptr<ReadPathFixture::Slot>> slots;
+  for (int i = 0; i < 10; ++i) slots.push_back(f.get());
+  f.settle();
+  commit_gate.open();
+  f.settle();
+  CHECK(f.filler.calls == 1);
+  CHECK(f.store.begins == 1);
+  for (auto& s : slots) {
+    REQUIRE(s->result);
+    CHECK(s->result->kind == K::collapsed);
+    CHECK(s->result->body == R"({"v":1})");
+  }
+}
