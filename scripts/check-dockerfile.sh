@@ -17,9 +17,39 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${SIDECACHE_DOCKER_CACHE:-/var/cache/sidecache-dockerfile}
-MIRROR=${SIDECACHE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 skip() { echo "check-dockerfile: SKIPPED: $*"; exit 77; }
+
+# The Debian archive this machine's apt is configured with, for one suite:
+# the first URI of an enabled source (deb822 *.sources or one-line *.list)
+# that serves it. No mirror's name is written here: the machine's own
+# configuration (or SIDECACHE_DEBIAN_MIRROR / SIDECACHE_DEBIAN_SECURITY)
+# says where packages come from.
+apt_uri() {
+  local suite=$1 f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] || continue
+    awk -v suite="$suite" '
+      function flush() { if (enabled && types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ") && uri != "") { print uri; found = 1; exit } }
+      /^[[:space:]]*$/ { flush(); types = ""; suites = ""; uri = ""; enabled = 1; next }
+      /^[[:space:]]*#/ { next }
+      /^Types:/ { sub(/^Types:[[:space:]]*/, ""); types = $0 }
+      /^URIs:/ { uri = $2 }
+      /^Suites:/ { sub(/^Suites:[[:space:]]*/, ""); suites = $0 }
+      /^Enabled:[[:space:]]*no/ { enabled = 0 }
+      BEGIN { enabled = 1 }
+      END { if (!found) flush() }' "$f" | head -n 1 | grep . && return 0
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -f "$f" ]] || continue
+    awk -v suite="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == suite) { print $i; exit } }' "$f" |
+      head -n 1 | grep . && return 0
+  done
+  return 1
+}
+MIRROR=${SIDECACHE_DEBIAN_MIRROR:-$(apt_uri bookworm || true)}
+SECURITY=${SIDECACHE_DEBIAN_SECURITY:-$(apt_uri bookworm-security || true)}
+[[ -n "$MIRROR" ]] || skip "this machine's apt sources name no Debian bookworm archive; set SIDECACHE_DEBIAN_MIRROR"
 [[ $(id -u) -eq 0 ]] || skip "needs root (debootstrap, chroot and mount)"
 command -v debootstrap >/dev/null || skip "debootstrap is not installed (scripts/deps.sh installs it)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sidecache-dockerfile-XXXXXX")
@@ -62,7 +92,7 @@ enter() {  # root: mounts what a build needs
   cat >"$r/etc/apt/sources.list" <<SRC
 deb $MIRROR bookworm main
 deb $MIRROR bookworm-updates main
-deb ${MIRROR%/debian}/debian-security bookworm-security main
+${SECURITY:+deb $SECURITY bookworm-security main}
 SRC
 }
 

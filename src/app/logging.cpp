@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 
 namespace sidecache::app {
+namespace {
 
+// Escapes a string for a JSON string literal (quotes, backslash, control bytes).
 std::string json_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 8);
@@ -30,6 +32,8 @@ std::string json_escape(std::string_view s) {
   }
   return out;
 }
+
+}  // namespace
 
 namespace {
 

@@ -5,26 +5,15 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <functional>
 #include <iostream>
 #include <thread>
 
+#include "sidecache/app/commands.hpp"
 #include "sidecache/app/logging.hpp"
-#include <hiredis/hiredis.h>
 
-#include <pqxx/pqxx>
 
 #include "sidecache/app/service.hpp"
-#include "sidecache/cache/key.hpp"
-#include "sidecache/cache/params.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/config/settings.hpp"
 #include "sidecache/http/server.hpp"
@@ -66,136 +55,6 @@ Exit status:
 
 Docs: README.md and docs/ (configuration, api, operations, failure-modes).
 )";
-
-// health: GET /healthz on the configured listener, 2 s at most.
-int health(const config::Config& cfg) {
-  int fd = -1;
-  if (cfg.listen.is_unix) {
-    fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, cfg.listen.path.c_str(), sizeof a.sun_path - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd = (::close(fd), -1);
-  } else {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(cfg.listen.port);
-    // A wildcard listener is asked on loopback.
-    std::string host = cfg.listen.host == "0.0.0.0" || cfg.listen.host.empty() ? "127.0.0.1" : cfg.listen.host;
-    if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      fd = (::close(fd), -1);
-  }
-  if (fd < 0) {
-    std::cerr << "sidecache health: cannot connect to " << cfg.listen.text << ": " << std::strerror(errno) << "\n";
-    return 1;
-  }
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  const std::string req = "GET /healthz HTTP/1.1\r\nHost: sidecache\r\nConnection: close\r\n\r\n";
-  std::string resp;
-  if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  if (resp.rfind("HTTP/1.1 200", 0) == 0) {
-    std::cout << "sidecache health: ok\n";
-    return 0;
-  }
-  std::cerr << "sidecache health: " << (resp.empty() ? "no answer" : resp.substr(0, resp.find('\r'))) << "\n";
-  return 1;
-}
-
-// check --connect: Redis answers PING, PostgreSQL accepts a connection and
-// every entity's SQL prepares (typos are caught before deploy).
-int check_connect(const config::Config& cfg) {
-  int problems = 0;
-  const auto& r = cfg.redis;
-  timeval tv{static_cast<long>(r.connect_timeout.count() / 1000), static_cast<long>((r.connect_timeout.count() % 1000) * 1000)};
-  redisContext* rc = r.is_unix ? redisConnectUnixWithTimeout(r.path.c_str(), tv) : redisConnectWithTimeout(r.host.c_str(), r.port, tv);
-  auto redis_cmd = [&](const char* fmt, auto... args) -> std::string {
-    auto* reply = static_cast<redisReply*>(redisCommand(rc, fmt, args...));
-    if (!reply) return std::string("no answer: ") + rc->errstr;
-    std::string err = reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len) : "";
-    freeReplyObject(reply);
-    return err;
-  };
-  std::string redis_error;
-  if (!rc || rc->err) redis_error = rc ? rc->errstr : "out of memory";
-  if (redis_error.empty() && !r.password.empty())
-    redis_error = r.username.empty() ? redis_cmd("AUTH %s", r.password.c_str())
-                                     : redis_cmd("AUTH %s %s", r.username.c_str(), r.password.c_str());
-  if (redis_error.empty() && r.db) redis_error = redis_cmd("SELECT %d", r.db);
-  if (redis_error.empty()) redis_error = redis_cmd("PING");
-  if (rc) redisFree(rc);
-  if (!redis_error.empty()) {
-    std::cerr << "  redis " << config::mask_secrets(r.url) << ": " << redis_error << "\n";
-    ++problems;
-  } else {
-    std::cout << "  redis " << config::mask_secrets(r.url) << ": ok\n";
-  }
-  try {
-    pqxx::connection conn(cfg.postgres.dsn);
-    std::cout << "  postgres: ok\n";
-    int i = 0;
-    for (const auto& e : cfg.entities) {
-      std::string name = "sidecache_check_" + std::to_string(i++);
-      try {
-        pqxx::nontransaction tx(conn);
-        tx.exec("PREPARE " + name + " AS " + e.query);
-        tx.exec("DEALLOCATE " + name);
-      } catch (const std::exception& ex) {
-        std::string msg = ex.what();
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        std::cerr << "  " << e.file << ": entity '" << e.name << "': its SQL does not prepare: " << msg << "\n";
-        ++problems;
-      }
-    }
-  } catch (const std::exception& ex) {
-    std::cerr << "  postgres: " << config::mask_secrets(ex.what()) << "\n";
-    ++problems;
-  }
-  return problems;
-}
-
-// key: the Redis key of ENTITY with name=value params, as a GET would build it.
-int print_key(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.empty()) {
-    std::cerr << "sidecache key: give ENTITY name=value...\n";
-    return 64;
-  }
-  const config::Entity* e = cfg.find_entity(args[0]);
-  if (!e) {
-    std::cerr << "sidecache key: no entity named '" << args[0] << "'\n";
-    return 2;
-  }
-  cache::QueryPairs pairs;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    auto eq = args[i].find('=');
-    if (eq == std::string::npos) {
-      std::cerr << "sidecache key: '" << args[i] << "' is not name=value\n";
-      return 64;
-    }
-    pairs.emplace_back(args[i].substr(0, eq), args[i].substr(eq + 1));
-  }
-  auto values = cache::bind_params(*e, pairs);
-  if (auto* err = std::get_if<cache::ParamError>(&values)) {
-    std::cerr << "sidecache key: " << err->message << "\n";
-    return 2;
-  }
-  std::cout << cache::build_key(cfg.key_prefix, *e, std::get<std::vector<std::string>>(values)) << "\n";
-  return 0;
-}
-
-int print_problems(const config::LoadError& e) {
-  std::cerr << "sidecache: the configuration has " << e.problems().size() << " problem(s):\n";
-  for (const auto& p : e.problems()) std::cerr << "  " << p.to_string() << "\n";
-  return 2;
-}
 
 int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& config_path) {
   const config::Config& cfg = *cfg_ptr;  // the settings a reload cannot change
@@ -310,10 +169,10 @@ int main(int argc, char** argv) {
   try {
     cfg = config::load(config_path);
   } catch (const config::LoadError& e) {
-    return print_problems(e);
+    return app::print_problems(e);
   }
-  if (key) return print_key(cfg, rest);
-  if (healthcheck) return health(cfg);
+  if (key) return app::print_key(cfg, rest);
+  if (healthcheck) return app::health(cfg);
   if (triggers) {
     std::cout << pg::trigger_sql(cfg, drop);
     return 0;
@@ -321,7 +180,7 @@ int main(int argc, char** argv) {
   if (check) {
     std::cout << "sidecache: configuration " << config_path << " is valid (" << cfg.entities.size() << " entities)\n";
     if (connect) {
-      int n = check_connect(cfg);
+      int n = app::check_connect(cfg);
       if (n) {
         std::cerr << "sidecache: " << n << " problem(s) reaching Redis and PostgreSQL\n";
         return 2;

@@ -113,7 +113,7 @@ void Service::start() {
   if (cfg.listens()) {
     listener_ = std::make_unique<pg::Listener>(
         cfg.postgres, cfg.invalidation.channel, [this](const std::string& p) { on_notification(p); },
-        [this](bool first) { on_listening(first); });
+        [this](bool first) { return on_listening(first); });
     listener_->start();
   }
 }
@@ -152,17 +152,17 @@ void Service::on_notification(const std::string& payload) {
   }
 }
 
-void Service::on_listening(bool first) {
+bool Service::on_listening(bool first) {
   SnapshotPtr snap = current();
   if (!snap->cfg->invalidation.flush_on_listen) {
-    if (first) spdlog::info("postgres: listening; flush_on_listen is off, so nothing was invalidated at LISTEN");
     listener_flushed_ = true;
-    return;
+    return false;
   }
   // Notifications sent while nobody listened are lost: every entity that
   // relies on them is invalidated as of now.
   unsigned w = next_worker();
   net::co_spawn(workers_[w]->get_executor(), flush_listening(std::move(snap), w, first), net::detached);
+  return true;
 }
 
 net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker, bool first) {

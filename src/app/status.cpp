@@ -28,6 +28,7 @@ std::string Service::scrape_metrics(const Snapshot& s) {
     now.l1_misses = st.misses;
     now.l1_evictions = st.evictions;
     now.l1_invalidated = st.invalidated;
+    now.l1_refused = st.refused_puts;
   }
   now.pending_invalidations = invalidator_->pending();
   return metrics_.scrape(now);

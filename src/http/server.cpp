@@ -109,7 +109,18 @@ struct Server::Impl {
       self = sessions.begin();
     }
     beast::flat_buffer buffer;
-    const std::size_t header_limit = cfg.http.max_header_bytes + cfg.http.max_target_bytes + 64;
+    // The request line is the method, the target and the version: at most
+    // the target's limit plus this much.
+    constexpr std::size_t kRequestLineExtra = 64;
+    const std::size_t header_limit = cfg.http.max_header_bytes + cfg.http.max_target_bytes + kRequestLineExtra;
+    // The one answer for each limit a request can pass.
+    auto too_large = [this](unsigned status) {
+      if (status == 413)
+        return error_answer(413, "body_too_large", "the request body exceeds " + std::to_string(cfg.http.max_body_bytes) + " bytes");
+      if (status == 414)
+        return error_answer(414, "uri_too_long", "the request target exceeds " + std::to_string(cfg.http.max_target_bytes) + " bytes");
+      return error_answer(431, "header_too_large", "request headers exceed " + std::to_string(cfg.http.max_header_bytes) + " bytes");
+    };
 
     for (;;) {
       if (draining && ctl->served > 0) break;
@@ -131,11 +142,17 @@ struct Server::Impl {
           ec == net::error::connection_reset || ec == net::error::eof)
         break;
       if (ec == bhttp::error::body_limit) {  // a declared Content-Length past the limit
-        co_await write_answer(stream, error_answer(413, "body_too_large", "the request body exceeds " + std::to_string(cfg.http.max_body_bytes) + " bytes"), 11, false);
+        co_await write_answer(stream, too_large(413), 11, false);
         break;
       }
       if (ec == bhttp::error::header_limit) {
-        co_await write_answer(stream, error_answer(431, "header_too_large", "request headers exceed " + std::to_string(cfg.http.max_header_bytes) + " bytes"), 11, false);
+        // Beast counts the request line with the headers: a line that alone
+        // does not fit is a target too long (414, as nginx answers), the
+        // rest is headers too large (431).
+        std::string_view head(static_cast<const char*>(buffer.data().data()), buffer.size());
+        std::size_t eol = head.find("\r\n");
+        bool line_too_long = eol == std::string_view::npos || eol > cfg.http.max_target_bytes + kRequestLineExtra;
+        co_await write_answer(stream, too_large(line_too_long ? 414 : 431), 11, false);
         break;
       }
       if (ec) {
@@ -147,11 +164,11 @@ struct Server::Impl {
       std::size_t field_bytes = 0;
       for (const auto& f : req) field_bytes += f.name_string().size() + f.value().size() + 4;
       if (req.target().size() > cfg.http.max_target_bytes) {
-        co_await write_answer(stream, error_answer(414, "uri_too_long", "the request target exceeds " + std::to_string(cfg.http.max_target_bytes) + " bytes"), version, false);
+        co_await write_answer(stream, too_large(414), version, false);
         break;
       }
       if (field_bytes > cfg.http.max_header_bytes) {
-        co_await write_answer(stream, error_answer(431, "header_too_large", "request headers exceed " + std::to_string(cfg.http.max_header_bytes) + " bytes"), version, false);
+        co_await write_answer(stream, too_large(431), version, false);
         break;
       }
       if (req.count(bhttp::field::content_length) && req.count(bhttp::field::transfer_encoding)) {
@@ -162,7 +179,7 @@ struct Server::Impl {
       if (!parser.is_done()) {
         auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
         if (bec == bhttp::error::body_limit) {
-          co_await write_answer(stream, error_answer(413, "body_too_large", "the request body exceeds " + std::to_string(cfg.http.max_body_bytes) + " bytes"), version, false);
+          co_await write_answer(stream, too_large(413), version, false);
           break;
         }
         if (bec) {

@@ -75,7 +75,7 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
   l1_lookups_ = &pm::BuildCounter().Name("sidecache_l1_lookups_total")
                      .Help("L1 (in-process near cache) lookups by result (hit, miss)").Register(r);
   l1_dropped_ = &pm::BuildCounter().Name("sidecache_l1_dropped_total")
-                     .Help("L1 entries dropped, by reason (evicted: the byte bound; invalidated)").Register(r);
+                     .Help("L1 copies dropped, by reason (evicted: the byte bound; invalidated; refused: a put that a newer invalidation or a lost subscription made stale)").Register(r);
   l1_entries_ = &pm::BuildGauge().Name("sidecache_l1_entries").Help("Entries in L1").Register(r).Add({});
   l1_bytes_ = &pm::BuildGauge().Name("sidecache_l1_bytes").Help("Bytes L1 holds, bookkeeping included").Register(r).Add({});
   l1_max_bytes_ = &pm::BuildGauge().Name("sidecache_l1_max_bytes").Help("l1.max_bytes (0: L1 off)").Register(r).Add({});
@@ -164,6 +164,7 @@ std::string Metrics::scrape(const Snapshot& now) {
     add_delta(l1_lookups_->Add({{"result", "miss"}}), now.l1_misses, l1_seen_[1]);
     add_delta(l1_dropped_->Add({{"reason", "evicted"}}), now.l1_evictions, l1_seen_[2]);
     add_delta(l1_dropped_->Add({{"reason", "invalidated"}}), now.l1_invalidated, l1_seen_[3]);
+    add_delta(l1_dropped_->Add({{"reason", "refused"}}), now.l1_refused, l1_seen_[4]);
     l1_entries_->Set(static_cast<double>(now.l1_entries));
     l1_bytes_->Set(static_cast<double>(now.l1_bytes));
     l1_max_bytes_->Set(static_cast<double>(now.l1_max_bytes));

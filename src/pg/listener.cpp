@@ -32,14 +32,8 @@ const char* to_string(Listener::State s) {
 }
 
 Listener::Listener(const config::PostgresConfig& pg, std::string channel, OnPayload on_payload, OnListening on_listening)
-    : conninfo_(pg.dsn), channel_(std::move(channel)), on_payload_(std::move(on_payload)),
-      on_listening_(std::move(on_listening)) {
-  if (conninfo_.find("connect_timeout") == std::string::npos) {
-    bool url = conninfo_.rfind("postgres://", 0) == 0 || conninfo_.rfind("postgresql://", 0) == 0;
-    conninfo_ += url ? (conninfo_.find('?') == std::string::npos ? "?connect_timeout=2" : "&connect_timeout=2")
-                     : " connect_timeout=2";
-  }
-}
+    : conninfo_(conninfo_of(pg)), channel_(std::move(channel)), on_payload_(std::move(on_payload)),
+      on_listening_(std::move(on_listening)) {}
 
 Listener::~Listener() { stop(); }
 
@@ -75,9 +69,13 @@ void Listener::run() {
       }
       state_ = State::listening;
       if (first) spdlog::info("postgres: listening on channel {}", channel_);
-      else spdlog::warn("postgres: the invalidation listener is back; notifications sent while it was away are lost, "
-                        "so every entity with invalidate_on is invalidated now");
-      on_listening_(first);
+      bool flushed = on_listening_(first);
+      if (!first && flushed)
+        spdlog::warn("postgres: the invalidation listener is back; notifications sent while it was away are lost, "
+                     "so every entity with invalidate_on is invalidated now");
+      else if (!first)
+        spdlog::warn("postgres: the invalidation listener is back; notifications sent while it was away are lost, "
+                     "and nothing was invalidated for them (invalidation.flush_on_listen is off)");
       first = false;
       backoff = std::chrono::milliseconds(100);
       while (!stop_) conn.await_notification(0, 200000);  // 200 ms, to notice stop()

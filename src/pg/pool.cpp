@@ -19,16 +19,6 @@ std::int64_t now_ms() {
 // before the next connect attempt.
 constexpr std::int64_t kRetryAfterDownMs = 500;
 
-// Adds connect_timeout to the connection string unless the user set one, so
-// that an unreachable host costs a bounded time.
-std::string with_connect_timeout(const std::string& dsn, std::chrono::milliseconds t) {
-  if (dsn.find("connect_timeout") != std::string::npos) return dsn;
-  long secs = std::max<long>(1, static_cast<long>((t.count() + 999) / 1000));
-  if (dsn.rfind("postgres://", 0) == 0 || dsn.rfind("postgresql://", 0) == 0)
-    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + std::to_string(secs);
-  return dsn + " connect_timeout=" + std::to_string(secs);
-}
-
 bool connection_class(const std::string& sqlstate) {
   // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown,
   // cannot connect now; 53300: too many connections.
@@ -37,13 +27,26 @@ bool connection_class(const std::string& sqlstate) {
 
 }  // namespace
 
+// Adds connect_timeout to the connection string unless the user set one, so
+// that an unreachable host costs a bounded time.
+std::string conninfo_of(const config::PostgresConfig& cfg) {
+  const std::string& dsn = cfg.dsn;
+  const auto t = cfg.connect_timeout;
+  if (dsn.find("connect_timeout") != std::string::npos) return dsn;
+  long secs = std::max<long>(1, static_cast<long>((t.count() + 999) / 1000));
+  if (dsn.rfind("postgres://", 0) == 0 || dsn.rfind("postgresql://", 0) == 0)
+    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + std::to_string(secs);
+  return dsn + " connect_timeout=" + std::to_string(secs);
+}
+
+
 std::mutex& connect_mutex() {
   static std::mutex m;
   return m;
 }
 
 Pool::Pool(config::PostgresConfig cfg)
-    : cfg_(std::move(cfg)), conninfo_(with_connect_timeout(cfg_.dsn, cfg_.connect_timeout)) {}
+    : cfg_(std::move(cfg)), conninfo_(conninfo_of(cfg_)) {}
 
 Pool::~Pool() { stop(); }
 

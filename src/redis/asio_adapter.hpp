@@ -24,6 +24,7 @@
 #include <string>
 
 #include "sidecache/config/config.hpp"
+#include "sidecache/redis/probe.hpp"
 
 namespace sidecache::redis {
 
@@ -136,14 +137,12 @@ inline void queue_setup(redisAsyncContext* ac, const config::RedisConfig& cfg, c
     }
   };
   void* who = const_cast<std::string*>(&name);
-  if (!cfg.password.empty()) {
-    if (cfg.username.empty())
-      redisAsyncCommand(ac, setup, who, "AUTH %b", cfg.password.data(), cfg.password.size());
-    else
-      redisAsyncCommand(ac, setup, who, "AUTH %b %b", cfg.username.data(), cfg.username.size(), cfg.password.data(),
-                        cfg.password.size());
+  for (const auto& argv : setup_commands(cfg)) {
+    std::vector<const char*> args;
+    std::vector<std::size_t> lens;
+    for (const auto& arg : argv) args.push_back(arg.data()), lens.push_back(arg.size());
+    redisAsyncCommandArgv(ac, setup, who, static_cast<int>(args.size()), args.data(), lens.data());
   }
-  if (cfg.db != 0) redisAsyncCommand(ac, setup, who, "SELECT %d", cfg.db);
 }
 
 }  // namespace sidecache::redis

@@ -379,13 +379,6 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
       net::use_awaitable);
 }
 
-net::awaitable<Reply> Connection::get(std::string_view key, std::size_t split) {
-  // (gcc 12 miscompiles a braced list of literals inside a coroutine, so
-  // the argv is built outside it.)
-  std::array<std::string_view, 2> argv{std::string_view("GET"), key};
-  co_return co_await command(argv, split);
-}
-
 net::awaitable<Reply> Connection::mget(const std::vector<std::string>& keys, std::size_t split) {
   std::vector<std::string_view> argv;
   argv.reserve(keys.size() + 1);

@@ -8,8 +8,4 @@ namespace sidecache::app {
 // text or as one JSON object per line ({"time","level","msg"}).
 void init_logging(const std::string& level, bool json);
 
-// Escapes a string for a JSON string literal (quotes, backslash, control
-// bytes). Exposed for tests.
-std::string json_escape(std::string_view s);
-
 }  // namespace sidecache::app

@@ -61,7 +61,7 @@ class Service : public http::Handler {
   std::string scrape_metrics(const Snapshot& s);           // src/app/status.cpp
 
   void on_notification(const std::string& payload);
-  void on_listening(bool first);
+  bool on_listening(bool first);  // whether it flushes
   net::awaitable<void> flush_listening(SnapshotPtr s, unsigned worker, bool first);
   unsigned next_worker();
 

@@ -8,8 +8,12 @@ namespace sidecache::cache {
 
 // The fixed-size binary header stored in front of every cached JSON body.
 // It lets a hit be answered without parsing the JSON: the bytes after the
-// header are the response body as they are. Times are microseconds on the
-// Redis clock (TIME), so every pod compares them the same way.
+// header are the response body as they are. Times are microseconds since
+// the epoch. created_us is Redis' clock (TIME) when the fill began, and is
+// compared only with other Redis times (watermarks, tombstones), so
+// invalidation needs no agreement between clocks. soft_expiry_us is
+// created_us plus the TTL, and readers compare it with their own wall clock:
+// expiry is as exact as NTP keeps the pods and Redis together.
 struct ValueHeader {
   static constexpr std::uint8_t kNegative = 0x01;   // "no such row": answer 404
   static constexpr std::uint8_t kTombstone = 0x02;  // an invalidated key; created_us is when

@@ -22,7 +22,13 @@ class Family;
 
 namespace sidecache::metrics {
 
-// How a request was answered (the `outcome` label).
+// How an entity request was answered (the `outcome` label):
+//   hit        a fresh value, from L1 or Redis
+//   miss       filled from PostgreSQL by this request
+//   stale      a value past its soft expiry (stale_while_revalidate, stale_if_error)
+//   collapsed  another request's fill, shared
+//   bypass     Cache-Control: no-cache, filled regardless of the cache
+//   error      a 5xx that served nothing cached, or a 400 for a known entity
 enum class Outcome { hit, miss, stale, collapsed, bypass, error };
 const char* to_string(Outcome o);
 
@@ -38,7 +44,7 @@ struct Snapshot {
   bool l1 = false;
   bool l1_enabled = false;
   std::size_t l1_entries = 0, l1_bytes = 0, l1_max_bytes = 0;
-  std::uint64_t l1_hits = 0, l1_misses = 0, l1_evictions = 0, l1_invalidated = 0;
+  std::uint64_t l1_hits = 0, l1_misses = 0, l1_evictions = 0, l1_invalidated = 0, l1_refused = 0;
 };
 
 class Metrics {
@@ -82,10 +88,11 @@ class Metrics {
   prometheus::Gauge* l1_bytes_ = nullptr;
   prometheus::Gauge* l1_max_bytes_ = nullptr;
   prometheus::Gauge* l1_enabled_ = nullptr;
-  std::uint64_t l1_seen_[4] = {0, 0, 0, 0};
+  std::uint64_t l1_seen_[5] = {0, 0, 0, 0, 0};
   void add_delta(prometheus::Counter& c, std::uint64_t now, std::uint64_t& seen);
-  // Metric objects by label set, so the hot path looks up a hash map under
-  // a shared lock instead of prometheus-cpp's family lock.
+  // Metric objects by label set, looked up under cache_mu_ the first time a
+  // thread sees an entity; after that each thread uses its own copy of the
+  // pointers (no lock on the hot path, none of prometheus-cpp's family lock).
   std::mutex cache_mu_;
   std::unordered_map<std::string, void*> cache_;
   std::mutex scrape_mu_;

@@ -15,8 +15,10 @@ class Listener {
  public:
   using OnPayload = std::function<void(const std::string& payload)>;
   // Called on the listener thread right after each successful LISTEN;
-  // `first` is true for the first one since start().
-  using OnListening = std::function<void(bool first)>;
+  // `first` is true for the first one since start(). Returns whether it
+  // invalidates everything that relies on notifications (the log line says
+  // so after a reconnect).
+  using OnListening = std::function<bool(bool first)>;
 
   Listener(const config::PostgresConfig& pg, std::string channel, OnPayload on_payload, OnListening on_listening);
   ~Listener();

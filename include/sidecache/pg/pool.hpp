@@ -62,6 +62,11 @@ struct PoolStats {
 // the NOTIFY listener open theirs one at a time.
 std::mutex& connect_mutex();
 
+// cfg.dsn with connect_timeout (cfg.connect_timeout, in whole seconds) added
+// unless the DSN sets one, so that an unreachable host costs a bounded time.
+// The pool and the NOTIFY listener both connect with it.
+std::string conninfo_of(const config::PostgresConfig& cfg);
+
 class Pool {
  public:
   explicit Pool(config::PostgresConfig cfg);
@@ -102,7 +107,6 @@ class Pool {
     std::function<void(FillResult)> done;
     std::chrono::steady_clock::time_point deadline;  // past it, a waiting fill gives up
   };
-  class Worker;
 
   void submit(Statement statement, std::vector<std::string> args, std::function<void(FillResult)> done);
   void run(std::size_t id, std::shared_ptr<const std::vector<Statement>> warm);

@@ -74,16 +74,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Disconnects for good; must be called on the connection's executor.
   void stop();
 
-  // GET key. A bulk reply's first `split` bytes (at most 32) go to
-  // Reply::head and the rest to Reply::value, so that a cached value's header
-  // and body arrive separately and the body is copied once.
-  net::awaitable<Reply> get(std::string_view key, std::size_t split = 0);
   // SET key value PX ttl_ms.
   net::awaitable<Reply> set_px(std::string_view key, std::string_view value, std::uint64_t ttl_ms);
-  // MGET keys...; the first element is split like get().
+  // MGET keys...; the first element's first `split` bytes (at most 32) go to
+  // Reply::head and the rest to Reply::value, so that a cached value's header
+  // and body arrive separately and the body is copied once.
   net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0);
   // EVALSHA script keys... args..., falling back to EVAL on NOSCRIPT. For an
-  // array reply the first element is split like get().
+  // array reply the first element is split like mget().
   net::awaitable<Reply> eval(const Script& script, const std::vector<std::string>& keys,
                              const std::vector<std::string_view>& args, std::size_t split = 0);
   // Any command. Every command above names its keys, so a router by hash
