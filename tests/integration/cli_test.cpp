@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <thread>
+
 #include "harness.hpp"
 
 using namespace sidecache::it;
@@ -86,6 +88,23 @@ TEST_CASE("sidecache health asks the running daemon and fails when it is gone") 
   INFO(gone_out);
   CHECK(gone_rc == 1);
   CHECK(gone_out.find("cannot connect") != std::string::npos);
+}
+
+TEST_CASE("sidecache health reaches a daemon that listens on IPv6 loopback") {
+  Daemon::Options o;
+  o.listen = "[::1]:" + std::to_string(free_port());
+  o.wait_ready = false;  // the harness polls over IPv4; health itself is the poll here
+  Daemon d(o);
+  int rc = 1;
+  std::string out;
+  for (int i = 0; i < 100 && rc != 0; ++i) {
+    std::tie(rc, out) = run_command({sidecache_binary(), "health", "--config", d.config_path()});
+    if (rc != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  INFO(out);
+  INFO(d.log());
+  CHECK(rc == 0);
+  CHECK(out.find("ok") != std::string::npos);
 }
 
 TEST_CASE("--help names every command, the signals and the exit codes") {

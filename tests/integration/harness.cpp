@@ -311,7 +311,7 @@ Daemon::Daemon(Options opt) {
                                           << "defaults: { ttl: 5m, ttl_jitter: 10%, negative_ttl: 30s }\n"
                                           // Each daemon listens on its own channel, so triggers
                                           // installed for one test never reach another's daemon.
-                                          << "invalidation: { channel: " << channel_ << " }\n"
+                                          << "invalidation: { channel: " << channel_ << opt.invalidation_extra << " }\n"
                                           << opt.extra_main;
   pid_t parent = ::getpid();
   pid_ = ::fork();

@@ -90,6 +90,7 @@ class Daemon {
     int redis_port = 0;        // 0: the real Redis; else e.g. a proxy in front of it
     std::string redis_url;     // instead of the above, as written (user, password, db)
     std::string redis_extra;   // more keys inside redis: { ... }, like ", breaker: { failures: 9 }"
+    std::string invalidation_extra;  // more keys inside invalidation: { ... }
     std::string statement_timeout = "2s";
     int pool_size = 4;
     int queue_limit = 256;

@@ -148,6 +148,26 @@ TEST_CASE("a lost listener connection invalidates every listening entity when it
   CHECK(name_of(within_a_second(d, user(uid), [](const Response& r) { return name_of(r) == "lost2"; })) == "lost2");
 }
 
+TEST_CASE("with flush_on_listen off, a listener that comes back says it invalidated nothing, and keeps the values") {
+  Services& s = Services::get();
+  Daemon::Options o;
+  o.invalidation_extra = ", flush_on_listen: false";
+  Daemon d(o);
+  Triggers triggers(d);
+  std::string uid = new_user("kept");
+  REQUIRE(d.get(user(uid)).status == 200);
+  REQUIRE(cached(d, user(uid)));
+  s.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sidecache-listener'");
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (d.log().find("listener is back") != std::string::npos) break;
+  }
+  INFO(d.log());
+  CHECK(d.log().find("nothing was invalidated for them (invalidation.flush_on_listen is off)") != std::string::npos);
+  CHECK(d.log().find("so every entity with invalidate_on is invalidated now") == std::string::npos);
+  CHECK(d.get(user(uid)).header("cache-status") == "sidecache; hit");
+}
+
 TEST_CASE("with L1 on, a write notified to one process evicts the L1 copy of another") {
   Daemon::Options opt;
   opt.extra_main = "l1: { max_bytes: 8MiB, ttl: 60s }\n";
