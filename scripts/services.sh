@@ -16,6 +16,9 @@ set -euo pipefail
 cmd=${1:?usage: services.sh start|stop|start-redis|stop-redis|start-pg|stop-pg|psql DIR}
 DIR=${2:?DIR required}
 shift 2
+# Absolute from here on: redis-server changes to --dir before it opens its
+# --logfile, so a relative folder would be looked up twice.
+DIR=$(realpath -m -- "$DIR")
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [[ -n "$PGBIN" ]] || { echo "services: PostgreSQL server binaries not found (install postgresql)" >&2; exit 1; }

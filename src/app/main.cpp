@@ -59,6 +59,7 @@ Docs: README.md and docs/ (configuration, api, operations, failure-modes).
 int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& config_path) {
   const config::Config& cfg = *cfg_ptr;  // the settings a reload cannot change
   app::init_logging(cfg.log_level, cfg.log_json);
+  for (const auto& w : cfg.warnings) spdlog::warn("config: {}", w.to_string());
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::io_context*> workers;
   for (unsigned i = 0; i < cfg.workers; ++i) {
@@ -178,6 +179,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (check) {
+    for (const auto& w : cfg.warnings) std::cout << "  warning: " << w.to_string() << "\n";
     std::cout << "sidecache: configuration " << config_path << " is valid (" << cfg.entities.size() << " entities)\n";
     if (connect) {
       int n = app::check_connect(cfg);

@@ -16,6 +16,7 @@ bool Service::reload(const std::string& path) {
     spdlog::error("reload refused, the running configuration stays: {}", e.what());
     return false;
   }
+  for (const auto& w : fresh->warnings) spdlog::warn("config: {}", w.to_string());
   SnapshotPtr old = current();
   const config::Config& was = *old->cfg;
   auto warn = [](const std::string& what) {
@@ -31,6 +32,7 @@ bool Service::reload(const std::string& path) {
     fresh->key_prefix = was.key_prefix;
   }
   spdlog::set_level(spdlog::level::from_str(fresh->log_level));
+  for (const auto& e : fresh->entities) metrics_.declare_entity(e.name);
   std::size_t n = fresh->entities.size();
   std::atomic_store(&snap_, cache::make_snapshot(std::move(fresh), old->generation + 1));
   spdlog::info("reloaded {}: {} entities (configuration generation {})", path, n, old->generation + 1);

@@ -67,6 +67,7 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
     redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
     stores_.push_back(std::make_unique<cache::RedisStore>(redis_.back(), &breaker_, &metrics_));
   }
+  for (const auto& e : cfg->entities) metrics_.declare_entity(e.name);
   reads_ = std::make_unique<cache::ReadPath>(store_pointers(stores_), filler_, l1_.get(), &metrics_);
   invalidator_ = std::make_unique<cache::Invalidator>(store_pointers(stores_), l1_.get(), l1_channel_, &metrics_);
 }

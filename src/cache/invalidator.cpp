@@ -22,7 +22,7 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
     std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms, l1_channel_);
     if (at && metrics_) metrics_->invalidation("key", source);
     std::vector<std::string> key(1, inv.request.key);
-    l1_invalidate(key, at ? *at : UINT64_MAX);
+    l1_invalidate(key, at, source);
     co_return at;
   }
   std::vector<std::string> wm;
@@ -31,18 +31,29 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
   else wm.push_back(entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
   std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_);
   if (at && metrics_) metrics_->invalidation(to_string(inv.scope), source);
-  l1_invalidate(wm, at ? *at : UINT64_MAX);
+  l1_invalidate(wm, at, source);
   co_return at;
 }
 
-void Invalidator::l1_invalidate(const std::vector<std::string>& keys, std::uint64_t at_us) {
-  // This process's own copies go at once, before the caller is answered,
-  // even when the store was not reached (then everything those keys cover
-  // is kept out of L1 until the record ages out). Other processes hear of
-  // it on the channel.
+void Invalidator::l1_invalidate(const std::vector<std::string>& keys, std::optional<std::uint64_t> at,
+                                const char* source) {
+  // This process's own copies go at once, before the caller is answered;
+  // other processes hear of it on the channel. When the store was not
+  // reached the time is not known yet: the keys are held (nothing they cover
+  // is served from L1) until the replay applies it and releases them with
+  // its real time. A replay that fails again holds nothing more.
   if (!l1_) return;
+  const bool replay = std::string_view(source) == "replay";
   auto now = NearCache::Clock::now();
-  for (const auto& k : keys) l1_->invalidate(k, at_us, now);
+  for (const auto& k : keys) {
+    if (!at) {
+      if (!replay) l1_->hold(k, now);
+    } else if (replay) {
+      l1_->release(k, *at, now);
+    } else {
+      l1_->invalidate(k, *at, now);
+    }
+  }
 }
 
 net::awaitable<void> Invalidator::apply_or_queue(Invalidation inv, unsigned worker, const char* source) {
@@ -118,6 +129,7 @@ net::awaitable<void> Invalidator::replay_loop(std::shared_ptr<net::steady_timer>
     timer->expires_after(std::chrono::milliseconds(100));
     auto [ec] = co_await timer->async_wait(net::as_tuple(net::use_awaitable));
     if (ec) co_return;  // stopping
+    if (l1_) l1_->prune(NearCache::Clock::now());  // records age out even when no invalidation comes
     if (store_refused()) continue;
     co_await replay_once(current);
   }

@@ -146,7 +146,7 @@ std::uint64_t NearCache::newest_invalidation(const std::vector<std::string>& key
   if (records_.empty()) return 0;
   for (const auto& k : keys) {
     auto it = records_.find(k);
-    if (it != records_.end()) newest = std::max(newest, it->second.at_us);
+    if (it != records_.end()) newest = std::max(newest, it->second.effective());
   }
   return newest;
 }
@@ -248,21 +248,16 @@ bool NearCache::put(const Ticket& t, const std::vector<std::string>& keys, const
   return sh.map.count(std::string_view(keys[0])) == 1;
 }
 
-void NearCache::invalidate(std::string_view key, std::uint64_t at_us, Clock::time_point now) {
+void NearCache::record(std::string_view key, Clock::time_point now, const std::function<void(Record&)>& change) {
+  std::uint64_t covers;
   {
     std::lock_guard lock(records_mu_);
-    auto [it, fresh] = records_.try_emplace(std::string(key), Record{at_us, now});
-    if (!fresh) {
-      it->second.at_us = std::max(it->second.at_us, at_us);
-      it->second.received = now;
-    }
+    auto [it, fresh] = records_.try_emplace(std::string(key), Record{0, 0, now});
+    change(it->second);
+    it->second.received = now;
+    covers = it->second.effective();
     record_order_.emplace_back(it->first, now);
-    // Forget what no entry or fill can still be affected by.
-    while (!record_order_.empty() && now - record_order_.front().second > horizon_) {
-      auto old = records_.find(record_order_.front().first);
-      if (old != records_.end() && old->second.received == record_order_.front().second) records_.erase(old);
-      record_order_.pop_front();
-    }
+    prune_locked(now);
   }
   // After the record: a reader that saw the old sequence judges again.
   seq_.fetch_add(1, std::memory_order_acq_rel);
@@ -270,9 +265,38 @@ void NearCache::invalidate(std::string_view key, std::uint64_t at_us, Clock::tim
   std::size_t hash;
   Shard& sh = shard_of(key, hash);
   std::lock_guard lock(sh.mu);
-  if (auto it = sh.map.find(key); it != sh.map.end() && it->second->header.created_us <= at_us) {
+  if (auto it = sh.map.find(key); it != sh.map.end() && it->second->header.created_us <= covers) {
     sh.remove(it->second.get());
     invalidated_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void NearCache::invalidate(std::string_view key, std::uint64_t at_us, Clock::time_point now) {
+  record(key, now, [at_us](Record& r) { r.at_us = std::max(r.at_us, at_us); });
+}
+
+void NearCache::hold(std::string_view key, Clock::time_point now) {
+  record(key, now, [](Record& r) { ++r.holds; });
+}
+
+void NearCache::release(std::string_view key, std::uint64_t at_us, Clock::time_point now) {
+  record(key, now, [at_us](Record& r) {
+    if (r.holds) --r.holds;
+    r.at_us = std::max(r.at_us, at_us);
+  });
+}
+
+void NearCache::prune(Clock::time_point now) {
+  std::lock_guard lock(records_mu_);
+  prune_locked(now);
+}
+
+void NearCache::prune_locked(Clock::time_point now) {
+  // Forget what no entry or fill can still be affected by.
+  while (!record_order_.empty() && now - record_order_.front().second > horizon_) {
+    auto old = records_.find(record_order_.front().first);
+    if (old != records_.end() && old->second.received == record_order_.front().second) records_.erase(old);
+    record_order_.pop_front();
   }
 }
 

@@ -82,8 +82,8 @@ void load_invalidate_on(const YAML::Node& list, const Config& cfg, Entity& e, Fi
 }  // namespace
 
 void load_entity(const std::string& path, const Config& cfg, std::vector<Problem>& problems,
-                 std::vector<Entity>& out, std::map<std::string, std::string>& names) {
-  FileCtx ctx(path, problems);
+                 std::vector<Entity>& out, std::map<std::string, std::string>& names, std::vector<Problem>& warnings) {
+  FileCtx ctx(path, problems, &warnings);
   std::string text;
   auto root_opt = load_yaml(path, ctx, &text);
   if (!root_opt) return;
@@ -161,6 +161,14 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
               if (type && *type != ParamType::string)
                 ctx.error(v["max_len"], "max_len applies only to type string; remove it from param '" + pname + "'");
               p.max_len = static_cast<std::size_t>(*ml);
+              // Even unencoded ASCII, "/v1/entities/<name>?<param>=" plus
+              // max_len characters must fit the request target.
+              std::size_t room = cfg.http.max_target_bytes;
+              std::size_t path = std::string("/v1/entities/").size() + e.name.size() + 1 + pname.size() + 1;
+              if (type == ParamType::string && path + p.max_len > room)
+                ctx.warn(v["max_len"], "param '" + pname + "' max_len " + std::to_string(p.max_len) +
+                                           " cannot be reached: a request target is at most http.max_target_bytes (" +
+                                           std::to_string(room) + ") bytes; lower max_len or raise http.max_target_bytes");
             }
           }
         } else {

@@ -12,7 +12,8 @@ namespace sidecache::config::detail {
 
 // Loads `path`; appends the entity to `out`, or its problems to `problems`.
 // `names` maps entity names already taken to where (file:line).
+// Warnings (it loads, but probably not as meant) go to `warnings`.
 void load_entity(const std::string& path, const Config& cfg, std::vector<Problem>& problems, std::vector<Entity>& out,
-                 std::map<std::string, std::string>& names);
+                 std::map<std::string, std::string>& names, std::vector<Problem>& warnings);
 
 }  // namespace sidecache::config::detail

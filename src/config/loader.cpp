@@ -161,7 +161,7 @@ Config load(const std::string& path, const EnvLookup& env) {
       if (files.empty())
         ctx.error(root["entities_dir"], "entities_dir '" + cfg.entities_dir + "' holds no *.yaml entity files; add at least one");
       std::map<std::string, std::string> names;
-      for (const auto& f : files) detail::load_entity(f.string(), cfg, problems, cfg.entities, names);
+      for (const auto& f : files) detail::load_entity(f.string(), cfg, problems, cfg.entities, names, cfg.warnings);
     }
   }
 

@@ -25,7 +25,14 @@ bool is_identifier(const std::string& s, bool lower_only);
 
 class FileCtx {
  public:
-  FileCtx(std::string file, std::vector<Problem>& problems) : file_(std::move(file)), problems_(problems) {}
+  FileCtx(std::string file, std::vector<Problem>& problems, std::vector<Problem>* warnings = nullptr)
+      : file_(std::move(file)), problems_(problems), warnings_(warnings) {}
+
+  // Something that loads but is probably not what was meant.
+  void warn(const YAML::Node& n, std::string msg) {
+    const YAML::Mark m = n.Mark();
+    if (warnings_) warnings_->push_back({file_, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0, std::move(msg)});
+  }
 
   const std::string& file() const { return file_; }
 
@@ -104,6 +111,7 @@ class FileCtx {
 
   std::string file_;
   std::vector<Problem>& problems_;
+  std::vector<Problem>* warnings_;
 };
 
 // Reads and parses one YAML file whose top level must be a mapping.

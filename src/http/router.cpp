@@ -1,6 +1,8 @@
 #include "sidecache/http/router.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <set>
 
 #include "sidecache/cache/error_body.hpp"
 #include "sidecache/cache/key.hpp"
@@ -20,6 +22,56 @@ Answer error_answer(unsigned status, std::string_view code, std::string_view mes
 }
 
 namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Finds a key given twice in one JSON object: json::parse keeps the last,
+// and {"tenant":"A","tenant":"B"} must not quietly mean B. (A pass of
+// Boost.JSON's SAX parser over the body; only invalidation bodies, never the
+// hit path.)
+struct DuplicateKeys {
+  constexpr static std::size_t max_object_size = std::size_t(-1);
+  constexpr static std::size_t max_array_size = std::size_t(-1);
+  constexpr static std::size_t max_key_size = std::size_t(-1);
+  constexpr static std::size_t max_string_size = std::size_t(-1);
+  std::vector<std::set<std::string>> open;
+  std::string key, duplicate;
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) { open.emplace_back(); return true; }
+  bool on_object_end(std::size_t, boost::system::error_code&) { open.pop_back(); return true; }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(std::string_view s, std::size_t, boost::system::error_code&) { key.append(s); return true; }
+  bool on_key(std::string_view s, std::size_t, boost::system::error_code&) {
+    key.append(s);
+    if (!open.back().insert(key).second && duplicate.empty()) duplicate = key;
+    key.clear();
+    return true;
+  }
+  bool on_string_part(std::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(std::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, std::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, std::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, std::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(std::string_view, boost::system::error_code&) { return true; }
+};
+
+// The first key given twice in one object of `body` (valid JSON), or "".
+std::string duplicate_key(std::string_view body) {
+  json::basic_parser<DuplicateKeys> p{json::parse_options{}};
+  boost::system::error_code ec;
+  p.write_some(false, body.data(), body.size(), ec);
+  return ec ? std::string() : p.handler().duplicate;
+}
 
 Answer method_not_allowed(std::string_view method, const std::string& allow) {
   Answer a = error_answer(405, "method_not_allowed", std::string(method) + " is not allowed here; use " + allow);
@@ -63,6 +115,10 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   if (ec || !v.is_object()) {
     r.answer = bad_request("bad_json", ec ? "the body is not valid JSON: " + ec.message()
                                           : std::string("the body must be a JSON object"));
+    return r;
+  }
+  if (std::string dup = duplicate_key(body); !dup.empty()) {
+    r.answer = bad_request("duplicate_field", "field '" + dup + "' is given twice; give it once", {{"field", dup}});
     return r;
   }
   const json::object& o = v.as_object();
@@ -243,14 +299,29 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
   return r;  // not reached: every endpoint in the table is handled above
 }
 
+std::string_view origin_form(std::string_view target) {
+  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (target.size() < scheme.size() || !iequals(target.substr(0, scheme.size()), scheme)) continue;
+    std::string_view rest = target.substr(scheme.size());
+    std::size_t path = rest.find_first_of("/?");
+    // An empty path is "/" (RFC 9112 3.2.2); no endpoint lives there.
+    if (path == std::string_view::npos || rest[path] == '?') return "/";
+    return rest.substr(path);
+  }
+  return target;
+}
+
 std::optional<Answer> check_auth(const config::Config& cfg, std::string_view target, std::string_view authorization) {
   bool guarded = target.substr(0, 4) == "/v1/" ||
                  (cfg.auth.metrics_need_token && target.substr(0, 8) == "/metrics" &&
                   (target.size() == 8 || target[8] == '?'));
   if (cfg.auth.token.empty() || !guarded) return std::nullopt;
-  static constexpr std::string_view kBearer = "Bearer ";
-  std::string_view given = authorization.substr(0, kBearer.size()) == kBearer ? authorization.substr(kBearer.size())
-                                                                                 : std::string_view{};
+  // RFC 9110 11.1: the scheme is case-insensitive, then one or more spaces.
+  std::string_view given;
+  if (authorization.size() > 6 && iequals(authorization.substr(0, 6), "bearer") && authorization[6] == ' ') {
+    given = authorization.substr(7);
+    while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+  }
   // Constant time: every byte of the expected token is compared, whatever
   // the given one's length or first difference.
   const std::string& want = cfg.auth.token;
@@ -282,7 +353,10 @@ std::string entity_list_json(const config::Config& cfg) {
     o["params"] = std::move(params);
     o["result"] = e.result == config::ResultShape::row ? "row" : "rows";
     o["ttl"] = config::format_duration(e.ttl);
-    o["ttl_seconds"] = static_cast<double>(e.ttl.count()) / 1e6;
+    // Integers: JSON decoders that want an int (Go's int, serde's u64)
+    // refuse 9E2. A TTL under a second is 0 here; ttl_ms is exact.
+    o["ttl_seconds"] = static_cast<std::uint64_t>(e.ttl.count() / 1000000);
+    o["ttl_ms"] = static_cast<std::uint64_t>(e.ttl.count() / 1000);
     if (e.result == config::ResultShape::row) o["negative_ttl"] = config::format_duration(e.negative_ttl);
     list.push_back(std::move(o));
   }

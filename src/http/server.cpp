@@ -2,6 +2,7 @@
 // example/http/server/awaitable). Sessions are templated on the protocol so
 // TCP and unix sockets share one implementation.
 #include "sidecache/http/server.hpp"
+#include "sidecache/http/router.hpp"
 
 #include <spdlog/spdlog.h>
 #include <grp.h>
@@ -59,7 +60,8 @@ struct Server::Impl {
   // the body. Beast's serializer cost more CPU per hit than the rest of the
   // hit path together (see docs/architecture.md).
   template <class Stream>
-  net::awaitable<void> write_answer(Stream& stream, Answer&& a, unsigned version, bool keep_alive) {
+  net::awaitable<void> write_answer(Stream& stream, Answer&& a, unsigned version, bool keep_alive,
+                                    bool head_only = false) {
     std::string head;
     head.reserve(192 + a.content_type.size());
     head.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
@@ -82,7 +84,7 @@ struct Server::Impl {
     head.append("\r\n\r\n");
     std::array<net::const_buffer, 2> bufs;
     bufs[0] = net::buffer(head);
-    bufs[1] = net::buffer(a.body);
+    bufs[1] = head_only ? net::const_buffer() : net::buffer(a.body);
     co_await net::async_write(stream, bufs, tuple_awaitable);
   }
 
@@ -191,8 +193,11 @@ struct Server::Impl {
       stream.expires_never();
 
       Request r;
-      r.method = req.method_string();
-      r.target = req.target();
+      // HEAD is GET without the body (RFC 9110 9.3.2): routed as GET, and
+      // the answer's head says the length the body would have.
+      const bool head_only = req.method() == bhttp::verb::head;
+      r.method = head_only ? std::string_view("GET") : std::string_view(req.method_string());
+      r.target = origin_form(req.target());
       r.body = req.body();
       r.worker = worker;
       if (auto it = req.find(bhttp::field::authorization); it != req.end()) r.authorization = it->value();
@@ -210,7 +215,7 @@ struct Server::Impl {
         a = error_answer(500, "internal", "internal error");
       }
       bool keep = req.keep_alive() && !a.close && !draining;
-      co_await write_answer(stream, std::move(a), version, keep);
+      co_await write_answer(stream, std::move(a), version, keep, head_only);
       ctl->busy = false;
       ++ctl->served;
       if (!keep) break;

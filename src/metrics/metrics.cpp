@@ -58,7 +58,7 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
   fill_seconds_ = &pm::BuildHistogram().Name("sidecache_fill_duration_seconds")
                        .Help("Time of one PostgreSQL fill (queue wait included), by entity").Register(r);
   redis_failures_ = &pm::BuildCounter().Name("sidecache_redis_failures_total")
-                         .Help("Redis calls that failed, by kind (timeout, unavailable, error)").Register(r);
+                         .Help("Redis calls that failed, by kind (timeout, unavailable, error, breaker_open)").Register(r);
   invalidations_ = &pm::BuildCounter().Name("sidecache_invalidations_total")
                         .Help("Invalidations applied, by scope and source (api, notify, listen, replay)").Register(r);
   pool_rejections_ = &pm::BuildCounter().Name("sidecache_pg_pool_rejections_total")
@@ -72,6 +72,12 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
   pending_ = &pm::BuildGauge().Name("sidecache_pending_invalidations").Help("Invalidations waiting for Redis").Register(r).Add({});
   pm::BuildGauge().Name("sidecache_build_info").Help("Build information").Register(r).Add({{"version", kVersion}}).Set(1);
   pool_rejections_->Add({});
+  // Every series an alert or rate() may need exists from the start, at 0.
+  for (const char* kind : {"timeout", "unavailable", "error", "breaker_open"})
+    counter(*redis_failures_, std::string("e|") + kind, {{"kind", kind}});
+  for (const char* scope : {"key", "entity", "tenant", "entity_all_tenants"})
+    for (const char* source : {"api", "notify", "listen", "replay"})
+      counter(*invalidations_, std::string("i|") + scope + '|' + source, {{"scope", scope}, {"source", source}});
   l1_lookups_ = &pm::BuildCounter().Name("sidecache_l1_lookups_total")
                      .Help("L1 (in-process near cache) lookups by result (hit, miss)").Register(r);
   l1_dropped_ = &pm::BuildCounter().Name("sidecache_l1_dropped_total")
@@ -132,6 +138,16 @@ void Metrics::request(const std::string& entity, Outcome outcome, unsigned statu
   }
   es.counters[o][c]->Increment();
   es.durations[o]->Observe(seconds);
+}
+
+void Metrics::declare_entity(const std::string& entity) {
+  for (Outcome o : {Outcome::hit, Outcome::miss, Outcome::stale, Outcome::collapsed, Outcome::bypass, Outcome::error}) {
+    const char* out = to_string(o);
+    std::string cls = o == Outcome::error ? "5xx" : "2xx";
+    counter(*requests_, "r|" + entity + '|' + out + '|' + cls, {{"entity", entity}, {"outcome", out}, {"code", cls}});
+    histogram(*request_seconds_, "h|" + entity + '|' + out, {{"entity", entity}, {"outcome", out}}, kRequestBuckets);
+  }
+  histogram(*fill_seconds_, "f|" + entity, {{"entity", entity}}, kFillBuckets);
 }
 
 void Metrics::fill(const std::string& entity, double seconds) {

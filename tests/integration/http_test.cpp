@@ -101,6 +101,21 @@ TEST_CASE("protocol limits: 431, 414, 413, smuggling guard, malformed requests")
   CHECK(d.get("/healthz").status == 200);
 }
 
+TEST_CASE("HEAD is GET without the body, and an absolute-form target is served") {
+  Daemon d;
+  for (std::string path : {"/healthz", "/readyz", "/v1/entities"}) {
+    auto got = d.get(path);
+    auto head = raw_exchange(d.port(), "HEAD " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    INFO(path << ": " << head);
+    CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(head.find("Content-Length: " + std::to_string(got.body.size()) + "\r\n") != std::string::npos);
+    CHECK(head.substr(head.find("\r\n\r\n") + 4).empty());  // no body
+  }
+  auto absolute = raw_exchange(d.port(), "GET http://localhost:" + std::to_string(d.port()) +
+                                             "/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(parse_response(absolute).value().status == 200);
+}
+
 TEST_CASE("keep-alive: several requests on one connection, pipelined") {
   Daemon d;
   std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";

@@ -46,6 +46,21 @@ TEST_CASE("/metrics counts requests by entity, outcome and status class, exactly
   CHECK(m.body.find(kOrg1) == std::string::npos);
 }
 
+TEST_CASE("/metrics declares every series alerts need at 0 before the first event") {
+  Daemon d;
+  auto m = d.get("/metrics");
+  REQUIRE(m.status == 200);
+  INFO(m.body);
+  CHECK(m.body.find("# HELP sidecache_redis_failures_total") != std::string::npos);
+  CHECK(m.body.find("# TYPE sidecache_redis_failures_total counter") != std::string::npos);
+  for (std::string kind : {"timeout", "unavailable", "error", "breaker_open"})
+    CHECK(sample(m.body, "sidecache_redis_failures_total{kind=\"" + kind + "\"} ") == 0);
+  CHECK(sample(m.body, R"(sidecache_invalidations_total{scope="tenant",source="notify"} )") == 0);
+  CHECK(sample(m.body, R"(sidecache_requests_total{code="2xx",entity="user",outcome="hit"} )") == 0);
+  CHECK(sample(m.body, R"(sidecache_requests_total{code="5xx",entity="user",outcome="error"} )") == 0);
+  CHECK(sample(m.body, R"(sidecache_fill_duration_seconds_count{entity="user"} )") == 0);
+}
+
 TEST_CASE("auth.metrics: token puts /metrics behind the bearer token") {
   auto dir = std::filesystem::temp_directory_path() / ("sidecache-mtoken-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

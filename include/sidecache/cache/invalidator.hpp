@@ -49,8 +49,9 @@ class Invalidator {
   static constexpr std::size_t kMaxPending = 10000;
 
  private:
-  // L1: what an invalidation of `keys` at `at_us` means for this process's copies.
-  void l1_invalidate(const std::vector<std::string>& keys, std::uint64_t at_us);
+  // L1: what an invalidation of `keys` at `at` (nullopt: the store was not
+  // reached) means for this process's copies.
+  void l1_invalidate(const std::vector<std::string>& keys, std::optional<std::uint64_t> at, const char* source);
 
   std::vector<Store*> stores_;
   NearCache* l1_;

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -85,6 +86,16 @@ class NearCache {
   // raised to `at_us` (Redis time). Entries covered by it are no longer
   // served; a value key's entry is dropped at once.
   void invalidate(std::string_view key, std::uint64_t at_us, Clock::time_point now);
+  // An invalidation of `key` that could not reach Redis yet: its time is not
+  // known, so every copy it covers goes now, and nothing it covers is kept
+  // or served until release() (or until the record ages past the horizon).
+  void hold(std::string_view key, Clock::time_point now);
+  // That invalidation reached Redis at `at_us` (the replay's Redis time):
+  // from now on it covers what was created up to then, like invalidate().
+  void release(std::string_view key, std::uint64_t at_us, Clock::time_point now);
+  // Forgets records older than the horizon (also done by every
+  // invalidation; call it on a timer so records age out without one).
+  void prune(Clock::time_point now);
 
   // Drops everything and stops serving and storing until enable().
   void disable();
@@ -112,9 +123,14 @@ class NearCache {
 
   // Recorded invalidations, by Redis key.
   struct Record {
-    std::uint64_t at_us;
+    std::uint64_t at_us;       // the newest Redis time recorded
+    unsigned holds = 0;        // invalidations of unknown time not yet released
     Clock::time_point received;
+    std::uint64_t effective() const { return holds ? UINT64_MAX : at_us; }
   };
+  // Records one invalidation of `key` and drops the entry it covers.
+  void record(std::string_view key, Clock::time_point now, const std::function<void(Record&)>& change);
+  void prune_locked(Clock::time_point now);
   mutable std::mutex records_mu_;
   std::unordered_map<std::string, Record> records_;
   std::deque<std::pair<std::string, Clock::time_point>> record_order_;  // for pruning

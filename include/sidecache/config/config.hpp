@@ -150,6 +150,15 @@ struct Defaults {
   microseconds negative_ttl = std::chrono::seconds(30);
 };
 
+// One problem found while loading: where it is and what to do about it.
+struct Problem {
+  std::string file;
+  int line = 0;    // 1-based; 0 when not tied to a line
+  int column = 0;  // 1-based
+  std::string message;
+  std::string to_string() const;
+};
+
 // The whole validated configuration.
 struct Config {
   std::string file;
@@ -170,19 +179,14 @@ struct Config {
   bool log_json = false;    // log_format: json (one object per line) | text
   bool access_log = false;  // one info line per request
   std::vector<Entity> entities;
+  // What loads but is probably not what was meant, with file and line:
+  // logged at start and on reload, printed by `check`.
+  std::vector<Problem> warnings;
 
   const Entity* find_entity(std::string_view name) const;
   bool listens() const;  // some entity has invalidate_on
 };
 
-// One problem found while loading: where it is and what to do about it.
-struct Problem {
-  std::string file;
-  int line = 0;    // 1-based; 0 when not tied to a line
-  int column = 0;  // 1-based
-  std::string message;
-  std::string to_string() const;
-};
 
 // Thrown by load() with every problem found in one pass.
 class LoadError : public std::runtime_error {

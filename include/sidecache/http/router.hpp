@@ -46,6 +46,12 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
 // Parses the body of POST /v1/invalidate; on error, route.answer is a 400.
 Route parse_invalidation(const config::Config& cfg, std::string_view body);
 
+// The origin form of a request target (RFC 9112 3.2): an absolute-form
+// target ("http://host/healthz?x") becomes its path and query; other
+// targets are returned as they are. The server routes and checks auth on
+// this form only.
+std::string_view origin_form(std::string_view target);
+
 // Whether a request may proceed: with auth.token set, every /v1 path needs
 // "Authorization: Bearer <token>" (compared in constant time); /healthz and
 // /readyz stay open. Returns the 401 answer when it may not.

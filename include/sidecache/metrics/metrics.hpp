@@ -52,6 +52,9 @@ class Metrics {
   Metrics();
   ~Metrics();
 
+  // Creates an entity's series at 0 (every outcome, 2xx; errors, 5xx), so
+  // alerts and rate() have data before the first request.
+  void declare_entity(const std::string& entity);
   void request(const std::string& entity, Outcome outcome, unsigned status, double seconds);
   void fill(const std::string& entity, double seconds);
   void redis_failure(const char* kind);  // timeout | unavailable | error

@@ -211,3 +211,43 @@ TEST_CASE("l1: channel messages") {
   CHECK_FALSE(parse_l1_message("12\nk\n\nj"));
   CHECK_FALSE(parse_l1_message("123456789012345678901\nk"));
 }
+
+TEST_CASE("l1: an invalidation that could not reach Redis holds its keys until the replay releases them") {
+  Fixture f;
+  auto k = keys_of("A", 1);
+  REQUIRE(f.put(k, 100, "old"));
+  f.l1.hold(k[1], f.now);  // the tenant, while Redis was away
+  CHECK_FALSE(f.get(k));
+  CHECK_FALSE(f.put(k, 5000, "filled while held"));  // whatever its time
+  // The replay reached Redis at 4000: copies from before stay out, later ones are kept again.
+  f.l1.release(k[1], 4000, f.now);
+  CHECK_FALSE(f.put(k, 3999, "older than the replay"));
+  CHECK(f.put(k, 4001, "newer"));
+  CHECK(f.get(k) == "newer");
+}
+
+TEST_CASE("l1: two holds of one key need two releases") {
+  Fixture f;
+  auto k = keys_of("A", 1);
+  f.l1.hold(k[0], f.now);
+  f.l1.hold(k[0], f.now);
+  f.l1.release(k[0], 10, f.now);
+  CHECK_FALSE(f.put(k, 20, "x"));
+  f.l1.release(k[0], 10, f.now);
+  CHECK(f.put(k, 20, "x"));
+}
+
+TEST_CASE("l1: records age out on a timer (prune), also a hold that no replay released") {
+  Fixture f;
+  auto k = keys_of("A", 1);
+  f.l1.hold(k[2], f.now);
+  f.l1.invalidate(k[3], 50, f.now);
+  CHECK(f.l1.stats().invalidation_records == 2);
+  f.now += 59s;
+  f.l1.prune(f.now);
+  CHECK(f.l1.stats().invalidation_records == 2);
+  f.now += 2s;
+  f.l1.prune(f.now);
+  CHECK(f.l1.stats().invalidation_records == 0);
+  CHECK(f.put(k, 20, "served again"));
+}

@@ -382,3 +382,17 @@ TEST_CASE("l1: off by default, a bad size or a long ttl is refused with the line
   CHECK(has_problem(ps, "sidecache.yaml", 19, "l1.ttl is at most 1m"));
   CHECK(has_problem(ps, "user.yaml", 11, "l1_ttl is at most 1m"));
 }
+
+TEST_CASE("a string max_len the request target cannot carry loads with a warning naming the line") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/note.yaml",
+          "name: note\nscope: global\nparams:\n  body: { type: string, max_len: 5000 }\n  tag: { type: string, max_len: 100 }\n"
+          "sql: SELECT :body AS b, :tag AS t\n");
+  Config cfg = load((d.path() / "sidecache.yaml").string(), no_env());
+  REQUIRE(cfg.warnings.size() == 1);
+  CHECK(cfg.warnings[0].file.find("note.yaml") != std::string::npos);
+  CHECK(cfg.warnings[0].line == 4);
+  CHECK(cfg.warnings[0].message.find("max_len 5000 cannot be reached") != std::string::npos);
+  CHECK(cfg.warnings[0].message.find("http.max_target_bytes") != std::string::npos);
+}

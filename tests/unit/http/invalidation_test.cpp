@@ -90,6 +90,9 @@ TEST_CASE("POST /v1/invalidate: every malformed body is a 400 naming the problem
       {"[1,2]", "bad_json", ""},
       {"{}", "missing_field", "field"},
       {R"({"entity":"user","tenat":"x"})", "unknown_field", "field"},
+      // A key given twice: the parser would keep the last, silently.
+      {R"({"tenant":"11111111-1111-1111-1111-111111111111","tenant":"22222222-2222-2222-2222-222222222222"})", "duplicate_field", "field"},
+      {R"({"entity":"user","params":{"org_id":"a","org_id":"b"}})", "duplicate_field", "field"},
       {R"({"entity":42})", "bad_field", "field"},
       {R"({"entity":"nope"})", "unknown_entity", "entity"},
       {R"({"tenant":"acme"})", "bad_param", "param"},

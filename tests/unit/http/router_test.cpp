@@ -105,6 +105,11 @@ TEST_CASE("the entity list describes names, scopes, params, results and ttls") {
   CHECK(user.at("scope").as_string() == "tenant");
   CHECK(user.at("result").as_string() == "row");
   CHECK(user.at("ttl").as_string() == "5m");
+  // Durations are JSON integers (a double like 3E2 breaks Go and serde decoders).
+  std::string text = http::entity_list_json(cfg);
+  CHECK(text.find("\"ttl_seconds\":300,") != std::string::npos);
+  CHECK(user.at("ttl_seconds").is_int64());  // parsed back: an integer, not a double
+  CHECK(user.at("ttl_ms").as_int64() == 300000);
   auto params = user.at("params").as_array();
   REQUIRE(params.size() == 2);
   CHECK(params[0].as_object().at("name").as_string() == "org_id");
@@ -129,6 +134,24 @@ TEST_CASE("with a token, /v1 needs the bearer token, health endpoints stay open"
   CHECK_FALSE(http::check_auth(cfg, "/v1/entities/user?x=1", "Bearer 0123456789abcdef0123"));
   CHECK_FALSE(http::check_auth(cfg, "/healthz", ""));
   CHECK_FALSE(http::check_auth(cfg, "/readyz", ""));
+  // RFC 9110: the scheme is case-insensitive, and more than one space may follow it.
+  CHECK_FALSE(http::check_auth(cfg, "/v1/entities", "bearer 0123456789abcdef0123"));
+  CHECK_FALSE(http::check_auth(cfg, "/v1/entities", "BEARER  0123456789abcdef0123"));
+  CHECK(http::check_auth(cfg, "/v1/entities", "Bearer0123456789abcdef0123"));
+  CHECK(http::check_auth(cfg, "/v1/entities", "bearer 0123456789ABCDEF0123"));  // the token is not
+}
+
+TEST_CASE("absolute-form targets are routed (and checked) by their origin form") {
+  CHECK(http::origin_form("http://localhost:7070/healthz") == "/healthz");
+  CHECK(http::origin_form("HTTPS://h/v1/entities/user?org_id=1") == "/v1/entities/user?org_id=1");
+  CHECK(http::origin_form("http://h") == "/");
+  CHECK(http::origin_form("http://h?x=1") == "/");
+  CHECK(http::origin_form("/readyz") == "/readyz");
+  CHECK(http::origin_form("*") == "*");
+  // The auth check sees /v1 in the origin form: an absolute target cannot skip it.
+  auto cfg = make_config();
+  cfg.auth.token = "0123456789abcdef0123";
+  CHECK(http::check_auth(cfg, http::origin_form("http://h/v1/entities"), ""));
 }
 
 TEST_CASE("error bodies are valid JSON even when the request holds invalid UTF-8") {
