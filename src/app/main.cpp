@@ -73,6 +73,14 @@ int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& conf
   http::Server server(cfg, service, workers);
   try {
     server.start();
+  } catch (const boost::system::system_error& e) {
+    // The code's message only: what() carries a Boost source path and function.
+    bool in_use = e.code() == boost::asio::error::address_in_use;
+    spdlog::critical("cannot listen on {}: {}{}", cfg.listen.text, e.code().message(),
+                     in_use ? "; another process listens there: stop it, or set listen (or SIDECACHE_LISTEN) to a free "
+                              "address"
+                            : "");
+    return 1;
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen on {}: {}", cfg.listen.text, e.what());
     return 1;

@@ -51,6 +51,13 @@ net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
   o["config_generation"] = s.generation;
   if (draining_) o["draining"] = true;
   o["entities"] = cfg.entities.size();
+  // Entities whose SQL PostgreSQL refused (checked at start on every pool
+  // connection): their reads answer 500 until the file is fixed and reloaded.
+  if (auto failing = pool_.failing_entities(); !failing.empty()) {
+    json::array errors;
+    for (const auto& [name, error] : failing) errors.push_back(json::object{{"entity", name}, {"error", error}});
+    o["entity_errors"] = std::move(errors);
+  }
   json::object pg{{"state", pg_up ? "up" : "down"}};
   if (!pg_up) pg["message"] = ping.message;
   o["postgres"] = std::move(pg);

@@ -5,7 +5,7 @@
 namespace sidecache::cache {
 
 pg::Statement statement_of(const config::Entity& e) {
-  return pg::Statement{e.statement, e.query, e.result == config::ResultShape::row, false};
+  return pg::Statement{e.statement, e.query, e.result == config::ResultShape::row, false, e.name, e.file};
 }
 
 net::awaitable<pg::FillResult> PoolFiller::fill(const config::Entity& e, std::vector<std::string> args) {

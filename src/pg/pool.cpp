@@ -177,6 +177,9 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
         conn.reset();
         prepared.clear();
         break;
+      } catch (const pqxx::sql_error& e) {
+        if (connection_class(e.sqlstate())) break;
+        entity_failed(st, "its SQL does not prepare [" + e.sqlstate() + "]: " + one_line_sql_error(e.what()));
       } catch (const std::exception& e) {
         spdlog::debug("postgres: connection {} could not prepare {}: {}", id, st.name, e.what());
       }
@@ -221,6 +224,12 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           if (prepared.insert(st.name).second) conn->prepare(st.name, st.sql);
           r = tx.exec_prepared(st.name, pqxx::prepare::make_dynamic_params(job.args));
           queries_.fetch_add(1, std::memory_order_relaxed);
+          if (any_failing_.load(std::memory_order_relaxed)) {
+            // Its SQL runs now (fixed and reloaded): no longer reported.
+            std::lock_guard lock(failing_mu_);
+            failing_.erase(st.entity);
+            any_failing_ = !failing_.empty();
+          }
           if (st.single_row && r.empty()) {
             result = {Status::not_found, {}, {}, {}};
           } else if (st.single_row && r.size() > 1) {
@@ -249,10 +258,13 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           if (fresh) { mark_down(); break; }
           continue;
         } else {
-          std::string msg = e.what();
-          while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-          result = {Status::error, {}, {}, "query failed [" + state + "]: " + msg};
-          spdlog::error("postgres: {}", result.message);
+          result = {Status::error, {}, {}, "query failed [" + state + "]: " + one_line_sql_error(e.what())};
+          spdlog::error("postgres: entity '{}' ({}): {}", job.statement.entity, job.statement.file, result.message);
+          // A statement that failed to prepare is prepared again next time.
+          if (state.rfind("42", 0) == 0) {
+            prepared.erase(job.statement.name);
+            entity_failed(job.statement, result.message);
+          }
         }
         break;
       } catch (const std::exception& e) {
@@ -266,6 +278,41 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
     in_use_.fetch_sub(1);
     job.done(std::move(result));
   }
+}
+
+std::string one_line_sql_error(const std::string& what) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < what.size()) {
+    std::size_t end = what.find('\n', start);
+    std::string line = what.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    start = end == std::string::npos ? what.size() : end + 1;
+    // "LINE 3: ..." and the caret line under it: say which line of the
+    // entity's SQL instead.
+    if (line.rfind("LINE ", 0) == 0) {
+      long n = std::strtol(line.c_str() + 5, nullptr, 10);
+      if (n > 1) out += (out.empty() ? "" : " ") + std::string("(at line ") + std::to_string(n - 1) + " of the entity's SQL)";
+      continue;
+    }
+    if (line.find_first_not_of(" ^") == std::string::npos) continue;
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+    if (!line.empty()) out += (out.empty() ? "" : " ") + line;
+  }
+  return out;
+}
+
+void Pool::entity_failed(const Statement& st, const std::string& error) {
+  std::lock_guard lock(failing_mu_);
+  any_failing_ = true;
+  auto [it, fresh] = failing_.try_emplace(st.entity, error);
+  if (!fresh && it->second == error) return;
+  it->second = error;
+  spdlog::error("postgres: entity '{}' ({}): {}", st.entity, st.file, error);
+}
+
+std::vector<std::pair<std::string, std::string>> Pool::failing_entities() const {
+  std::lock_guard lock(failing_mu_);
+  return {failing_.begin(), failing_.end()};
 }
 
 PoolStats Pool::stats() const {

@@ -294,6 +294,7 @@ Daemon::Daemon(Options opt) {
   for (const auto* from : {"/config/examples/entities", "/tests/integration/entities"})
     for (const auto& f : fs::directory_iterator(source_dir() + from))
       fs::copy_file(f.path(), dir_ + "/entities/" + f.path().filename().string());
+  for (const auto& [name, yaml] : opt.extra_entities) std::ofstream(dir_ + "/entities/" + name) << yaml;
   std::string listen = opt.listen.empty() ? "127.0.0.1:" + std::to_string(port_) : opt.listen;
   std::ofstream(dir_ + "/sidecache.yaml") << "listen: \"" << listen << "\"\n"
                                           << "workers: 2\n"

@@ -91,6 +91,7 @@ class Daemon {
     std::string redis_url;     // instead of the above, as written (user, password, db)
     std::string redis_extra;   // more keys inside redis: { ... }, like ", breaker: { failures: 9 }"
     std::string invalidation_extra;  // more keys inside invalidation: { ... }
+    std::vector<std::pair<std::string, std::string>> extra_entities;  // file name -> YAML, next to the usual ones
     std::string statement_timeout = "2s";
     int pool_size = 4;
     int queue_limit = 256;

@@ -111,3 +111,41 @@ TEST_CASE("at start the pool opens every connection and prepares every entity's 
   }));
   INFO("connections open: " << open);
 }
+
+TEST_CASE("a listen address in use is refused with the reason and what to set, and no source path") {
+  Daemon d;
+  // A second process with the same configuration: same address.
+  auto [rc, out] = run_command({sidecache_binary(), "--config", d.config_path()});
+  INFO(out);
+  CHECK(rc == 1);
+  CHECK(out.find("Address already in use") != std::string::npos);
+  CHECK(out.find("set listen (or SIDECACHE_LISTEN)") != std::string::npos);
+  CHECK(out.find("/usr/include") == std::string::npos);
+  CHECK(out.find("in function") == std::string::npos);
+}
+
+TEST_CASE("an entity whose SQL does not prepare is reported at start, once, in the log and in /readyz") {
+  Daemon::Options o;
+  o.extra_entities = {{"typo.yaml", "name: typo\nscope: global\nresult: rows\nsql: |\n  SELECT id,\n    nme FROM users\n"}};
+  Daemon d(o);
+  auto ready = d.get("/readyz");
+  INFO(d.log());
+  INFO(ready.body);
+  auto errors = boost::json::parse(ready.body).at("entity_errors").as_array();
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].at("entity").as_string() == "typo");
+  std::string log = d.log();
+  const std::string line = "entity 'typo' (" + d.dir() + "/entities/typo.yaml): its SQL does not prepare [42703]";
+  auto first = log.find(line);
+  REQUIRE(first != std::string::npos);
+  CHECK(log.find(line, first + 1) == std::string::npos);  // once, though every pool connection prepares it
+  std::string reported = log.substr(first, log.find('\n', first) - first);
+  CHECK(reported.find("column \"nme\" does not exist") != std::string::npos);
+  CHECK(reported.find("(at line 2 of the entity's SQL)") != std::string::npos);
+  // A read: 500, a one-line message that names the entity's line.
+  auto r = d.get("/v1/entities/typo");
+  CHECK(r.status == 500);
+  std::string message(boost::json::parse(r.body).at("message").as_string());
+  CHECK(message.find('\n') == std::string::npos);
+  CHECK(message.find("(at line 2 of the entity's SQL)") != std::string::npos);
+}

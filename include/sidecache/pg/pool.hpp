@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,6 +45,8 @@ struct Statement {
   std::string sql;
   bool single_row = false;  // row entity: 0 rows -> not_found, >1 rows -> error
   bool ping = false;        // a health check: SELECT 1
+  std::string entity;       // for error lines: whose SQL this is
+  std::string file;         // and where it was written
 };
 
 // Counters for /readyz and metrics.
@@ -66,6 +69,11 @@ std::mutex& connect_mutex();
 // unless the DSN sets one, so that an unreachable host costs a bounded time.
 // The pool and the NOTIFY listener both connect with it.
 std::string conninfo_of(const config::PostgresConfig& cfg);
+
+// A PostgreSQL error about an entity's SQL as one line: the message's own
+// lines joined, and its "LINE n" (of the wrapped query) given as the line of
+// the entity's SQL (the wrapper adds one line before it).
+std::string one_line_sql_error(const std::string& what);
 
 class Pool {
  public:
@@ -100,6 +108,10 @@ class Pool {
 
   PoolStats stats() const;
 
+  // Entities whose statement PostgreSQL refused to prepare at start (or at
+  // a later fill), with the error as one line; empty when all prepared.
+  std::vector<std::pair<std::string, std::string>> failing_entities() const;
+
  private:
   struct Job {
     Statement statement;
@@ -133,6 +145,11 @@ class Pool {
   std::atomic<std::uint64_t> queries_{0};
   std::atomic<std::int64_t> down_until_ms_{0};  // steady ms; connects are not retried before
   std::atomic<bool> up_{false};
+  mutable std::mutex failing_mu_;
+  std::map<std::string, std::string> failing_;  // entity -> error
+  std::atomic<bool> any_failing_{false};
+  // Records (and logs once) an entity whose SQL PostgreSQL refused.
+  void entity_failed(const Statement& st, const std::string& error);
 };
 
 }  // namespace sidecache::pg
