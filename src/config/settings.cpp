@@ -329,9 +329,13 @@ std::vector<std::string> keep_restart_settings(Config& fresh, const Config& runn
 }
 
 std::string settings_markdown() {
-  auto cell = [](std::string t) {
-    for (std::size_t i = 0; (i = t.find('|', i)) != std::string::npos; i += 2) t.insert(i, "\\");
-    return t;
+  auto cell = [](const std::string& t) {  // a '|' would end the cell
+    std::string out;
+    for (char c : t) {
+      if (c == '|') out += '\\';
+      out += c;
+    }
+    return out;
   };
   std::string md = "| setting | takes | default | on reload | environment | what it does |\n|---|---|---|---|---|---|\n";
   for (const auto& s : settings()) {

@@ -282,6 +282,10 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
 
 std::string one_line_sql_error(const std::string& what) {
   std::string out;
+  auto add = [&out](const std::string& part) {
+    if (!out.empty()) out.push_back(' ');
+    out.append(part);
+  };
   std::size_t start = 0;
   while (start < what.size()) {
     std::size_t end = what.find('\n', start);
@@ -291,12 +295,12 @@ std::string one_line_sql_error(const std::string& what) {
     // entity's SQL instead.
     if (line.rfind("LINE ", 0) == 0) {
       long n = std::strtol(line.c_str() + 5, nullptr, 10);
-      if (n > 1) out += (out.empty() ? "" : " ") + std::string("(at line ") + std::to_string(n - 1) + " of the entity's SQL)";
+      if (n > 1) add("(at line " + std::to_string(n - 1) + " of the entity's SQL)");
       continue;
     }
     if (line.find_first_not_of(" ^") == std::string::npos) continue;
     while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
-    if (!line.empty()) out += (out.empty() ? "" : " ") + line;
+    if (!line.empty()) add(line);
   }
   return out;
 }
