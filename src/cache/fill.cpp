@@ -23,6 +23,22 @@ net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityR
     co_return o;
   }
   std::string bytes = encode_value(o.header, o.status == 200 ? std::string_view(o.body) : std::string_view{});
+  if (bytes.size() > req.entity->max_value_bytes) {
+    // Answered, not stored: reading it back would outlast redis.timeout.
+    o.too_large = true;
+    if (metrics_) metrics_->value_too_large(req.entity->name);
+    bool first;
+    {
+      std::lock_guard lock(warned_mu_);
+      first = warned_large_.insert(req.entity->name).second;
+    }
+    if (first)
+      spdlog::warn("cache: a value of entity '{}' is {} bytes, over max_value_bytes ({}): it is answered but not stored; "
+                   "raise max_value_bytes (for this entity, or for all) or make the result smaller (logged once per entity)",
+                   req.entity->name, bytes.size(), req.entity->max_value_bytes);
+    if (begin.leased) co_await store.release(lease, token);
+    co_return o;
+  }
   std::uint64_t ttl_ms = redis_ttl_ms(o.header, *req.entity);
   Commit c = co_await store.commit(keys, lease, token, begin.start_us, req.snapshot->max_fill_age_us, bytes, ttl_ms);
   switch (c) {

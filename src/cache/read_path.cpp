@@ -45,6 +45,7 @@ ReadResult filled(K kind, const FillOutcome& o, std::string body) {
   r.kind = kind;
   r.status = o.status;
   r.stored = o.stored;
+  r.too_large = o.too_large;
   r.body = std::move(body);
   r.retry = o.retry;
   return r;

@@ -12,9 +12,12 @@ std::string cache_status(const ReadResult& r) {
     // RFC 9211: served from the cache (hit) and stale (fwd=stale); detail says why.
     case K::stale_revalidating: return "sidecache; hit; fwd=stale; detail=revalidating";
     case K::stale_error: return "sidecache; hit; fwd=stale; detail=error";
-    case K::miss: return r.stored ? "sidecache; fwd=miss; stored" : "sidecache; fwd=miss";
+    case K::miss:
+      return r.stored ? "sidecache; fwd=miss; stored" : r.too_large ? "sidecache; fwd=miss; detail=too-large" : "sidecache; fwd=miss";
     case K::collapsed: return "sidecache; fwd=miss; collapsed";
-    case K::bypass: return r.stored ? "sidecache; fwd=request; stored" : "sidecache; fwd=request";
+    case K::bypass:
+      return r.stored ? "sidecache; fwd=request; stored"
+                      : r.too_large ? "sidecache; fwd=request; detail=too-large" : "sidecache; fwd=request";
   }
   return "sidecache";
 }

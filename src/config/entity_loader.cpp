@@ -90,7 +90,8 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   const YAML::Node& root = *root_opt;
   std::size_t before = problems.size();
   ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on",
-                        "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills", "l1_ttl"},
+                        "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills", "l1_ttl",
+                        "max_value_bytes"},
                  "an entity file");
 
   Entity e;
@@ -99,6 +100,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   e.negative_ttl = cfg.defaults.negative_ttl;
   e.ttl_jitter = cfg.defaults.ttl_jitter;
   e.l1_ttl = cfg.l1.ttl;
+  e.max_value_bytes = cfg.max_value_bytes;
 
   if (!root["name"]) {
     ctx.error(root, "missing key 'name': give the entity a name like 'user' ([a-z][a-z0-9_]*)");
@@ -231,6 +233,14 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   if (root["max_concurrent_fills"])
     if (auto v = ctx.integer(root["max_concurrent_fills"], "max_concurrent_fills", 1, 100000))
       e.max_concurrent_fills = static_cast<std::size_t>(*v);
+  if (root["max_value_bytes"]) {
+    if (auto v = ctx.scalar(root["max_value_bytes"], "max_value_bytes")) {
+      auto b = parse_bytes(*v);
+      if (!b || *b < 1024 || *b > (std::size_t{512} << 20))
+        ctx.error(root["max_value_bytes"], "max_value_bytes: '" + *v + "' is not a size from 1KiB to 512MiB; write it like 4MiB");
+      else e.max_value_bytes = *b;
+    }
+  }
   if (root["l1_ttl"]) {
     if (auto d = ctx.duration(root["l1_ttl"], "l1_ttl", false)) {
       e.l1_ttl = *d;

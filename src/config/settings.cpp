@@ -258,6 +258,16 @@ std::vector<Setting> build() {
                     if (why.empty() && out > kMaxL1Ttl) return std::string("l1.ttl is at most 1m; keep it short, like 2s");
                     return why;
                   }));
+  t.push_back(row("max_value_bytes", "size from 1KiB to 512MiB", "1MiB", A,
+                  "The largest value stored in Redis (an entity's max_value_bytes overrides it). A larger result is answered, marked `detail=too-large`, counted, and not stored: reading megabytes back would outlast redis.timeout on every hit.",
+                  [](auto& c) -> auto& { return c.max_value_bytes; },
+                  [](const std::string&, const std::string& v, const std::string&, std::size_t& out) {
+                    auto b = parse_bytes(v);
+                    if (!b || *b < 1024 || *b > (std::size_t{512} << 20))
+                      return "max_value_bytes: '" + v + "' is not a size from 1KiB to 512MiB; write it like 4MiB";
+                    out = *b;
+                    return std::string();
+                  }));
   t.push_back(row("shutdown_timeout", "duration", "10s", R, "How long SIGTERM waits for in-flight requests.",
                   [](auto& c) -> auto& { return c.shutdown_timeout; }, ms()));
   t.push_back(row("log_level", "trace | debug | info | warn | error | critical | off", "info", A, "`debug` logs one line per request.",

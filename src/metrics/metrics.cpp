@@ -61,6 +61,8 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
                          .Help("Redis calls that failed, by kind (timeout, unavailable, error, breaker_open)").Register(r);
   invalidations_ = &pm::BuildCounter().Name("sidecache_invalidations_total")
                         .Help("Invalidations applied, by scope and source (api, notify, listen, replay)").Register(r);
+  too_large_ = &pm::BuildCounter().Name("sidecache_values_too_large_total")
+                   .Help("Fills answered but not stored: the value was over max_value_bytes, by entity").Register(r);
   pool_rejections_ = &pm::BuildCounter().Name("sidecache_pg_pool_rejections_total")
                           .Help("Fills refused at once: queue full, PostgreSQL known down, or queue deadline").Register(r);
   pool_size_ = &pm::BuildGauge().Name("sidecache_pg_pool_size").Help("PostgreSQL connections in the pool").Register(r).Add({});
@@ -148,6 +150,11 @@ void Metrics::declare_entity(const std::string& entity) {
     histogram(*request_seconds_, "h|" + entity + '|' + out, {{"entity", entity}, {"outcome", out}}, kRequestBuckets);
   }
   histogram(*fill_seconds_, "f|" + entity, {{"entity", entity}}, kFillBuckets);
+  counter(*too_large_, "l|" + entity, {{"entity", entity}});
+}
+
+void Metrics::value_too_large(const std::string& entity) {
+  counter(*too_large_, "l|" + entity, {{"entity", entity}}).Increment();
 }
 
 void Metrics::fill(const std::string& entity, double seconds) {

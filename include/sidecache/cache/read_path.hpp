@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "sidecache/cache/filler.hpp"
@@ -44,6 +45,7 @@ struct ReadResult {
   };
   Kind kind = Kind::miss;
   bool stored = false;
+  bool too_large = false;              // over max_value_bytes: answered, not stored
   unsigned status = 200;
   std::string body;                    // the value (200), else the JSON error body
   std::optional<std::uint64_t> age_s;  // answers from a cached value: their age
@@ -63,6 +65,7 @@ struct FillOutcome {
   ValueHeader header;
   bool from_cache = false;  // the leader found a fresh value in the store after all
   bool stored = false;
+  bool too_large = false;   // over the entity's max_value_bytes: not stored
   bool retry = false;  // 503: Retry-After
   // When the read behind this outcome began (store clock); 0 when unknown
   // (the store was down). Waiters compare it with the invalidations they saw.
@@ -116,6 +119,8 @@ class ReadPath {
   metrics::Metrics* metrics_;
   Flights flights_;
   std::function<double()> draw_;
+  std::mutex warned_mu_;
+  std::unordered_set<std::string> warned_large_;  // entities whose too-large value was logged
   std::mutex fills_mu_;
   std::unordered_map<std::string, std::size_t> fills_in_flight_;  // by entity, for max_concurrent_fills
 };

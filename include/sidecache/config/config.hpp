@@ -60,6 +60,7 @@ struct Entity {
   double early_refresh_beta = 0.0;         // XFetch; 0 = off
   std::size_t max_concurrent_fills = 0;    // per process; 0 = no cap beyond the pool
   microseconds l1_ttl{0};                  // life of a copy in the in-process L1; 0 = not kept in L1
+  std::size_t max_value_bytes = 1 << 20;   // a larger result is answered but not stored (default: the main file's)
 
   // How long past the soft expiry a value may still be served stale.
   microseconds stale_window() const { return std::max(stale_if_error, stale_while_revalidate); }
@@ -175,6 +176,10 @@ struct Config {
   AuthConfig auth;
   L1Config l1;
   milliseconds shutdown_timeout{10000};
+  // The largest value stored in Redis (header and JSON); entities may say
+  // otherwise. A larger result is answered but not stored: a multi-megabyte
+  // read outlasts redis.timeout and would send every read of it to PostgreSQL.
+  std::size_t max_value_bytes = 1 << 20;
   std::string log_level = "info";
   bool log_json = false;    // log_format: json (one object per line) | text
   bool access_log = false;  // one info line per request

@@ -57,6 +57,7 @@ class Metrics {
   void declare_entity(const std::string& entity);
   void request(const std::string& entity, Outcome outcome, unsigned status, double seconds);
   void fill(const std::string& entity, double seconds);
+  void value_too_large(const std::string& entity);  // answered, not stored
   void redis_failure(const char* kind);  // timeout | unavailable | error
   void invalidation(const char* scope, const char* source);  // source: api | notify | listen | replay
 
@@ -75,6 +76,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* fill_seconds_;
   prometheus::Family<prometheus::Counter>* redis_failures_;
   prometheus::Family<prometheus::Counter>* invalidations_;
+  prometheus::Family<prometheus::Counter>* too_large_;
   prometheus::Family<prometheus::Counter>* pool_rejections_;
   prometheus::Gauge* pool_size_;
   prometheus::Gauge* pool_in_use_;

@@ -270,3 +270,24 @@ TEST_CASE("read path: requests that come while the leader stores join it instead
     CHECK(s->result->body == R"({"v":1})");
   }
 }
+
+TEST_CASE("read path: a value over max_value_bytes is answered, not stored, says so, and frees its lease") {
+  ReadPathFixture f([](config::Entity& e) { e.max_value_bytes = 64; });
+  f.filler.body = R"({"blob":")" + std::string(100, 'x') + R"("})";
+  auto r = f.get();
+  f.settle();
+  REQUIRE(r->result);
+  CHECK(r->result->status == 200);
+  CHECK(r->result->body == f.filler.body);
+  CHECK_FALSE(r->result->stored);
+  CHECK(r->result->too_large);
+  CHECK(cache::cache_status(*r->result) == "sidecache; fwd=miss; detail=too-large");
+  CHECK_FALSE(f.store.has_value(f.key()));
+  CHECK(f.store.commits == 0);
+  for (const auto& [k, v] : f.store.kv) CHECK(k.find("ls:") == std::string::npos);  // no lease left behind
+  // Small enough: stored as usual.
+  f.filler.body = R"({"v":2})";
+  auto small = f.get();
+  f.settle();
+  CHECK(small->result->stored);
+}
