@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
-#include <pqxx/pqxx>
 
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
+#include "sidecache/pg/entity_check.hpp"
 #include "sidecache/redis/probe.hpp"
 
 namespace sidecache::app {
@@ -81,27 +81,11 @@ int check_connect(const config::Config& cfg) {
   } else {
     std::cout << "  redis " << config::mask_secrets(r.url) << ": ok\n";
   }
-  try {
-    pqxx::connection conn(cfg.postgres.dsn);
-    std::cout << "  postgres: ok\n";
-    int i = 0;
-    for (const auto& e : cfg.entities) {
-      std::string name = "sidecache_check_" + std::to_string(i++);
-      try {
-        pqxx::nontransaction tx(conn);
-        tx.exec("PREPARE " + name + " AS " + e.query);
-        tx.exec("DEALLOCATE " + name);
-      } catch (const std::exception& ex) {
-        std::string msg = ex.what();
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        std::cerr << "  " << e.file << ": entity '" << e.name << "': its SQL does not prepare: " << msg << "\n";
-        ++problems;
-      }
-    }
-  } catch (const std::exception& ex) {
-    std::cerr << "  postgres: " << config::mask_secrets(ex.what()) << "\n";
-    ++problems;
-  }
+  auto sql_problems = pg::check_entities(cfg);
+  bool connected = sql_problems.empty() || sql_problems.front().rfind("postgres: ", 0) != 0;
+  if (connected) std::cout << "  postgres: ok\n";
+  for (const auto& p : sql_problems) std::cerr << "  " << p << "\n";
+  problems += static_cast<int>(sql_problems.size());
   return problems;
 }
 

@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
     if (connect) {
       int n = app::check_connect(cfg);
       if (n) {
-        std::cerr << "sidecache: " << n << " problem(s) reaching Redis and PostgreSQL\n";
+        std::cerr << "sidecache: " << n << " problem(s) checking against Redis and PostgreSQL\n";
         return 2;
       }
     }

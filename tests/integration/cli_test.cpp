@@ -73,6 +73,17 @@ TEST_CASE("check --connect reaches both servers and catches SQL that does not pr
   INFO(bad_out);
   CHECK(bad_rc != 0);
   CHECK(bad_out.find("typo.yaml: entity 'typo': its SQL does not prepare") != std::string::npos);
+  // A tenant param that is only selected, never filtered by: PostgreSQL's plan says so.
+  std::ofstream(d.dir() + "/entities/typo.yaml")
+      << "name: leaky\nparams: { user_id: uuid }\nsql: SELECT :org_id::text AS t, email FROM users WHERE id = :user_id\n";
+  auto [leak_rc, leak_out] = run_command({sidecache_binary(), "check", "--connect", "--config", d.config_path()});
+  INFO(leak_out);
+  CHECK(leak_rc != 0);
+  CHECK(leak_out.find("entity 'leaky': the tenant param :org_id filters no rows") != std::string::npos);
+  std::ofstream(d.dir() + "/entities/typo.yaml")
+      << "name: joined\nparams: { user_id: uuid }\nsql: SELECT u.email FROM users u JOIN users v ON v.id = u.id AND "
+         "v.org_id = :org_id WHERE u.id = :user_id\n";
+  CHECK(run_command({sidecache_binary(), "check", "--connect", "--config", d.config_path()}).first == 0);
   // Without --connect, the SQL is not checked against the database.
   CHECK(run_command({sidecache_binary(), "check", "--config", d.config_path()}).first == 0);
 }

@@ -1,0 +1,70 @@
+#include "sidecache/pg/entity_check.hpp"
+
+#include <cctype>
+#include <pqxx/pqxx>
+#include <sstream>
+
+#include "sidecache/pg/pool.hpp"
+
+namespace sidecache::pg {
+
+bool plan_filters_by(const std::string& plan, std::size_t n) {
+  static const char* kConditions[] = {"Filter:", "Cond:"};  // covers Join/One-Time Filter, Index/Hash/Merge/Recheck Cond
+  const std::string param = "$" + std::to_string(n);
+  std::istringstream lines(plan);
+  std::string line;
+  while (std::getline(lines, line)) {
+    bool condition = false;
+    for (const char* c : kConditions) condition = condition || line.find(c) != std::string::npos;
+    if (!condition) continue;
+    for (std::size_t at = line.find(param); at != std::string::npos; at = line.find(param, at + 1)) {
+      std::size_t after = at + param.size();
+      if (after == line.size() || !std::isdigit(static_cast<unsigned char>(line[after]))) return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> check_entities(const config::Config& cfg) {
+  std::vector<std::string> problems;
+  try {
+    pqxx::connection conn(conninfo_of(cfg.postgres));
+    {
+      pqxx::nontransaction tx(conn);
+      // The plan of any parameter values: the one that must filter.
+      tx.exec("SET plan_cache_mode = force_generic_plan");
+    }
+    int i = 0;
+    for (const auto& e : cfg.entities) {
+      std::string name = "sidecache_check_" + std::to_string(i++);
+      std::string where = e.file + ": entity '" + e.name + "': ";
+      try {
+        pqxx::nontransaction tx(conn);
+        tx.exec("PREPARE " + name + " AS " + e.query);
+        if (e.scope == config::Scope::tenant) {
+          std::string nulls;
+          for (std::size_t k = 0; k < e.bind.size(); ++k) nulls += k ? ", NULL" : "NULL";
+          std::string plan;
+          for (const auto& row : tx.exec("EXPLAIN (VERBOSE, COSTS OFF) EXECUTE " + name + (nulls.empty() ? "" : "(" + nulls + ")")))
+            plan += std::string(row[0].c_str()) + "\n";
+          bool filters = false;
+          for (std::size_t k = 0; k < e.bind.size(); ++k)
+            if (e.bind[k] == 0 && plan_filters_by(plan, k + 1)) filters = true;
+          if (!filters)
+            problems.push_back(where + "the tenant param :" + e.params.at(0).name +
+                               " filters no rows: PostgreSQL's plan uses it in no WHERE, JOIN or ON condition. A "
+                               "tenant-scoped entity must select only the tenant's rows (WHERE org_id = :" +
+                               e.params.at(0).name + "), or be 'scope: global'");
+        }
+        tx.exec("DEALLOCATE " + name);
+      } catch (const std::exception& ex) {
+        problems.push_back(where + "its SQL does not prepare: " + one_line_sql_error(ex.what()));
+      }
+    }
+  } catch (const std::exception& ex) {
+    problems.push_back("postgres: " + config::mask_secrets(ex.what()));
+  }
+  return problems;
+}
+
+}  // namespace sidecache::pg
