@@ -241,13 +241,20 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           }
         }
         break;
-      } catch (const pqxx::broken_connection& e) {
+      } catch (const pqxx::broken_connection&) {
         conn.reset();
         // A connection that broke between two fills (server restart) is
         // retried once on a new one; a fresh one that breaks is an outage.
         result = {Status::unavailable, {}, {}, "PostgreSQL connection lost"};
         if (fresh) { mark_down(); break; }
-        spdlog::info("postgres: connection {} lost ({}), reconnecting", id, e.what());
+        // Once, not per connection as each is used again, and not in
+        // libpqxx's words ("Could not obtain client encoding: not
+        // connected" says nothing useful).
+        auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+        auto last = closed_logged_ms_.load();
+        if (now_ms - last > 60000 && closed_logged_ms_.compare_exchange_strong(last, now_ms))
+          spdlog::warn("postgres: the server closed this process's connections (a restart?); each reconnects when it is "
+                       "next used, and the fill is retried on the new one");
       } catch (const pqxx::sql_error& e) {
         const std::string& state = e.sqlstate();
         if (state == "57014") {

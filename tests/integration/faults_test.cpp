@@ -88,6 +88,18 @@ TEST_CASE("PostgreSQL stopped: cached values are still served, uncached ones get
   auto back = poll_until([&] { return d.get(user(kUidB)); }, [](const Response& r) { return r.status == 200; });
   CHECK(back.status == 200);
   CHECK(d.get("/readyz").status == 200);
+  // Every pool connection of the stopped server is used again (concurrent
+  // cold reads): each reconnects quietly, without libpqxx's cryptic lines.
+  auto again = all_at_once(16, [&](int i) { return d.get("/v1/entities/type_zoo?id=" + std::to_string(100 + i)); });
+  for (const auto& r : again) CHECK(r.status < 500);
+  INFO(d.log());
+  CHECK(d.log().find("Could not obtain client encoding") == std::string::npos);
+  CHECK(d.log().find("query failed: ") == std::string::npos);
+  // Said once, with what happens next.
+  const std::string closed = "the server closed this process's connections";
+  auto first = d.log().find(closed);
+  CHECK(first != std::string::npos);
+  CHECK(d.log().find(closed, first + 1) == std::string::npos);
 }
 
 TEST_CASE("a query past statement_timeout is a 504 and is not cached") {

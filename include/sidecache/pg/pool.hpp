@@ -145,6 +145,7 @@ class Pool {
   std::atomic<std::uint64_t> queries_{0};
   std::atomic<std::int64_t> down_until_ms_{0};  // steady ms; connects are not retried before
   std::atomic<bool> up_{false};
+  std::atomic<std::int64_t> closed_logged_ms_{-60001};  // steady ms of the last "server closed" line
   mutable std::mutex failing_mu_;
   std::map<std::string, std::string> failing_;  // entity -> error
   std::atomic<bool> any_failing_{false};
