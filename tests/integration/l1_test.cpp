@@ -227,3 +227,35 @@ TEST_CASE("a Redis URL with user, password and db: both connection kinds authent
   CHECK(eventually([&] { return w.log().find("connection setup (AUTH or SELECT) failed") != std::string::npos; }));
   s.redis_cli("ACL DELUSER sc_acl_test");
 }
+
+TEST_CASE("l1: a key invalidated while Redis was down is served from L1 again soon after Redis is back") {
+  Services& s = Services::get();
+  Daemon d(with_l1());
+  REQUIRE(eventually([&] { return l1_state(d) == "on"; }));
+  std::string uid = new_user(kOrg1, "outage");
+  auto t = user(kOrg1, uid);
+  REQUIRE(d.get(t).header("cache-status") == "sidecache; fwd=miss; stored");
+  REQUIRE(d.get(t).header("cache-status") == kL1Hit);
+  s.stop_redis();
+  bool restarted = false;
+  struct Restart {
+    Services& s;
+    bool& done;
+    ~Restart() { if (!done) s.start_redis(); }
+  } restart{s, restarted};
+  rename(uid, "outage-2");
+  CHECK(http_request(d.port(), "DELETE", t).status == 503);  // queued
+  s.start_redis();
+  restarted = true;
+  // The queued invalidation reaches Redis, L1 comes back on; then the key
+  // is read (fresh) and its copy is served from L1 again, within seconds.
+  bool served_from_l1 = false;
+  for (int i = 0; i < 100 && !served_from_l1; ++i) {
+    auto r = d.get(t);
+    if (r.status == 200 && name_of(r) == "outage-2" && r.header("cache-status") == kL1Hit) served_from_l1 = true;
+    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  INFO(d.log());
+  CHECK(d.log().find("invalidations that waited for Redis are applied") != std::string::npos);
+  CHECK(served_from_l1);
+}
