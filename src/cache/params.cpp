@@ -7,16 +7,6 @@
 #include "sidecache/config/text.hpp"
 
 namespace sidecache::cache {
-namespace {
-
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 std::optional<std::string> normalize(const config::ParamSpec& spec, std::string_view raw, std::string& why) {
   using config::ParamType;
@@ -26,7 +16,7 @@ std::optional<std::string> normalize(const config::ParamSpec& spec, std::string_
       std::string out(raw);
       for (std::size_t i = 0; i < out.size(); ++i) {
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? out[i] != '-' : hexval(out[i]) < 0) {
+        if (dash ? out[i] != '-' : config::hex_value(out[i]) < 0) {
           why = "must be a UUID like 123e4567-e89b-12d3-a456-426614174000";
           return std::nullopt;
         }

@@ -2,17 +2,15 @@
 
 namespace sidecache::config {
 namespace {
+constexpr char kHex[] = "0123456789abcdef";
+}  // namespace
 
-int hexval(char c) {
+int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-
-constexpr char kHex[] = "0123456789abcdef";
-
-}  // namespace
 
 bool percent_decode(std::string_view in, std::string& out, bool plus_is_space) {
   out.clear();
@@ -22,8 +20,8 @@ bool percent_decode(std::string_view in, std::string& out, bool plus_is_space) {
     if (c == '+' && plus_is_space) {
       out += ' ';
     } else if (c == '%') {
-      if (i + 2 >= in.size() + 0 || hexval(in[i + 1]) < 0 || hexval(in[i + 2]) < 0) return false;
-      out += static_cast<char>(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
+      if (i + 2 >= in.size() || hex_value(in[i + 1]) < 0 || hex_value(in[i + 2]) < 0) return false;
+      out += static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
       i += 2;
     } else {
       out += c;

@@ -8,6 +8,9 @@
 
 namespace sidecache::config {
 
+// The value of one hex digit (either case), or -1.
+int hex_value(char c);
+
 // Decodes %XX escapes (and '+' as a space when `plus_is_space`); false on a
 // malformed escape. The URL query string and redis:// credentials share it.
 bool percent_decode(std::string_view in, std::string& out, bool plus_is_space);
