@@ -46,6 +46,10 @@ net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityR
     case Commit::invalidated: spdlog::debug("cache: {} was invalidated while it was read; not stored", req.key); break;
     case Commit::too_old: spdlog::warn("cache: the fill of {} took too long to be stored", req.key); break;
     case Commit::error: spdlog::debug("redis: storing {} failed; answered without storing", req.key); break;
+    case Commit::unknown:
+      o.store_unknown = true;
+      spdlog::debug("redis: storing {} got no answer in time; it may or may not be stored", req.key);
+      break;
   }
   co_return o;
 }

@@ -46,6 +46,7 @@ ReadResult filled(K kind, const FillOutcome& o, std::string body) {
   r.status = o.status;
   r.stored = o.stored;
   r.too_large = o.too_large;
+  r.store_unknown = o.store_unknown;
   r.body = std::move(body);
   r.retry = o.retry;
   return r;

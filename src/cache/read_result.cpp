@@ -6,18 +6,22 @@ namespace sidecache::cache {
 
 std::string cache_status(const ReadResult& r) {
   using K = ReadResult::Kind;
+  // Whether a fill was stored, as far as is known.
+  auto store = [&r](std::string fwd) {
+    if (r.stored) return fwd + "; stored";
+    if (r.too_large) return fwd + "; detail=too-large";
+    if (r.store_unknown) return fwd + "; detail=store-unknown";
+    return fwd;
+  };
   switch (r.kind) {
     case K::hit: return "sidecache; hit";
     case K::l1_hit: return "sidecache; hit; detail=l1";
     // RFC 9211: served from the cache (hit) and stale (fwd=stale); detail says why.
     case K::stale_revalidating: return "sidecache; hit; fwd=stale; detail=revalidating";
     case K::stale_error: return "sidecache; hit; fwd=stale; detail=error";
-    case K::miss:
-      return r.stored ? "sidecache; fwd=miss; stored" : r.too_large ? "sidecache; fwd=miss; detail=too-large" : "sidecache; fwd=miss";
+    case K::miss: return store("sidecache; fwd=miss");
     case K::collapsed: return "sidecache; fwd=miss; collapsed";
-    case K::bypass:
-      return r.stored ? "sidecache; fwd=request; stored"
-                      : r.too_large ? "sidecache; fwd=request; detail=too-large" : "sidecache; fwd=request";
+    case K::bypass: return store("sidecache; fwd=request");
   }
   return "sidecache";
 }

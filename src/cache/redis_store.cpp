@@ -227,6 +227,9 @@ net::awaitable<Commit> RedisStore::commit(const std::vector<std::string>& keys, 
   args.push_back(ttl);
   args.push_back(token);
   redis::Reply r = co_await guarded_eval(kCommit, all, args, 0);
+  // A timed-out script may still have run (a large value is slow to send):
+  // whether it stored is not known.
+  if (r.status == redis::Reply::Status::timeout) co_return Commit::unknown;
   if (r.failed()) co_return Commit::error;
   if (r.integer == 1) co_return Commit::stored;
   if (r.integer == 0) co_return Commit::invalidated;

@@ -343,3 +343,26 @@ TEST_CASE("faults under load: kill -9 and restart of Redis, SIGSTOP/SIGCONT, poo
   // No request, the polls included, ever reached the handler's last resort.
   CHECK(d.log().find("http: handler failed") == std::string::npos);
 }
+
+TEST_CASE("a 16 MB result is answered but not stored (max_value_bytes), so Redis stays fast and the breaker closed") {
+  Daemon::Options o;
+  o.extra_entities = {{"big.yaml", "name: big\nscope: global\nsql: SELECT repeat('x', 16000000) AS blob\n"}};
+  o.redis_extra = ", breaker: { failures: 2 }";
+  Daemon d(o);
+  for (int i = 0; i < 4; ++i) {
+    auto r = d.get("/v1/entities/big");
+    INFO(r.header("cache-status"));
+    CHECK(r.status == 200);
+    CHECK(r.body.size() > 16000000);
+    // Truthful: not stored, and why.
+    CHECK(r.header("cache-status") == "sidecache; fwd=miss; detail=too-large");
+  }
+  auto ready = json::parse(d.get("/readyz").body);
+  CHECK(ready.at("redis").at("breaker").as_string() == "closed");
+  auto m = d.get("/metrics").body;
+  CHECK(metric_sample(m, R"(sidecache_values_too_large_total{entity="big"} )") == 4);
+  const std::string warned = "a value of entity 'big' is";
+  auto first = d.log().find(warned);
+  CHECK(first != std::string::npos);
+  CHECK(d.log().find(warned, first + 1) == std::string::npos);  // once per entity
+}

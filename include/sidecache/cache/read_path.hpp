@@ -46,6 +46,7 @@ struct ReadResult {
   Kind kind = Kind::miss;
   bool stored = false;
   bool too_large = false;              // over max_value_bytes: answered, not stored
+  bool store_unknown = false;          // the store timed out: it may or may not have happened
   unsigned status = 200;
   std::string body;                    // the value (200), else the JSON error body
   std::optional<std::uint64_t> age_s;  // answers from a cached value: their age
@@ -66,6 +67,7 @@ struct FillOutcome {
   bool from_cache = false;  // the leader found a fresh value in the store after all
   bool stored = false;
   bool too_large = false;   // over the entity's max_value_bytes: not stored
+  bool store_unknown = false;  // the store got no answer in time: it may have happened
   bool retry = false;  // 503: Retry-After
   // When the read behind this outcome began (store clock); 0 when unknown
   // (the store was down). Waiters compare it with the invalidations they saw.

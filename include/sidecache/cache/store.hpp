@@ -45,6 +45,7 @@ enum class Commit {
   invalidated,  // an invalidation (or a newer fill) came after the fill began: not stored
   too_old,      // the fill began longer ago than tombstones are kept: not stored
   error,        // Redis failed: not stored
+  unknown,      // no answer in time: the store may or may not have happened
 };
 
 // The cache's protocol, whatever Redis topology is behind it. Every call

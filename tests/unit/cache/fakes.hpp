@@ -49,6 +49,7 @@ class FakeStore final : public cache::Store {
  public:
   bool down = false;  // every call fails, as when Redis is unreachable
   Gate* commit_gate = nullptr;  // commits wait here (after the fill, before the check)
+  std::optional<cache::Commit> commit_result;  // answer this instead (as if the script timed out, say)
   int lookups = 0, begins = 0, commits = 0;
   std::map<std::string, std::string> kv;
 
@@ -87,6 +88,7 @@ class FakeStore final : public cache::Store {
     ++commits;
     if (commit_gate) co_await commit_gate->wait();
     if (down) co_return cache::Commit::error;
+    if (commit_result) co_return *commit_result;
     if (auto it = kv.find(lease_key); it != kv.end() && it->second == token) kv.erase(it);
     if (now() - start_us > max_age_us) co_return cache::Commit::too_old;
     for (std::size_t i = 1; i < keys.size(); ++i)

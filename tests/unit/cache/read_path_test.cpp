@@ -291,3 +291,14 @@ TEST_CASE("read path: a value over max_value_bytes is answered, not stored, says
   f.settle();
   CHECK(small->result->stored);
 }
+
+TEST_CASE("read path: a store that got no answer in time says it may or may not have happened") {
+  ReadPathFixture f;
+  f.store.commit_result = cache::Commit::unknown;
+  auto r = f.get();
+  f.settle();
+  REQUIRE(r->result);
+  CHECK(r->result->status == 200);
+  CHECK_FALSE(r->result->stored);
+  CHECK(cache::cache_status(*r->result) == "sidecache; fwd=miss; detail=store-unknown");
+}
