@@ -10,7 +10,8 @@ namespace sidecache::pg {
 
 bool plan_filters_by(const std::string& plan, std::size_t n) {
   static const char* kConditions[] = {"Filter:", "Cond:"};  // covers Join/One-Time Filter, Index/Hash/Merge/Recheck Cond
-  const std::string param = "$" + std::to_string(n);
+  std::string param(1, '$');  // (not "$" + to_string: gcc 12 -Wrestrict false positive at -O3)
+  param += std::to_string(n);
   std::istringstream lines(plan);
   std::string line;
   while (std::getline(lines, line)) {
