@@ -3,6 +3,8 @@
 // is kept and named.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "sidecache/app/service.hpp"
 #include "sidecache/config/settings.hpp"
 
@@ -33,6 +35,15 @@ bool Service::reload(const std::string& path) {
   }
   spdlog::set_level(spdlog::level::from_str(fresh->log_level));
   for (const auto& e : fresh->entities) metrics_.declare_entity(e.name);
+  // New or changed SQL (its statement name carries its hash) is prepared
+  // now, so a typo is reported at the reload, not at the first request.
+  std::vector<pg::Statement> check;
+  for (const auto& e : fresh->entities) {
+    bool known = std::any_of(was.entities.begin(), was.entities.end(),
+                             [&](const config::Entity& w) { return w.statement == e.statement; });
+    if (!known) check.push_back(cache::statement_of(e));
+  }
+  pool_.prepare_in_background(std::move(check));
   std::size_t n = fresh->entities.size();
   std::atomic_store(&snap_, cache::make_snapshot(std::move(fresh), old->generation + 1));
   spdlog::info("reloaded {}: {} entities (configuration generation {})", path, n, old->generation + 1);

@@ -220,16 +220,18 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
         if (st.ping) {
           r = tx.exec("SELECT 1");
           result = {Status::ok, "1", {}, {}};
+        } else if (st.prepare_only) {
+          if (prepared.insert(st.name).second) {
+            conn->prepare(st.name, st.sql);
+            conn->prepare_now(st.name);
+          }
+          forget_failure(st.entity);
+          result = {Status::ok, {}, {}, {}};
         } else {
           if (prepared.insert(st.name).second) conn->prepare(st.name, st.sql);
           r = tx.exec_prepared(st.name, pqxx::prepare::make_dynamic_params(job.args));
           queries_.fetch_add(1, std::memory_order_relaxed);
-          if (any_failing_.load(std::memory_order_relaxed)) {
-            // Its SQL runs now (fixed and reloaded): no longer reported.
-            std::lock_guard lock(failing_mu_);
-            failing_.erase(st.entity);
-            any_failing_ = !failing_.empty();
-          }
+          forget_failure(st.entity);  // its SQL runs now (fixed and reloaded)
           if (st.single_row && r.empty()) {
             result = {Status::not_found, {}, {}, {}};
           } else if (st.single_row && r.size() > 1) {
@@ -264,6 +266,10 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           result = {Status::unavailable, {}, {}, "PostgreSQL is unavailable (" + state + ")"};
           if (fresh) { mark_down(); break; }
           continue;
+        } else if (job.statement.prepare_only) {
+          result = {Status::error, {}, {}, "its SQL does not prepare [" + state + "]: " + one_line_sql_error(e.what())};
+          prepared.erase(job.statement.name);
+          entity_failed(job.statement, result.message);
         } else {
           result = {Status::error, {}, {}, "query failed [" + state + "]: " + one_line_sql_error(e.what())};
           spdlog::error("postgres: entity '{}' ({}): {}", job.statement.entity, job.statement.file, result.message);
@@ -319,6 +325,20 @@ void Pool::entity_failed(const Statement& st, const std::string& error) {
   if (!fresh && it->second == error) return;
   it->second = error;
   spdlog::error("postgres: entity '{}' ({}): {}", st.entity, st.file, error);
+}
+
+void Pool::forget_failure(const std::string& entity) {
+  if (!any_failing_.load(std::memory_order_relaxed)) return;
+  std::lock_guard lock(failing_mu_);
+  failing_.erase(entity);
+  any_failing_ = !failing_.empty();
+}
+
+void Pool::prepare_in_background(std::vector<Statement> statements) {
+  for (auto& st : statements) {
+    st.prepare_only = true;
+    submit(std::move(st), {}, [](FillResult) {});
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> Pool::failing_entities() const {

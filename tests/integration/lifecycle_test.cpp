@@ -149,3 +149,30 @@ TEST_CASE("an entity whose SQL does not prepare is reported at start, once, in t
   CHECK(message.find('\n') == std::string::npos);
   CHECK(message.find("(at line 2 of the entity's SQL)") != std::string::npos);
 }
+
+TEST_CASE("an entity added by a reload whose SQL does not prepare is reported at the reload, not at its first request") {
+  Daemon d;
+  std::ofstream(d.dir() + "/entities/typo2.yaml") << "name: typo2\nscope: global\nresult: rows\nsql: SELECT nme FROM users\n";
+  ::kill(d.pid(), SIGHUP);
+  bool reported = false;
+  std::string body;
+  for (int i = 0; i < 100 && !reported; ++i) {
+    body = d.get("/readyz").body;
+    reported = body.find("\"entity\":\"typo2\"") != std::string::npos;
+    if (!reported) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  INFO(body);
+  INFO(d.log());
+  CHECK(reported);
+  CHECK(d.log().find("entity 'typo2' (" + d.dir() + "/entities/typo2.yaml): its SQL does not prepare [42703]") !=
+        std::string::npos);
+  // Fixed and reloaded: prepared, and no longer reported.
+  std::ofstream(d.dir() + "/entities/typo2.yaml") << "name: typo2\nscope: global\nresult: rows\nsql: SELECT email FROM users\n";
+  ::kill(d.pid(), SIGHUP);
+  bool cleared = false;
+  for (int i = 0; i < 100 && !cleared; ++i) {
+    cleared = d.get("/readyz").body.find("typo2") == std::string::npos;
+    if (!cleared) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(cleared);
+}

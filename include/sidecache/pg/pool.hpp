@@ -47,6 +47,7 @@ struct Statement {
   bool ping = false;        // a health check: SELECT 1
   std::string entity;       // for error lines: whose SQL this is
   std::string file;         // and where it was written
+  bool prepare_only = false;  // prepare it on one connection and run nothing (a reload's check)
 };
 
 // Counters for /readyz and metrics.
@@ -108,6 +109,11 @@ class Pool {
 
   PoolStats stats() const;
 
+  // Prepares each statement on one connection, in the background: a reload
+  // brings new SQL, and a statement PostgreSQL refuses is reported (log,
+  // failing_entities) now rather than at its first request.
+  void prepare_in_background(std::vector<Statement> statements);
+
   // Entities whose statement PostgreSQL refused to prepare at start (or at
   // a later fill), with the error as one line; empty when all prepared.
   std::vector<std::pair<std::string, std::string>> failing_entities() const;
@@ -151,6 +157,7 @@ class Pool {
   std::atomic<bool> any_failing_{false};
   // Records (and logs once) an entity whose SQL PostgreSQL refused.
   void entity_failed(const Statement& st, const std::string& error);
+  void forget_failure(const std::string& entity);
 };
 
 }  // namespace sidecache::pg
