@@ -18,40 +18,45 @@ net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityR
   // commit below will not: it must read the store itself.
   if (call) call->seal();
   if (!begin.ok) co_return o;
-  if (o.status != 200 && o.status != 404) {
-    if (begin.leased) co_await store.release(lease, token);  // let a waiting process try
-    co_return o;
-  }
-  std::string bytes = encode_value(o.header, o.status == 200 ? std::string_view(o.body) : std::string_view{});
-  if (bytes.size() > req.entity->max_value_bytes) {
-    // Answered, not stored: reading it back would outlast redis.timeout.
-    o.too_large = true;
-    if (metrics_) metrics_->value_too_large(req.entity->name);
-    bool first;
-    {
-      std::lock_guard lock(warned_mu_);
-      first = warned_large_.insert(req.entity->name).second;
+  if (o.status == 200 || o.status == 404) {
+    std::string_view body = o.status == 200 ? std::string_view(o.body) : std::string_view{};
+    // Checked before encoding: an over-size value is never copied again.
+    if (kValueHeaderSize + body.size() > req.entity->max_value_bytes) {
+      // Answered, not stored: reading it back would outlast redis.timeout.
+      o.too_large = true;
+      warn_too_large(*req.entity, kValueHeaderSize + body.size());
+    } else {
+      std::string bytes = encode_value(o.header, body);
+      std::uint64_t ttl_ms = redis_ttl_ms(o.header, *req.entity);
+      // The commit releases the lease itself, whatever it decides.
+      Commit c = co_await store.commit(keys, lease, token, begin.start_us, req.snapshot->max_fill_age_us, bytes, ttl_ms);
+      switch (c) {
+        case Commit::stored: o.stored = true; break;
+        case Commit::invalidated: spdlog::debug("cache: {} was invalidated while it was read; not stored", req.key); break;
+        case Commit::too_old: spdlog::warn("cache: the fill of {} took too long to be stored", req.key); break;
+        case Commit::error: spdlog::debug("redis: storing {} failed; answered without storing", req.key); break;
+        case Commit::unknown:
+          o.store_unknown = true;
+          spdlog::debug("redis: storing {} got no answer in time; it may or may not be stored", req.key);
+          break;
+      }
+      co_return o;
     }
-    if (first)
-      spdlog::warn("cache: a value of entity '{}' is {} bytes, over max_value_bytes ({}): it is answered but not stored; "
-                   "raise max_value_bytes (for this entity, or for all) or make the result smaller (logged once per entity)",
-                   req.entity->name, bytes.size(), req.entity->max_value_bytes);
-    if (begin.leased) co_await store.release(lease, token);
-    co_return o;
   }
-  std::uint64_t ttl_ms = redis_ttl_ms(o.header, *req.entity);
-  Commit c = co_await store.commit(keys, lease, token, begin.start_us, req.snapshot->max_fill_age_us, bytes, ttl_ms);
-  switch (c) {
-    case Commit::stored: o.stored = true; break;
-    case Commit::invalidated: spdlog::debug("cache: {} was invalidated while it was read; not stored", req.key); break;
-    case Commit::too_old: spdlog::warn("cache: the fill of {} took too long to be stored", req.key); break;
-    case Commit::error: spdlog::debug("redis: storing {} failed; answered without storing", req.key); break;
-    case Commit::unknown:
-      o.store_unknown = true;
-      spdlog::debug("redis: storing {} got no answer in time; it may or may not be stored", req.key);
-      break;
-  }
+  // Nothing is stored (a failed fill, or a value too large): let a waiting process try.
+  if (begin.leased) co_await store.release(lease, token);
   co_return o;
+}
+
+void ReadPath::warn_too_large(const config::Entity& e, std::size_t bytes) {
+  if (metrics_) metrics_->value_too_large(e.name);
+  {
+    std::lock_guard lock(warned_mu_);
+    if (!warned_large_.insert(e.name).second) return;
+  }
+  spdlog::warn("cache: a value of entity '{}' is {} bytes, over max_value_bytes ({}): it is answered but not stored; "
+               "raise max_value_bytes (for this entity, or for all) or make the result smaller (logged once per entity)",
+               e.name, bytes, e.max_value_bytes);
 }
 
 net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64_t start_us) {

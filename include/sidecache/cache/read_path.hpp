@@ -108,6 +108,8 @@ class ReadPath {
                                              const std::vector<std::string>& keys, const std::string& lease,
                                              const std::string& token, const Begin& begin, Flights::Call* call);
   net::awaitable<FillOutcome> fill(const EntityRequest& req, std::uint64_t start_us);
+  // Counts a value over max_value_bytes, and says so once per entity.
+  void warn_too_large(const config::Entity& e, std::size_t bytes);
   // One background refresh per key per process (stale-while-revalidate, XFetch).
   void spawn_refresh(const EntityRequest& req, unsigned worker, net::any_io_executor ex);
   net::awaitable<void> refresh(EntityRequest req, unsigned worker, Flights::CallPtr call);
