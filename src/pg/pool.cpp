@@ -25,6 +25,11 @@ bool connection_class(const std::string& sqlstate) {
   return sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0 || sqlstate == "53300";
 }
 
+// What an entity's statement that PostgreSQL refused to prepare says, as one line.
+std::string not_prepared(const pqxx::sql_error& e) {
+  return "its SQL does not prepare [" + e.sqlstate() + "]: " + one_line_sql_error(e.what());
+}
+
 }  // namespace
 
 // Adds connect_timeout to the connection string unless the user set one, so
@@ -179,7 +184,7 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
         break;
       } catch (const pqxx::sql_error& e) {
         if (connection_class(e.sqlstate())) break;
-        entity_failed(st, "its SQL does not prepare [" + e.sqlstate() + "]: " + one_line_sql_error(e.what()));
+        entity_failed(st, not_prepared(e));
       } catch (const std::exception& e) {
         spdlog::debug("postgres: connection {} could not prepare {}: {}", id, st.name, e.what());
       }
@@ -267,16 +272,18 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           if (fresh) { mark_down(); break; }
           continue;
         } else if (job.statement.prepare_only) {
-          result = {Status::error, {}, {}, "its SQL does not prepare [" + state + "]: " + one_line_sql_error(e.what())};
+          result = {Status::error, {}, {}, not_prepared(e)};
           prepared.erase(job.statement.name);
           entity_failed(job.statement, result.message);
         } else {
           result = {Status::error, {}, {}, "query failed [" + state + "]: " + one_line_sql_error(e.what())};
           spdlog::error("postgres: entity '{}' ({}): {}", job.statement.entity, job.statement.file, result.message);
-          // A statement that failed to prepare is prepared again next time.
+          // The SQL itself is wrong (syntax, a missing column): listed for
+          // /readyz (the line above already said it), and prepared again next
+          // time, so a fixed and reloaded entity recovers.
           if (state.rfind("42", 0) == 0) {
             prepared.erase(job.statement.name);
-            entity_failed(job.statement, result.message);
+            entity_failed(job.statement, result.message, /*log=*/false);
           }
         }
         break;
@@ -318,13 +325,13 @@ std::string one_line_sql_error(const std::string& what) {
   return out;
 }
 
-void Pool::entity_failed(const Statement& st, const std::string& error) {
+void Pool::entity_failed(const Statement& st, const std::string& error, bool log) {
   std::lock_guard lock(failing_mu_);
   any_failing_ = true;
   auto [it, fresh] = failing_.try_emplace(st.entity, error);
   if (!fresh && it->second == error) return;
   it->second = error;
-  spdlog::error("postgres: entity '{}' ({}): {}", st.entity, st.file, error);
+  if (log) spdlog::error("postgres: entity '{}' ({}): {}", st.entity, st.file, error);
 }
 
 void Pool::forget_failure(const std::string& entity) {

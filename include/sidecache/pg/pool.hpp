@@ -155,8 +155,9 @@ class Pool {
   mutable std::mutex failing_mu_;
   std::map<std::string, std::string> failing_;  // entity -> error
   std::atomic<bool> any_failing_{false};
-  // Records (and logs once) an entity whose SQL PostgreSQL refused.
-  void entity_failed(const Statement& st, const std::string& error);
+  // Records an entity whose SQL PostgreSQL refused; logs it (with `log`)
+  // when its error is new.
+  void entity_failed(const Statement& st, const std::string& error, bool log = true);
   void forget_failure(const std::string& entity);
 };
 
