@@ -149,7 +149,7 @@ void Service::on_notification(const std::string& payload) {
   for (auto& inv : invs) {
     inv.attach(snap);
     unsigned w = next_worker();
-    net::co_spawn(workers_[w]->get_executor(), invalidator_->apply_or_queue(std::move(inv), w, "notify"), net::detached);
+    net::co_spawn(workers_[w]->get_executor(), invalidator_->apply_or_queue(std::move(inv), w, cache::Source::notify), net::detached);
   }
 }
 
@@ -173,7 +173,7 @@ net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker,
     // those in coroutines.)
     cache::Invalidation inv = cache::whole_entity(e);
     inv.attach(snap);
-    co_await invalidator_->apply_or_queue(std::move(inv), worker, "listen");
+    co_await invalidator_->apply_or_queue(std::move(inv), worker, cache::Source::listen);
   }
   if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
   listener_flushed_ = true;
@@ -235,7 +235,7 @@ net::awaitable<Answer> Service::handle(http::Request req) {
 }
 
 net::awaitable<Answer> Service::invalidate(cache::Invalidation inv, unsigned worker) {
-  std::optional<std::uint64_t> at = co_await invalidator_->apply(inv, worker, "api");
+  std::optional<std::uint64_t> at = co_await invalidator_->apply(inv, worker, cache::Source::api);
   if (!at) {
     // Applied as soon as Redis answers again, in case the caller gives up;
     // the caller is told it did not take effect yet. The invalidation

@@ -9,18 +9,28 @@
 
 namespace sidecache::cache {
 
+const char* to_string(Source s) {
+  switch (s) {
+    case Source::api: return "api";
+    case Source::notify: return "notify";
+    case Source::listen: return "listen";
+    case Source::replay: return "replay";
+  }
+  return "?";
+}
+
 Invalidator::Invalidator(std::vector<Store*> stores, NearCache* l1, std::string l1_channel, metrics::Metrics* metrics)
     : stores_(std::move(stores)), l1_(l1), l1_channel_(std::move(l1_channel)), metrics_(metrics) {}
 
 net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidation& inv, unsigned worker,
-                                                                const char* source) {
+                                                                Source source) {
   Store& store = *stores_[worker % stores_.size()];
   const Snapshot& s = *inv.snapshot;
   using Scope = Invalidation::Scope;
   const std::string& p = s.cfg->key_prefix;
   if (inv.scope == Scope::key) {
     std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms, l1_channel_);
-    if (at && metrics_) metrics_->invalidation("key", source);
+    if (at && metrics_) metrics_->invalidation("key", to_string(source));
     std::vector<std::string> key(1, inv.request.key);
     l1_invalidate(key, at, source);
     co_return at;
@@ -30,20 +40,20 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
   else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(entity_tenant_watermark(p, inv.tenant, inv.entity->name));
   else wm.push_back(entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
   std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_);
-  if (at && metrics_) metrics_->invalidation(to_string(inv.scope), source);
+  if (at && metrics_) metrics_->invalidation(to_string(inv.scope), to_string(source));
   l1_invalidate(wm, at, source);
   co_return at;
 }
 
 void Invalidator::l1_invalidate(const std::vector<std::string>& keys, std::optional<std::uint64_t> at,
-                                const char* source) {
+                                Source source) {
   // This process's own copies go at once, before the caller is answered;
   // other processes hear of it on the channel. When the store was not
   // reached the time is not known yet: the keys are held (nothing they cover
   // is served from L1) until the replay applies it and releases them with
   // its real time. A replay that fails again holds nothing more.
   if (!l1_) return;
-  const bool replay = std::string_view(source) == "replay";
+  const bool replay = source == Source::replay;
   auto now = NearCache::Clock::now();
   for (const auto& k : keys) {
     if (!at) {
@@ -56,11 +66,11 @@ void Invalidator::l1_invalidate(const std::vector<std::string>& keys, std::optio
   }
 }
 
-net::awaitable<void> Invalidator::apply_or_queue(Invalidation inv, unsigned worker, const char* source) {
+net::awaitable<void> Invalidator::apply_or_queue(Invalidation inv, unsigned worker, Source source) {
   std::optional<std::uint64_t> at = co_await apply(inv, worker, source);
   if (at) {
     spdlog::debug("invalidated {} {} {} {} ({})", to_string(inv.scope), inv.entity ? inv.entity->name : "", inv.tenant,
-                  inv.request.key, source);
+                  inv.request.key, to_string(source));
     co_return;
   }
   queue(std::move(inv));
@@ -108,7 +118,7 @@ net::awaitable<bool> Invalidator::replay_once(std::function<SnapshotPtr()> curre
   while (!batch.empty()) {
     Invalidation item = std::move(batch.front());
     batch.pop_front();
-    std::optional<std::uint64_t> at = co_await apply(item, 0, "replay");
+    std::optional<std::uint64_t> at = co_await apply(item, 0, Source::replay);
     if (at) {
       ++done;
       continue;

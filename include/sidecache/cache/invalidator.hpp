@@ -22,6 +22,11 @@
 
 namespace sidecache::cache {
 
+// Who asked for an invalidation (the metric's `source` label). A replay
+// applies one that could not reach the store earlier.
+enum class Source { api, notify, listen, replay };
+const char* to_string(Source s);
+
 class Invalidator {
  public:
   // stores[w] serves worker w; l1 and metrics may be null. `l1_channel`
@@ -29,11 +34,11 @@ class Invalidator {
   Invalidator(std::vector<Store*> stores, NearCache* l1, std::string l1_channel, metrics::Metrics* metrics);
 
   // Runs one invalidation (inv.snapshot set); nullopt when the store could
-  // not be reached (nothing took effect yet). `source` (api, notify,
-  // listen, replay) labels the metric.
-  net::awaitable<std::optional<std::uint64_t>> apply(const Invalidation& inv, unsigned worker, const char* source);
+  // not be reached (nothing took effect yet). `source` labels the
+  // metric.
+  net::awaitable<std::optional<std::uint64_t>> apply(const Invalidation& inv, unsigned worker, Source source);
   // apply(), and queue() when the store could not be reached.
-  net::awaitable<void> apply_or_queue(Invalidation inv, unsigned worker, const char* source);
+  net::awaitable<void> apply_or_queue(Invalidation inv, unsigned worker, Source source);
   // Keeps an invalidation for replay. Past kMaxPending, the queue is dropped
   // and every entity is invalidated on recovery instead.
   void queue(Invalidation inv);
@@ -51,7 +56,7 @@ class Invalidator {
  private:
   // L1: what an invalidation of `keys` at `at` (nullopt: the store was not
   // reached) means for this process's copies.
-  void l1_invalidate(const std::vector<std::string>& keys, std::optional<std::uint64_t> at, const char* source);
+  void l1_invalidate(const std::vector<std::string>& keys, std::optional<std::uint64_t> at, Source source);
 
   std::vector<Store*> stores_;
   NearCache* l1_;

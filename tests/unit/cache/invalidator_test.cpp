@@ -54,7 +54,7 @@ TEST_CASE("invalidator: an invalidation queued while the store is down survives 
     // The configuration of the request that asked; the reload below drops
     // every other reference to it.
     cache::SnapshotPtr before = snapshot_with("user");
-    net::co_spawn(f.ioc, f.inv.apply_or_queue(entity_for_tenant(before), 0, "api"), net::detached);
+    net::co_spawn(f.ioc, f.inv.apply_or_queue(entity_for_tenant(before), 0, cache::Source::api), net::detached);
     f.settle();
   }
   REQUIRE(f.inv.pending() == 1);
@@ -107,9 +107,9 @@ TEST_CASE("invalidator: each scope raises its own mark") {
   tenant.tenant = kOrg;
   tenant.attach(s);
   std::optional<std::uint64_t> at_key, at_tenant;
-  net::co_spawn(f.ioc, f.inv.apply(key, 0, "api"), [&](std::exception_ptr, std::optional<std::uint64_t> a) { at_key = a; });
+  net::co_spawn(f.ioc, f.inv.apply(key, 0, cache::Source::api), [&](std::exception_ptr, std::optional<std::uint64_t> a) { at_key = a; });
   f.settle();
-  net::co_spawn(f.ioc, f.inv.apply(tenant, 0, "api"), [&](std::exception_ptr, std::optional<std::uint64_t> a) { at_tenant = a; });
+  net::co_spawn(f.ioc, f.inv.apply(tenant, 0, cache::Source::api), [&](std::exception_ptr, std::optional<std::uint64_t> a) { at_tenant = a; });
   f.settle();
   REQUIRE(at_key);
   REQUIRE(at_tenant);
@@ -135,7 +135,7 @@ TEST_CASE("invalidator: with L1, keys invalidated during an outage are served fr
     return l1.put(l1.ticket(), keys, h, "{}", now + std::chrono::seconds(2), now);
   };
   f.store.down = true;
-  net::co_spawn(f.ioc, inv.apply_or_queue(entity_for_tenant(s), 0, "api"), net::detached);
+  net::co_spawn(f.ioc, inv.apply_or_queue(entity_for_tenant(s), 0, cache::Source::api), net::detached);
   f.settle();
   REQUIRE(inv.pending() == 1);
   CHECK_FALSE(put(f.store.now()));  // held: the invalidation's time is not known
