@@ -74,13 +74,6 @@ const redis::Script kWatermark(std::string(kNow) +
 
 std::uint64_t parse_us(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
 
-redis::Reply refused() {
-  redis::Reply r;
-  r.status = redis::Reply::Status::unavailable;
-  r.error = "circuit breaker open";
-  return r;
-}
-
 // Only the absence of an answer counts against Redis; an error reply is an
 // answer.
 bool answered(const redis::Reply& r) {
@@ -116,17 +109,21 @@ void RedisStore::count_failure(const redis::Reply& r) {
   if (!metrics_ || !r.failed()) return;
   if (r.status == redis::Reply::Status::timeout) metrics_->redis_failure("timeout");
   else if (r.status == redis::Reply::Status::error) metrics_->redis_failure("error");
-  else if (r.error == "circuit breaker open") metrics_->redis_failure("breaker_open");
   else metrics_->redis_failure("unavailable");
+}
+
+redis::Reply RedisStore::refused_by_breaker() {
+  // Counted as such here, where it is known, not recognised later by its text.
+  if (metrics_) metrics_->redis_failure("breaker_open");
+  redis::Reply r;
+  r.status = redis::Reply::Status::unavailable;
+  r.error = "circuit breaker open";
+  return r;
 }
 
 net::awaitable<redis::Reply> RedisStore::guarded_mget(const std::vector<std::string>& keys, std::size_t split) {
   auto token = breaker_->allow();
-  if (!token) {
-    redis::Reply no = refused();
-    count_failure(no);
-    co_return no;
-  }
+  if (!token) co_return refused_by_breaker();
   redis::Reply r = co_await conn_->mget(keys, split);
   breaker_->record(*token, answered(r));
   count_failure(r);
@@ -136,11 +133,7 @@ net::awaitable<redis::Reply> RedisStore::guarded_mget(const std::vector<std::str
 net::awaitable<redis::Reply> RedisStore::guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                                  const std::vector<std::string_view>& args, std::size_t split) {
   auto token = breaker_->allow();
-  if (!token) {
-    redis::Reply no = refused();
-    count_failure(no);
-    co_return no;
-  }
+  if (!token) co_return refused_by_breaker();
   redis::Reply r = co_await conn_->eval(script, keys, args, split);
   breaker_->record(*token, answered(r));
   count_failure(r);

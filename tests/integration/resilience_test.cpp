@@ -114,6 +114,8 @@ TEST_CASE("Redis commands sent while the breaker is open are only probes") {
   INFO("commands Redis got during 300 reads: " << during);
   WARN("breaker open: Redis received " << during << " commands during 300 reads");
   CHECK(during < 30);  // 300 reads would be 900+ commands without the breaker
+  // The reads it refused are counted as such.
+  CHECK(metric_sample(d.get("/metrics").body, R"(sidecache_redis_failures_total{kind="breaker_open"} )") > 200);
 }
 
 TEST_CASE("an invalidation refused by the open breaker is applied when Redis is back") {

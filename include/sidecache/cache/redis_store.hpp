@@ -76,6 +76,8 @@ class RedisStore final : public Store {
   redis::CircuitBreaker* breaker_;
   metrics::Metrics* metrics_;
   void count_failure(const redis::Reply& r);
+  // The reply of a call the open breaker refused (counted as breaker_open).
+  redis::Reply refused_by_breaker();
 };
 
 }  // namespace sidecache::cache
