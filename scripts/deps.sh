@@ -24,7 +24,7 @@ case "${SIDECACHE_DEPS:-all}" in
   all)
     PACKAGES=(
       "${BUILD[@]}" git catch2
-      redis-server postgresql postgresql-contrib
+      redis-server postgresql postgresql-contrib pgbouncer
       clang-14 libclang-rt-14-dev
       curl ca-certificates procps iproute2
       debootstrap   # scripts/check-dockerfile.sh

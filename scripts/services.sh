@@ -7,7 +7,12 @@
 #   services.sh stop DIR                         stop both
 #   services.sh start-redis|stop-redis DIR       one of them (same port as before)
 #   services.sh start-pg|stop-pg DIR
-#   services.sh purge DIR                        stop both and remove data kept outside DIR
+#   services.sh start-replica DIR [DELAY]        a streaming replica of it (pg_basebackup -R), applying WAL
+#                                                DELAY late (recovery_min_apply_delay, e.g. 300ms; default 0)
+#   services.sh stop-replica DIR [fast|immediate]
+#   services.sh start-pgbouncer DIR [POOL_SIZE]  pgbouncer in transaction mode in front of it (default pool 2)
+#   services.sh stop-pgbouncer DIR
+#   services.sh purge DIR                        stop everything and remove data kept outside DIR
 #   services.sh psql DIR [psql args...]          psql into the app database
 #
 # PostgreSQL refuses to run as root, so as root it runs as the postgres user.
@@ -112,8 +117,78 @@ stop_pg() {
   as_pg "$PGBIN/pg_ctl" -D "$home/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
 }
 
+pg_up() { as_pg "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$1" >/dev/null 2>&1; }
+
+# A hot standby streaming from the primary, made once with pg_basebackup -R.
+start_replica() {
+  local delay=${1:-0} home port; home=$(pg_home)
+  [[ -f "$DIR/replica.port" ]] || free_port >"$DIR/replica.port"
+  port=$(cat "$DIR/replica.port")
+  if [[ ! -f "$home/replica/PG_VERSION" ]]; then
+    rm -rf "$home/replica"
+    as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$(pg_port)" -U app -D "$home/replica" -R -X stream -c fast \
+      >"$DIR/basebackup.log" 2>&1 || { echo "services: pg_basebackup failed; see $DIR/basebackup.log" >&2; return 1; }
+    as_pg chmod 700 "$home/replica"
+  fi
+  if as_pg "$PGBIN/pg_ctl" -D "$home/replica" status >/dev/null 2>&1; then return 0; fi
+  as_pg "$PGBIN/pg_ctl" -D "$home/replica" -l "$home/replica.log" -w -t 60 \
+    -o "-p $port -k $home/sock -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=200 -c hot_standby=on -c recovery_min_apply_delay=$delay -c wal_receiver_status_interval=1s" \
+    start >/dev/null || { echo "services: the replica did not start; see $home/replica.log" >&2; return 1; }
+}
+
+stop_replica() {
+  local home; home=$(pg_home)
+  [[ -f "$home/replica/postmaster.pid" ]] || return 0
+  as_pg "$PGBIN/pg_ctl" -D "$home/replica" -m "${1:-fast}" -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# pgbouncer refuses to run as root: as root it runs as postgres, with its
+# files next to PostgreSQL's.
+start_pgbouncer() {
+  local size=${1:-2} home port; home=$(pg_home)
+  [[ -f "$DIR/pgbouncer.port" ]] || free_port >"$DIR/pgbouncer.port"
+  port=$(cat "$DIR/pgbouncer.port")
+  if [[ -f "$home/pgbouncer.pid" ]] && kill -0 "$(cat "$home/pgbouncer.pid")" 2>/dev/null; then return 0; fi
+  cat >"$DIR/pgbouncer.ini" <<INI
+[databases]
+app = host=127.0.0.1 port=$(pg_port) dbname=app user=app
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = $size
+max_client_conn = 1000
+logfile = $home/pgbouncer.log
+pidfile = $home/pgbouncer.pid
+INI
+  chmod 644 "$DIR/pgbouncer.ini"
+  as_pg cp "$DIR/pgbouncer.ini" "$home/pgbouncer.ini"
+  as_pg pgbouncer -d -q "$home/pgbouncer.ini" || { echo "services: pgbouncer did not start; see $home/pgbouncer.log" >&2; return 1; }
+  for _ in $(seq 1 100); do
+    if port_in_use "$port"; then return 0; fi
+    sleep 0.05
+  done
+  echo "services: pgbouncer did not listen; see $home/pgbouncer.log" >&2
+  return 1
+}
+
+stop_pgbouncer() {
+  local home; home=$(pg_home)
+  [[ -f "$home/pgbouncer.pid" ]] || return 0
+  local pid; pid=$(cat "$home/pgbouncer.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$home/pgbouncer.pid"
+}
+
 # Removes DIR's PostgreSQL home when it lives outside DIR.
 purge() {
+  stop_pgbouncer
+  stop_replica immediate
   stop_redis
   stop_pg
   local home; home=$(pg_home)
@@ -128,6 +203,8 @@ export SC_PG_PORT=$(pg_port)
 export SIDECACHE_REDIS_URL='redis://127.0.0.1:$(redis_port)/0'
 export SIDECACHE_POSTGRES_DSN='host=127.0.0.1 port=$(pg_port) dbname=app user=app'
 ENV
+  if [[ -f "$DIR/replica.port" ]]; then echo "export SC_REPLICA_PORT=$(cat "$DIR/replica.port")" >>"$DIR/env"; fi
+  if [[ -f "$DIR/pgbouncer.port" ]]; then echo "export SC_PGBOUNCER_PORT=$(cat "$DIR/pgbouncer.port")" >>"$DIR/env"; fi
 }
 
 case "$cmd" in
@@ -141,7 +218,11 @@ case "$cmd" in
     start_pg
     write_env
     ;;
-  stop) stop_redis; stop_pg ;;
+  stop) stop_pgbouncer; stop_replica; stop_redis; stop_pg ;;
+  start-replica) start_replica "$@"; write_env ;;
+  stop-replica) stop_replica "$@" ;;
+  start-pgbouncer) start_pgbouncer "$@"; write_env ;;
+  stop-pgbouncer) stop_pgbouncer ;;
   start-redis) start_redis ;;
   stop-redis) stop_redis ;;
   start-pg) start_pg ;;

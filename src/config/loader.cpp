@@ -133,6 +133,28 @@ Config load(const std::string& path, const EnvLookup& env) {
     }
     YAML::Node n = node_at(root, s.key);
     if (!n.IsDefined()) continue;
+    if (s.list) {
+      if (!n.IsSequence()) {
+        ctx.error(n, s.key + " must be a list, like [\"host=replica-1 dbname=app\"]");
+        continue;
+      }
+      std::string joined;
+      bool ok = true;
+      for (const auto& item : n) {
+        auto t = ctx.scalar(item, s.key);
+        if (!t) { ok = false; break; }
+        if (t->find('\n') != std::string::npos) {
+          ctx.error(item, s.key + ": an item must be on one line");
+          ok = false;
+          break;
+        }
+        joined += (joined.empty() ? "" : "\n") + *t;
+      }
+      if (!ok) continue;
+      std::string why = s.parse(cfg, joined, dir);
+      if (!why.empty()) ctx.error(n, why);
+      continue;
+    }
     auto text = ctx.scalar(n, s.key);
     if (!text) continue;
     std::string why = s.parse(cfg, *text, dir);

@@ -200,6 +200,45 @@ std::vector<Setting> build() {
                   [](auto& c) -> auto& { return c.postgres.statement_timeout; }, ms()));
   t.push_back(row("postgres.connect_timeout", "duration", "2s", R, "Libpq connect timeout (rounded up to seconds).",
                   [](auto& c) -> auto& { return c.postgres.connect_timeout; }, ms()));
+  t.push_back(row("postgres.prepared", "on | off", "on", R,
+                  "Named prepared statements. `off`: every fill uses the unnamed extended protocol, which works through PgBouncer in transaction or statement mode and RDS Proxy. With `on` behind such a pooler, the first clash is logged once and fills go unnamed.",
+                  [](auto& c) -> auto& { return c.postgres.prepared; },
+                  [](const std::string&, const std::string& v, const std::string&, bool& out) {
+                    if (v == "on" || v == "true") out = true;
+                    else if (v == "off" || v == "false") out = false;
+                    else return std::string("postgres.prepared must be 'on' (named statements) or 'off' (behind PgBouncer in transaction mode)");
+                    return std::string();
+                  }));
+  Setting listen_dsn = row("postgres.listen_dsn", "libpq connection string or URL", "postgres.dsn", R,
+                           "A direct session to the primary for LISTEN (a pooler in transaction mode cannot LISTEN); `check --connect` tests it.",
+                           [](auto& c) -> auto& { return c.postgres.listen_dsn; }, text());
+  listen_dsn.literal_default = false;
+  listen_dsn.env = "SIDECACHE_POSTGRES_LISTEN_DSN";
+  t.push_back(listen_dsn);
+  Setting replicas = row("postgres.replicas", "list of libpq connection strings", "[]", R,
+                         "Streaming replicas. A fill reads one only when it has replayed every invalidation that covers the key (see [invalidation.md](invalidation.md#read-replicas)); otherwise the primary.",
+                         [](auto& c) -> auto& { return c.postgres.replicas; },
+                         [](const std::string& k, const std::string& v, const std::string&, std::vector<std::string>& out) {
+                           out.clear();
+                           std::size_t start = 0;
+                           while (start <= v.size() && !v.empty()) {
+                             std::size_t end = v.find('\n', start);
+                             std::string item = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
+                             if (item.empty()) return k + ": an item is empty; write a connection string like \"host=replica-1 dbname=app user=app\"";
+                             out.push_back(item);
+                             if (end == std::string::npos) break;
+                             start = end + 1;
+                           }
+                           if (out.size() > 16) return k + ": at most 16 replicas";
+                           return std::string();
+                         });
+  replicas.list = true;
+  replicas.literal_default = false;
+  t.push_back(replicas);
+  t.push_back(row("postgres.replica_wait", "duration", "20ms", R, "How long a fill may wait for a replica to replay far enough before it reads the primary.",
+                  [](auto& c) -> auto& { return c.postgres.replica_wait; }, ms(false)));
+  t.push_back(row("postgres.replica_max_lag", "duration", "5s", R, "A replica further behind the primary than this is not used at all; it bounds the staleness of reads no invalidation covers.",
+                  [](auto& c) -> auto& { return c.postgres.replica_max_lag; }, ms()));
   t.push_back(row("defaults.ttl", "duration", "5m", A, "Entity TTL when the entity sets none.",
                   [](auto& c) -> auto& { return c.defaults.ttl; }, us()));
   t.push_back(row("defaults.ttl_jitter", "percentage", "10%", A, "A random extra of up to this share of the TTL, per stored value.",

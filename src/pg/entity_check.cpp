@@ -1,9 +1,12 @@
 #include "sidecache/pg/entity_check.hpp"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <pqxx/pqxx>
 #include <sstream>
 
+#include "sidecache/pg/listen_probe.hpp"
 #include "sidecache/pg/pool.hpp"
 
 namespace sidecache::pg {
@@ -30,17 +33,18 @@ std::vector<std::string> check_entities(const config::Config& cfg) {
   std::vector<std::string> problems;
   try {
     pqxx::connection conn(conninfo_of(cfg.postgres));
-    {
-      pqxx::nontransaction tx(conn);
-      // The plan of any parameter values: the one that must filter.
-      tx.exec("SET plan_cache_mode = force_generic_plan");
-    }
     int i = 0;
     for (const auto& e : cfg.entities) {
-      std::string name = "sidecache_check_" + std::to_string(i++);
+      // Unique per run: a statement left behind on a pooled server
+      // connection by an earlier failed check does not clash.
+      std::string name = "sidecache_check_" + std::to_string(::getpid()) + "_" + std::to_string(i++);
       std::string where = e.file + ": entity '" + e.name + "': ";
       try {
-        pqxx::nontransaction tx(conn);
+        // One transaction per entity, so that behind a pooler in transaction
+        // mode every statement meets the same server session.
+        pqxx::work tx(conn);
+        // The plan of any parameter values: the one that must filter.
+        tx.exec("SET LOCAL plan_cache_mode = force_generic_plan");
         tx.exec("PREPARE " + name + " AS " + e.query);
         if (e.scope == config::Scope::tenant) {
           std::string nulls;
@@ -64,6 +68,17 @@ std::vector<std::string> check_entities(const config::Config& cfg) {
     }
   } catch (const std::exception& ex) {
     problems.push_back("postgres: " + config::mask_secrets(ex.what()));
+    return problems;
+  }
+  if (cfg.listens()) {
+    std::string what = cfg.postgres.listen_dsn.empty() ? "postgres.dsn" : "postgres.listen_dsn";
+    try {
+      pqxx::connection listening(conninfo_of(cfg.postgres.listen_conninfo(), cfg.postgres));
+      std::string why = probe_notifications(listening, conninfo_of(cfg.postgres), std::chrono::milliseconds(2000));
+      if (!why.empty()) problems.push_back(what + ": " + listen_advice(why));
+    } catch (const std::exception& ex) {
+      problems.push_back(what + " (LISTEN): " + config::mask_secrets(ex.what()));
+    }
   }
   return problems;
 }

@@ -1,5 +1,6 @@
 #include "sidecache/pg/listener.hpp"
 
+#include "sidecache/pg/listen_probe.hpp"
 #include "sidecache/pg/pool.hpp"
 
 #include <spdlog/spdlog.h>
@@ -27,12 +28,13 @@ const char* to_string(Listener::State s) {
     case Listener::State::connecting: return "connecting";
     case Listener::State::listening: return "up";
     case Listener::State::down: return "down";
+    case Listener::State::not_delivering: return "not-delivering";
   }
   return "?";
 }
 
 Listener::Listener(const config::PostgresConfig& pg, std::string channel, OnPayload on_payload, OnListening on_listening)
-    : conninfo_(conninfo_of(pg)), channel_(std::move(channel)), on_payload_(std::move(on_payload)),
+    : conninfo_(conninfo_of(pg.listen_conninfo(), pg)), notifier_conninfo_(conninfo_of(pg)), channel_(std::move(channel)), on_payload_(std::move(on_payload)),
       on_listening_(std::move(on_listening)) {}
 
 Listener::~Listener() { stop(); }
@@ -67,7 +69,21 @@ void Listener::run() {
         pqxx::nontransaction tx(conn);
         tx.exec("SELECT 1");
       }
-      state_ = State::listening;
+      // Once per start: that a NOTIFY from another session arrives here. A
+      // pooler in transaction mode takes LISTEN and delivers nothing.
+      if (first) {
+        std::string why;
+        try {
+          why = probe_notifications(conn, notifier_conninfo_, std::chrono::milliseconds(2000));
+        } catch (const std::exception& e) {
+          why = config::mask_secrets(e.what());
+        }
+        if (!why.empty()) {
+          spdlog::error("postgres: the invalidation listener: {}", listen_advice(why));
+          state_ = State::not_delivering;
+        }
+      }
+      if (state_ != State::not_delivering) state_ = State::listening;
       if (first) spdlog::info("postgres: listening on channel {}", channel_);
       bool flushed = on_listening_(first);
       if (!first && flushed)

@@ -19,6 +19,23 @@ std::int64_t now_ms() {
 // before the next connect attempt.
 constexpr std::int64_t kRetryAfterDownMs = 500;
 
+// 42P05 duplicate_prepared_statement, 26000 invalid_sql_statement_name:
+// named statements meeting a pooler that moves sessions between server
+// connections.
+bool pooler_clash(const std::string& sqlstate) { return sqlstate == "42P05" || sqlstate == "26000"; }
+
+void prepare_on(pqxx::connection& conn, const Statement& st, bool named) {
+  if (named) {
+    conn.prepare(st.name, st.sql);
+    conn.prepare_now(st.name);  // libpqxx would prepare on first use
+  } else {
+    // Checked as the unnamed statement, which the next statement replaces:
+    // nothing stays behind on a pooled server connection.
+    conn.prepare(st.sql);
+    conn.prepare_now("");
+  }
+}
+
 bool connection_class(const std::string& sqlstate) {
   // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown,
   // cannot connect now; 53300: too many connections.
@@ -34,8 +51,9 @@ std::string not_prepared(const pqxx::sql_error& e) {
 
 // Adds connect_timeout to the connection string unless the user set one, so
 // that an unreachable host costs a bounded time.
-std::string conninfo_of(const config::PostgresConfig& cfg) {
-  const std::string& dsn = cfg.dsn;
+std::string conninfo_of(const config::PostgresConfig& cfg) { return conninfo_of(cfg.dsn, cfg); }
+
+std::string conninfo_of(const std::string& dsn, const config::PostgresConfig& cfg) {
   const auto t = cfg.connect_timeout;
   if (dsn.find("connect_timeout") != std::string::npos) return dsn;
   long secs = std::max<long>(1, static_cast<long>((t.count() + 999) / 1000));
@@ -51,7 +69,7 @@ std::mutex& connect_mutex() {
 }
 
 Pool::Pool(config::PostgresConfig cfg)
-    : cfg_(std::move(cfg)), conninfo_(conninfo_of(cfg_)) {}
+    : cfg_(std::move(cfg)), conninfo_(conninfo_of(cfg_)), unnamed_(!cfg_.prepared) {}
 
 Pool::~Pool() { stop(); }
 
@@ -174,9 +192,8 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
     for (const Statement& st : *warm) {
       if (st.ping || st.name.empty() || prepared.count(st.name)) continue;
       try {
-        conn->prepare(st.name, st.sql);
-        conn->prepare_now(st.name);  // libpqxx would prepare on first use
-        prepared.insert(st.name);
+        prepare_on(*conn, st, named());
+        if (named()) prepared.insert(st.name);
         ++ready;
       } catch (const pqxx::broken_connection&) {
         conn.reset();
@@ -184,6 +201,11 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
         break;
       } catch (const pqxx::sql_error& e) {
         if (connection_class(e.sqlstate())) break;
+        if (pooler_clash(e.sqlstate())) {
+          pooler_detected(st, e.sqlstate());
+          prepared.clear();
+          continue;
+        }
         entity_failed(st, not_prepared(e));
       } catch (const std::exception& e) {
         spdlog::debug("postgres: connection {} could not prepare {}: {}", id, st.name, e.what());
@@ -205,7 +227,7 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
     }
     FillResult result;
     auto started = Clock::now();
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
       bool fresh = false;
       if (!conn) {
         if (known_down()) {
@@ -226,15 +248,18 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           r = tx.exec("SELECT 1");
           result = {Status::ok, "1", {}, {}};
         } else if (st.prepare_only) {
-          if (prepared.insert(st.name).second) {
-            conn->prepare(st.name, st.sql);
-            conn->prepare_now(st.name);
-          }
+          if (!named() || prepared.insert(st.name).second) prepare_on(*conn, st, named());
           forget_failure(st.entity);
           result = {Status::ok, {}, {}, {}};
         } else {
-          if (prepared.insert(st.name).second) conn->prepare(st.name, st.sql);
-          r = tx.exec_prepared(st.name, pqxx::prepare::make_dynamic_params(job.args));
+          if (!named()) {
+            // The unnamed extended protocol: Parse, Bind and Execute in one
+            // round trip, nothing left on the server connection.
+            r = tx.exec_params(st.sql, pqxx::prepare::make_dynamic_params(job.args));
+          } else {
+            if (prepared.insert(st.name).second) conn->prepare(st.name, st.sql);
+            r = tx.exec_prepared(st.name, pqxx::prepare::make_dynamic_params(job.args));
+          }
           queries_.fetch_add(1, std::memory_order_relaxed);
           forget_failure(st.entity);  // its SQL runs now (fixed and reloaded)
           if (st.single_row && r.empty()) {
@@ -264,6 +289,13 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
                        "next used, and the fill is retried on the new one");
       } catch (const pqxx::sql_error& e) {
         const std::string& state = e.sqlstate();
+        if (pooler_clash(state) && named()) {
+          // A pooler in transaction mode gave this fill a server connection
+          // that another client prepared on, or that never saw our PREPARE.
+          pooler_detected(job.statement, state);
+          prepared.clear();
+          continue;
+        }
         if (state == "57014") {
           result = {Status::timeout, {}, {}, "the query ran past statement_timeout"};
         } else if (connection_class(state)) {
@@ -323,6 +355,15 @@ std::string one_line_sql_error(const std::string& what) {
     if (!line.empty()) add(line);
   }
   return out;
+}
+
+void Pool::pooler_detected(const Statement& st, const std::string& state) {
+  unnamed_.store(true, std::memory_order_relaxed);
+  if (clash_logged_.exchange(true)) return;
+  spdlog::error("postgres: a named prepared statement failed [{}] for entity '{}': PostgreSQL is behind a pooler in "
+                "transaction or statement mode (PgBouncer, RDS Proxy); set postgres.prepared: off. Fills run unnamed "
+                "from now on, so reads keep working",
+                state, st.entity);
 }
 
 void Pool::entity_failed(const Statement& st, const std::string& error, bool log) {

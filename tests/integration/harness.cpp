@@ -117,8 +117,45 @@ void Services::run_script(const std::string& cmd) {
   if (rc != 0) throw std::runtime_error("services.sh " + cmd + " failed: " + out);
 }
 
-std::string Services::dsn() const {
-  return "host=127.0.0.1 port=" + std::to_string(pg_port_) + " dbname=app user=app";
+std::string Services::dsn() const { return dsn_on(pg_port_); }
+std::string Services::dsn_on(int port) const {
+  return "host=127.0.0.1 port=" + std::to_string(port) + " dbname=app user=app";
+}
+
+int Services::pgbouncer_port() {
+  run_script("start-pgbouncer");  // a no-op when it runs
+  return std::stoi(read_file(dir_ + "/pgbouncer.port"));
+}
+
+int Services::replica_port() {
+  auto [rc, out] = run_command({source_dir() + "/scripts/services.sh", "start-replica", dir_, "300ms"});
+  if (rc != 0) throw std::runtime_error("services.sh start-replica failed: " + out);
+  return std::stoi(read_file(dir_ + "/replica.port"));
+}
+
+void Services::stop_replica(bool immediate) {
+  auto [rc, out] = run_command({source_dir() + "/scripts/services.sh", "stop-replica", dir_, immediate ? "immediate" : "fast"});
+  if (rc != 0) throw std::runtime_error("services.sh stop-replica failed: " + out);
+}
+
+std::string Services::replica_sql(const std::string& statement) {
+  pqxx::connection c(replica_dsn());
+  pqxx::nontransaction tx(c);
+  auto r = tx.exec(statement);
+  if (r.empty() || r.columns() == 0 || r[0][0].is_null()) return {};
+  return r[0][0].c_str();
+}
+
+Triggers::Triggers(const Daemon& d) : d_(d) {
+  auto [rc, sql] = run_command({sidecache_binary(), "triggers", "--config", d.config_path()});
+  if (rc != 0) throw std::runtime_error("sidecache triggers failed: " + sql);
+  Services::get().sql(sql);
+  Services::get().sql(sql);
+}
+
+Triggers::~Triggers() {
+  auto [rc, sql] = run_command({sidecache_binary(), "triggers", "--drop", "--config", d_.config_path()});
+  if (rc == 0) Services::get().sql(sql);
 }
 std::string Services::redis_url() const { return "redis://127.0.0.1:" + std::to_string(redis_port_) + "/0"; }
 
@@ -305,9 +342,9 @@ Daemon::Daemon(Options opt) {
                                                                        : opt.redis_port ? "redis://127.0.0.1:" + std::to_string(opt.redis_port) + "/0"
                                                                                         : s.redis_url())
                                           << "\", timeout: " << opt.redis_timeout << opt.redis_extra << " }\n"
-                                          << "postgres:\n  dsn: \"" << s.dsn() << "\"\n  pool_size: " << opt.pool_size
+                                          << "postgres:\n  dsn: \"" << (opt.pg_dsn.empty() ? s.dsn() : opt.pg_dsn) << "\"\n  pool_size: " << opt.pool_size
                                           << "\n  queue_limit: " << opt.queue_limit
-                                          << "\n  statement_timeout: " << opt.statement_timeout << "\n"
+                                          << "\n  statement_timeout: " << opt.statement_timeout << opt.postgres_extra << "\n"
                                           << "entities_dir: entities\n"
                                           << "defaults: { ttl: 5m, ttl_jitter: 10%, negative_ttl: 30s }\n"
                                           // Each daemon listens on its own channel, so triggers

@@ -29,6 +29,18 @@ class Services {
   void start_redis();
   void stop_pg();
   void start_pg();
+  // pgbouncer in transaction mode in front of PostgreSQL (default_pool_size
+  // 2), started on first use and shared by the rest of the binary.
+  int pgbouncer_port();
+  std::string pgbouncer_dsn() { return dsn_on(pgbouncer_port()); }
+  // A streaming replica (pg_basebackup -R) that applies WAL 300 ms late,
+  // started on first use; stop_replica(true) kills it (immediate shutdown).
+  int replica_port();
+  std::string replica_dsn() { return dsn_on(replica_port()); }
+  void stop_replica(bool immediate = false);
+  // Runs SQL on the replica; returns the first column of the first row.
+  std::string replica_sql(const std::string& statement);
+  std::string dsn_on(int port) const;
   // Sends a signal to redis-server (SIGSTOP/SIGCONT/SIGKILL).
   void signal_redis(int sig);
 
@@ -47,6 +59,15 @@ class Services {
   std::string dir_;
   bool owned_ = false;
   int redis_port_ = 0, pg_port_ = 0;
+};
+
+// Installs a daemon's triggers (twice: the SQL must be idempotent) and
+// removes them at the end.
+class Daemon;
+struct Triggers {
+  explicit Triggers(const Daemon& d);
+  ~Triggers();
+  const Daemon& d_;
 };
 
 // A parsed HTTP response.
@@ -93,6 +114,8 @@ class Daemon {
     std::string invalidation_extra;  // more keys inside invalidation: { ... }
     std::vector<std::pair<std::string, std::string>> extra_entities;  // file name -> YAML, next to the usual ones
     std::string statement_timeout = "2s";
+    std::string pg_dsn;          // default: the shared PostgreSQL
+    std::string postgres_extra;  // more lines inside postgres:, like "\n  prepared: off"
     int pool_size = 4;
     int queue_limit = 256;
     bool wait_ready = true;

@@ -37,22 +37,6 @@ std::string name_of(const Response& r) {
   return r.status == 200 ? std::string(json::parse(r.body).at("display_name").as_string()) : "";
 }
 
-// Installs this daemon's triggers (twice: the SQL must be idempotent) and
-// removes them at the end.
-struct Triggers {
-  explicit Triggers(const Daemon& d) : d_(d) {
-    auto [rc, sql] = run_command({sidecache_binary(), "triggers", "--config", d.config_path()});
-    REQUIRE(rc == 0);
-    Services::get().sql(sql);
-    Services::get().sql(sql);
-  }
-  ~Triggers() {
-    auto [rc, sql] = run_command({sidecache_binary(), "triggers", "--drop", "--config", d_.config_path()});
-    if (rc == 0) Services::get().sql(sql);
-  }
-  const Daemon& d_;
-};
-
 std::string new_user(const std::string& name) {
   return Services::get().sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
                              "', '" + name + "@test.example', '" + name + "') RETURNING id");

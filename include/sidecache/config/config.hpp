@@ -109,6 +109,14 @@ struct PostgresConfig {
   std::size_t queue_limit = 256;
   milliseconds statement_timeout{2000};
   milliseconds connect_timeout{2000};
+  // false: no named statements, every fill uses the unnamed extended
+  // protocol (PgBouncer transaction/statement pooling, RDS Proxy).
+  bool prepared = true;
+  std::string listen_dsn;  // the LISTEN connection; empty: dsn
+  std::vector<std::string> replicas;  // read replicas; fills go there when fresh enough
+  milliseconds replica_wait{20};      // how long a fill waits for a replica to catch up
+  milliseconds replica_max_lag{5000}; // a replica further behind is not used at all
+  const std::string& listen_conninfo() const { return listen_dsn.empty() ? dsn : listen_dsn; }
 };
 
 struct TenantConfig {

@@ -22,6 +22,7 @@ struct Setting {
   std::string default_text;  // for the docs; when `literal_default`, parsing it gives the built-in default (tested)
   bool literal_default = true;
   OnReload reload = OnReload::restart;
+  bool list = false;  // takes a YAML sequence of strings; parse() gets them joined by '\n'
   std::string env;  // the environment variable that overrides it, or ""
   std::string doc;  // one line for the docs
   // Sets the value from its text; returns "" or what is wrong and how to

@@ -26,13 +26,16 @@ class Listener {
   void start();
   void stop();
 
-  enum class State { connecting, listening, down };
+  // not_delivering: LISTEN succeeded but a probe NOTIFY never arrived (a
+  // pooler in transaction mode); logged once with what to set.
+  enum class State { connecting, listening, down, not_delivering };
   State state() const { return state_.load(); }
 
  private:
   void run();
 
   std::string conninfo_;
+  std::string notifier_conninfo_;  // the probe's NOTIFY comes through postgres.dsn, as the triggers' do
   std::string channel_;
   OnPayload on_payload_;
   OnListening on_listening_;

@@ -70,6 +70,8 @@ std::mutex& connect_mutex();
 // unless the DSN sets one, so that an unreachable host costs a bounded time.
 // The pool and the NOTIFY listener both connect with it.
 std::string conninfo_of(const config::PostgresConfig& cfg);
+// The same for another connection string (a replica, listen_dsn).
+std::string conninfo_of(const std::string& dsn, const config::PostgresConfig& cfg);
 
 // A PostgreSQL error about an entity's SQL as one line: the message's own
 // lines joined, and its "LINE n" (of the wrapped query) given as the line of
@@ -155,6 +157,10 @@ class Pool {
   mutable std::mutex failing_mu_;
   std::map<std::string, std::string> failing_;  // entity -> error
   std::atomic<bool> any_failing_{false};
+  std::atomic<bool> unnamed_{false};       // fills use the unnamed statement (prepared: off, or a pooler found)
+  std::atomic<bool> clash_logged_{false};  // the pooler line was logged
+  bool named() const { return !unnamed_.load(std::memory_order_relaxed); }
+  void pooler_detected(const Statement& st, const std::string& state);
   // Records an entity whose SQL PostgreSQL refused; logs it (with `log`)
   // when its error is new.
   void entity_failed(const Statement& st, const std::string& error, bool log = true);
