@@ -48,7 +48,8 @@ std::vector<cache::Store*> store_pointers(const std::vector<std::unique_ptr<cach
 }  // namespace
 
 Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_context*> workers)
-    : snap_(cache::make_snapshot(cfg, 1)), workers_(std::move(workers)), pool_(cfg->postgres), filler_(pool_),
+    : snap_(cache::make_snapshot(cfg, 1)), workers_(std::move(workers)), pool_(cfg->postgres), replicas_(cfg->postgres),
+      wal_position_(replicas_.wal()), filler_(pool_, &replicas_, &metrics_),
       breaker_({cfg->redis.breaker_failures, cfg->redis.breaker_open_timeout, cfg->redis.breaker_half_open_probes},
                [](redis::CircuitBreaker::State from, redis::CircuitBreaker::State to) {
                  spdlog::warn("redis: circuit breaker {} -> {}{}", redis::to_string(from), redis::to_string(to),
@@ -70,13 +71,23 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
   for (const auto& e : cfg->entities) metrics_.declare_entity(e.name);
   reads_ = std::make_unique<cache::ReadPath>(store_pointers(stores_), filler_, l1_.get(), &metrics_);
   invalidator_ = std::make_unique<cache::Invalidator>(store_pointers(stores_), l1_.get(), l1_channel_, &metrics_);
+  if (!replicas_.empty()) {
+    invalidator_->record_wal_positions(&wal_position_);
+    std::vector<std::string> labels;
+    for (const auto& r : replicas_.all()) labels.push_back(r->label());
+    metrics_.declare_replicas(labels);
+  }
 }
 
-Service::~Service() { pool_.stop(); }
+Service::~Service() {
+  replicas_.stop();
+  pool_.stop();
+}
 
 void Service::start() {
   std::vector<pg::Statement> warm;
   for (const auto& e : current()->cfg->entities) warm.push_back(cache::statement_of(e));
+  replicas_.start(warm);
   pool_.start(std::move(warm));
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
   replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());
@@ -133,6 +144,7 @@ void Service::stop() {
   if (replay_timer_) on(workers_[0]->get_executor(), [this] { replay_timer_->cancel(); });
   if (l1_sub_) on(l1_sub_->executor(), [this] { l1_sub_->stop(); });
   for (auto& r : redis_) on(r->executor(), [&r] { r->stop(); });
+  replicas_.stop();
   pool_.stop();
 }
 

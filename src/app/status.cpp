@@ -31,6 +31,11 @@ std::string Service::scrape_metrics(const Snapshot& s) {
     now.l1_refused = st.refused_puts;
   }
   now.pending_invalidations = invalidator_->pending();
+  for (const auto& r : replicas_.all()) {
+    pg::Replica::Status st = r->status();
+    now.replicas.push_back({r->label(), st.state == pg::Replica::State::up,
+                            st.lag ? std::chrono::duration<double>(*st.lag).count() : -1.0});
+  }
   return metrics_.scrape(now);
 }
 
@@ -60,6 +65,18 @@ net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
   }
   json::object pg{{"state", pg_up ? "up" : "down"}};
   if (!pg_up) pg["message"] = ping.message;
+  if (!replicas_.empty()) {
+    // Replicas never decide readiness: without them fills use the primary.
+    json::array reps;
+    for (const auto& r : replicas_.all()) {
+      pg::Replica::Status st = r->status();
+      json::object one{{"name", r->label()}, {"dsn", r->name()}, {"state", pg::to_string(st.state)},
+                       {"replayed", pg::format_lsn(st.replayed)}};
+      if (st.lag) one["lag_ms"] = st.lag->count();
+      reps.push_back(std::move(one));
+    }
+    pg["replicas"] = std::move(reps);
+  }
   o["postgres"] = std::move(pg);
   o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
                             {"connections_up", redis_up},

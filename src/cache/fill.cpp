@@ -13,7 +13,12 @@ namespace sidecache::cache {
 net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityRequest& req,
                                                      const std::vector<std::string>& keys, const std::string& lease,
                                                      const std::string& token, const Begin& begin, Flights::Call* call) {
-  FillOutcome o = co_await fill(req, begin.ok ? begin.start_us : 0);
+  // The invalidations the begin saw are what the answer must include; one
+  // that comes later stops the commit instead. Without the store, nothing
+  // is known about them.
+  std::optional<std::uint64_t> floor;
+  if (begin.ok) floor = begin.lookup.floor_lsn;
+  FillOutcome o = co_await fill(req, begin.ok ? begin.start_us : 0, floor);
   // From here on, a request that joins may have seen an invalidation the
   // commit below will not: it must read the store itself.
   if (call) call->seal();
@@ -59,7 +64,8 @@ void ReadPath::warn_too_large(const config::Entity& e, std::size_t bytes) {
                e.name, bytes, e.max_value_bytes);
 }
 
-net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64_t start_us) {
+net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64_t start_us,
+                                           std::optional<std::uint64_t> floor) {
   const config::Entity& e = *req.entity;
   std::vector<std::string> args;
   args.reserve(e.bind.size());
@@ -88,7 +94,7 @@ net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64
       --self->fills_in_flight_[*entity];
     }
   } uncap{this, capped ? &e.name : nullptr};
-  pg::FillResult fr = co_await filler_.fill(e, std::move(args));
+  pg::FillResult fr = co_await filler_.fill(e, std::move(args), floor);
   if (metrics_) metrics_->fill(e.name, std::chrono::duration<double>(fr.took).count());
 
   FillOutcome o;
@@ -110,6 +116,7 @@ net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64
       o.header.soft_expiry_us = o.header.created_us + static_cast<std::uint64_t>(e.negative_ttl.count());
       break;
     case S::unavailable:
+    case S::behind:  // (the filler reads the primary then; never seen here)
       o.status = 503;
       o.body = error_body("unavailable", fr.message);
       o.retry = true;

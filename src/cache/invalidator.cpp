@@ -28,8 +28,18 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
   const Snapshot& s = *inv.snapshot;
   using Scope = Invalidation::Scope;
   const std::string& p = s.cfg->key_prefix;
+  // Read after the write it stands for committed (a NOTIFY arrives after the
+  // commit; the API is called after it), and before the watermark is
+  // written: a fill that sees the watermark reads a replica only once it
+  // has replayed this far. A read (a retry, a replay) later than that is
+  // only more careful.
+  std::uint64_t lsn = 0;
+  if (wal_) {
+    std::optional<std::uint64_t> got = co_await wal_->now();
+    lsn = got ? *got : pg::kUnknownLsn;  // unknown: the fills it covers read the primary
+  }
   if (inv.scope == Scope::key) {
-    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms, l1_channel_);
+    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms, l1_channel_, lsn);
     if (at && metrics_) metrics_->invalidation("key", to_string(source));
     std::vector<std::string> key(1, inv.request.key);
     l1_invalidate(key, at, source);
@@ -39,7 +49,7 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
   if (inv.scope == Scope::tenant) wm.push_back(tenant_watermark(p, inv.tenant));
   else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(entity_tenant_watermark(p, inv.tenant, inv.entity->name));
   else wm.push_back(entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
-  std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_);
+  std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_, lsn);
   if (at && metrics_) metrics_->invalidation(to_string(inv.scope), to_string(source));
   l1_invalidate(wm, at, source);
   co_return at;

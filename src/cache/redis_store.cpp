@@ -7,6 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdlib>
 
+#include "sidecache/pg/lsn.hpp"
+
 namespace sidecache::cache {
 namespace {
 
@@ -36,7 +38,7 @@ const redis::Script kCommit(std::string(kNow) +
                             "if now - start > tonumber(ARGV[2]) then return -1 end\n"
                             "for i = 2, #KEYS - 1 do\n"
                             "  local w = redis.call('GET', KEYS[i])\n"
-                            "  if w and tonumber(w) >= start then return 0 end\n"
+                            "  if w and tonumber(string.match(w, '^%d+')) >= start then return 0 end\n"
                             "end\n"
                             "local head = redis.call('GETRANGE', KEYS[1], 0, 23)\n"
                             "if string.len(head) == 24 and string.sub(head, 1, 2) == 'SC' then\n"
@@ -49,30 +51,46 @@ const redis::Script kCommit(std::string(kNow) +
 const redis::Script kRelease("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
                              "return 0\n");
 
-// KEYS: value key. ARGV: ttl_ms, L1 channel ('' for none). Writes a
-// tombstone header (flags 2, created = now), tells every L1 on the channel
-// ("<now>\n<key>"); returns now.
+// KEYS: value key. ARGV: ttl_ms, L1 channel ('' for none), WAL position
+// ('' or 16 hex digits). Writes a tombstone header (flags 2, created = now)
+// followed by the position, tells every L1 on the channel ("<now>\n<key>");
+// returns now.
 const redis::Script kTombstone(std::string(kNow) +
-                               "local v = 'SC' .. string.char(1, 2) .. struct.pack('<I4I8I8', 0, now, 0)\n"
+                               "local v = 'SC' .. string.char(1, 2) .. struct.pack('<I4I8I8', 0, now, 0) .. ARGV[3]\n"
                                "redis.call('SET', KEYS[1], v, 'PX', ARGV[1])\n"
                                "local s = string.format('%.0f', now)\n"
                                "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. KEYS[1]) end\n"
                                "return s\n");
 
-// KEYS: watermarks. ARGV: ttl_ms, L1 channel ('' for none). Raises each to
-// now (never lowers it), tells every L1 on the channel
-// ("<now>\n<key>\n<key>..."); returns now.
+// KEYS: watermarks. ARGV: ttl_ms, L1 channel ('' for none), WAL position
+// ('' or 16 hex digits). A watermark is "<time>" or "<time>:<position>".
+// Raises each time to now and each position to ARGV[3] (never lowers
+// either), tells every L1 on the channel ("<now>\n<key>\n<key>...");
+// returns now.
 const redis::Script kWatermark(std::string(kNow) +
                                "local s = string.format('%.0f', now)\n"
                                "for i = 1, #KEYS do\n"
-                               "  local cur = tonumber(redis.call('GET', KEYS[i]) or '0')\n"
-                               "  if cur < now then redis.call('SET', KEYS[i], s, 'PX', ARGV[1])\n"
-                               "  else redis.call('PEXPIRE', KEYS[i], ARGV[1]) end\n"
+                               "  local cur = redis.call('GET', KEYS[i]) or '0'\n"
+                               "  local t = string.match(cur, '^%d+') or '0'\n"
+                               "  if tonumber(t) < now then t = s end\n"
+                               "  local lsn = string.match(cur, ':(%x+)$') or ''\n"
+                               "  if ARGV[3] > lsn then lsn = ARGV[3] end\n"
+                               "  if lsn ~= '' then t = t .. ':' .. lsn end\n"
+                               "  redis.call('SET', KEYS[i], t, 'PX', ARGV[1])\n"
                                "end\n"
                                "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. table.concat(KEYS, '\\n')) end\n"
                                "return s\n");
 
 std::uint64_t parse_us(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
+
+// The WAL position of a watermark ("<time>:<position>"), or 0.
+std::uint64_t watermark_lsn(const std::string& s) {
+  auto colon = s.find(':');
+  if (colon == std::string::npos) return 0;
+  return pg::parse_lsn_hex(std::string_view(s).substr(colon + 1)).value_or(0);
+}
+
+std::string lsn_arg(std::uint64_t lsn) { return lsn ? pg::lsn_hex(lsn) : std::string(); }
 
 // Only the absence of an answer counts against Redis; an error reply is an
 // answer.
@@ -90,13 +108,19 @@ Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
     return out;
   }
   for (std::size_t i = 1; i < n_keys; ++i)
-    if (reply.elements[i].is_value())
+    if (reply.elements[i].is_value()) {
       out.seen_watermark_us = std::max(out.seen_watermark_us, parse_us(reply.elements[i].value));
+      out.floor_lsn = std::max(out.floor_lsn, watermark_lsn(reply.elements[i].value));
+    }
   redis::Reply& v = reply.elements[0];
   if (!v.is_value()) return out;  // absent
   auto h = decode_header({v.head.data(), v.head_len});
   if (!h) return out;  // foreign bytes: a miss, overwritten by the fill
-  if (h->tombstone()) out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
+  if (h->tombstone()) {
+    out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
+    // Its WAL position follows the header (split off as the value).
+    out.floor_lsn = std::max(out.floor_lsn, pg::parse_lsn_hex(v.value).value_or(0));
+  }
   Verdict verdict = judge(*h, out.seen_watermark_us, now_us);
   if (verdict == Verdict::invalidated) return out;
   out.status = verdict == Verdict::fresh ? Lookup::Status::fresh : Lookup::Status::expired;
@@ -237,21 +261,26 @@ net::awaitable<void> RedisStore::release(const std::string& lease_key, const std
 }
 
 net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const std::string& key, std::uint64_t ttl_ms,
-                                                              const std::string& channel) {
+                                                              const std::string& channel, std::uint64_t lsn) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
+  std::string position = lsn_arg(lsn);
   std::vector<std::string> keys(1, key);
   std::vector<std::string_view> args(1, ttl);
   args.emplace_back(channel);
+  args.emplace_back(position);
   redis::Reply r = co_await guarded_eval(kTombstone, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);
 }
 
 net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const std::vector<std::string>& keys,
-                                                                     std::uint64_t ttl_ms, const std::string& channel) {
+                                                                     std::uint64_t ttl_ms, const std::string& channel,
+                                                                     std::uint64_t lsn) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
+  std::string position = lsn_arg(lsn);
   std::vector<std::string_view> args(1, ttl);
   args.emplace_back(channel);
+  args.emplace_back(position);
   redis::Reply r = co_await guarded_eval(kWatermark, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);

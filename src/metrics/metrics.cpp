@@ -65,6 +65,17 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
                    .Help("Fills answered but not stored: the value was over max_value_bytes, by entity").Register(r);
   pool_rejections_ = &pm::BuildCounter().Name("sidecache_pg_pool_rejections_total")
                           .Help("Fills refused at once: queue full, PostgreSQL known down, or queue deadline").Register(r);
+  pg_fills_ = &pm::BuildCounter().Name("sidecache_pg_fills_total")
+                  .Help("Fills answered by PostgreSQL, by target (primary, replica0, ...)").Register(r);
+  replica_waits_ = &pm::BuildCounter().Name("sidecache_pg_replica_waits_total")
+                       .Help("Fills that waited for a replica to replay an invalidation's WAL position, by replica and outcome (caught_up, gave_up)").Register(r);
+  replica_fallbacks_ = &pm::BuildCounter().Name("sidecache_pg_replica_fallbacks_total")
+                           .Help("Fills a replica did not answer, run on the primary instead, by replica and reason (behind, unavailable, conflict)").Register(r);
+  replica_lag_ = &pm::BuildGauge().Name("sidecache_pg_replica_lag_seconds")
+                     .Help("How far each replica is behind the primary (-1: not known)").Register(r);
+  replica_usable_ = &pm::BuildGauge().Name("sidecache_pg_replica_usable")
+                        .Help("1 when fills may use the replica (streaming, within replica_max_lag)").Register(r);
+  counter(*pg_fills_, "t|primary", {{"target", "primary"}});
   pool_size_ = &pm::BuildGauge().Name("sidecache_pg_pool_size").Help("PostgreSQL connections in the pool").Register(r).Add({});
   pool_in_use_ = &pm::BuildGauge().Name("sidecache_pg_pool_in_use").Help("PostgreSQL connections running a query").Register(r).Add({});
   pool_queued_ = &pm::BuildGauge().Name("sidecache_pg_pool_queue_length").Help("Fills waiting for a connection").Register(r).Add({});
@@ -169,6 +180,27 @@ void Metrics::invalidation(const char* scope, const char* source) {
   counter(*invalidations_, std::string("i|") + scope + '|' + source, {{"scope", scope}, {"source", source}}).Increment();
 }
 
+void Metrics::declare_replicas(const std::vector<std::string>& labels) {
+  for (const auto& l : labels) {
+    counter(*pg_fills_, "t|" + l, {{"target", l}});
+    for (const char* outcome : {"caught_up", "gave_up"})
+      counter(*replica_waits_, "w|" + l + '|' + outcome, {{"replica", l}, {"outcome", outcome}});
+    for (const char* reason : {"behind", "unavailable", "conflict"})
+      counter(*replica_fallbacks_, "b|" + l + '|' + reason, {{"replica", l}, {"reason", reason}});
+  }
+}
+
+void Metrics::pg_fill(const std::string& target) { counter(*pg_fills_, "t|" + target, {{"target", target}}).Increment(); }
+
+void Metrics::replica_wait(const std::string& replica, bool caught_up) {
+  const char* outcome = caught_up ? "caught_up" : "gave_up";
+  counter(*replica_waits_, "w|" + replica + '|' + outcome, {{"replica", replica}, {"outcome", outcome}}).Increment();
+}
+
+void Metrics::replica_fallback(const std::string& replica, const char* reason) {
+  counter(*replica_fallbacks_, "b|" + replica + '|' + reason, {{"replica", replica}, {"reason", reason}}).Increment();
+}
+
 std::string Metrics::scrape(const Snapshot& now) {
   std::lock_guard lock(scrape_mu_);
   pool_size_->Set(static_cast<double>(now.pool_size));
@@ -181,6 +213,10 @@ std::string Metrics::scrape(const Snapshot& now) {
   if (now.pool_rejected > rejected_seen_) {
     pool_rejections_->Add({}).Increment(static_cast<double>(now.pool_rejected - rejected_seen_));
     rejected_seen_ = now.pool_rejected;
+  }
+  for (const auto& rep : now.replicas) {
+    replica_lag_->Add({{"replica", rep.label}}).Set(rep.lag_seconds);
+    replica_usable_->Add({{"replica", rep.label}}).Set(rep.usable ? 1 : 0);
   }
   if (now.l1) {
     add_delta(l1_lookups_->Add({{"result", "hit"}}), now.l1_hits, l1_seen_[0]);

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <pqxx/pqxx>
+#include <string_view>
+
+#include "sidecache/pg/lsn.hpp"
 #include <unordered_set>
 
 namespace sidecache::pg {
@@ -68,8 +71,8 @@ std::mutex& connect_mutex() {
   return m;
 }
 
-Pool::Pool(config::PostgresConfig cfg)
-    : cfg_(std::move(cfg)), conninfo_(conninfo_of(cfg_)), unnamed_(!cfg_.prepared) {}
+Pool::Pool(config::PostgresConfig cfg, Role role)
+    : cfg_(std::move(cfg)), role_(role), conninfo_(conninfo_of(cfg_)), unnamed_(!cfg_.prepared) {}
 
 Pool::~Pool() { stop(); }
 
@@ -251,6 +254,9 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           if (!named() || prepared.insert(st.name).second) prepare_on(*conn, st, named());
           forget_failure(st.entity);
           result = {Status::ok, {}, {}, {}};
+        } else if (st.min_lsn && !caught_up(tx, st, started, result.waited)) {
+          result.status = Status::behind;
+          result.message = "the replica had not replayed " + format_lsn(st.min_lsn) + " within postgres.replica_wait";
         } else {
           if (!named()) {
             // The unnamed extended protocol: Parse, Bind and Execute in one
@@ -295,6 +301,11 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           pooler_detected(job.statement, state);
           prepared.clear();
           continue;
+        }
+        if (role_ == Role::replica && (state == "40001" || state == "40P01")) {
+          // A standby cancels queries that conflict with replay.
+          result = {Status::unavailable, {}, {}, "the replica cancelled the query (recovery conflict)"};
+          break;
         }
         if (state == "57014") {
           result = {Status::timeout, {}, {}, "the query ran past statement_timeout"};
@@ -355,6 +366,20 @@ std::string one_line_sql_error(const std::string& what) {
     if (!line.empty()) add(line);
   }
   return out;
+}
+
+bool Pool::caught_up(pqxx::nontransaction& tx, const Statement& st, Clock::time_point started, bool& waited) {
+  // On this session, before the query: the query's snapshot, taken after
+  // this answer, includes everything replayed up to it.
+  const std::string sql = "SELECT coalesce(pg_last_wal_replay_lsn() >= '" + format_lsn(st.min_lsn) + "'::pg_lsn, false)";
+  const auto deadline = started + st.wait;
+  for (;;) {
+    auto r = tx.exec(sql);
+    if (std::string_view(r[0][0].c_str()) == "t") return true;
+    if (Clock::now() >= deadline) return false;
+    waited = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void Pool::pooler_detected(const Statement& st, const std::string& state) {

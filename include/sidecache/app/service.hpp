@@ -17,12 +17,14 @@
 #include "sidecache/cache/read_path.hpp"
 #include "sidecache/cache/redis_store.hpp"
 #include "sidecache/cache/snapshot.hpp"
+#include "sidecache/cache/wal_position.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/http/router.hpp"
 #include "sidecache/http/server.hpp"
 #include "sidecache/metrics/metrics.hpp"
 #include "sidecache/pg/listener.hpp"
 #include "sidecache/pg/pool.hpp"
+#include "sidecache/pg/replicas.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/connection.hpp"
 #include "sidecache/redis/subscriber.hpp"
@@ -71,6 +73,8 @@ class Service : public http::Handler {
   std::vector<std::shared_ptr<redis::Connection>> redis_;
   std::vector<std::unique_ptr<cache::RedisStore>> stores_;  // one per worker, over redis_
   pg::Pool pool_;
+  pg::Replicas replicas_;  // postgres.replicas (none: fills use pool_ only)
+  cache::PgWalPosition wal_position_;
   cache::PoolFiller filler_;
   redis::CircuitBreaker breaker_;
   // L1, when l1.max_bytes > 0; it serves only while l1_sub_ is subscribed.

@@ -18,6 +18,7 @@
 #include "sidecache/cache/l1.hpp"
 #include "sidecache/cache/request.hpp"
 #include "sidecache/cache/store.hpp"
+#include "sidecache/cache/wal_position.hpp"
 #include "sidecache/metrics/metrics.hpp"
 
 namespace sidecache::cache {
@@ -32,6 +33,9 @@ class Invalidator {
   // stores[w] serves worker w; l1 and metrics may be null. `l1_channel`
   // is where every process's L1 hears of invalidations ('' for none).
   Invalidator(std::vector<Store*> stores, NearCache* l1, std::string l1_channel, metrics::Metrics* metrics);
+  // With read replicas: each invalidation first reads the primary's WAL
+  // position and records it with its watermark or tombstone (null: none).
+  void record_wal_positions(WalPosition* wal) { wal_ = wal; }
 
   // Runs one invalidation (inv.snapshot set); nullopt when the store could
   // not be reached (nothing took effect yet). `source` labels the
@@ -62,6 +66,7 @@ class Invalidator {
   NearCache* l1_;
   std::string l1_channel_;
   metrics::Metrics* metrics_;
+  WalPosition* wal_ = nullptr;
   mutable std::mutex mu_;
   std::deque<Invalidation> pending_;
   bool overflow_ = false;  // too many: everything is invalidated on recovery

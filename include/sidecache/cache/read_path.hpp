@@ -107,7 +107,8 @@ class ReadPath {
   net::awaitable<FillOutcome> fill_and_store(Store& store, const EntityRequest& req,
                                              const std::vector<std::string>& keys, const std::string& lease,
                                              const std::string& token, const Begin& begin, Flights::Call* call);
-  net::awaitable<FillOutcome> fill(const EntityRequest& req, std::uint64_t start_us);
+  // `floor`: the WAL position the answer must include (Filler::fill).
+  net::awaitable<FillOutcome> fill(const EntityRequest& req, std::uint64_t start_us, std::optional<std::uint64_t> floor);
   // Counts a value over max_value_bytes, and says so once per entity.
   void warn_too_large(const config::Entity& e, std::size_t bytes);
   // One background refresh per key per process (stale-while-revalidate, XFetch).

@@ -48,10 +48,10 @@ class RedisStore final : public Store {
   // same script publishes it on `channel` (every process's L1 listens; ''
   // for none), so no invalidation reaches Redis without its message.
   net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms,
-                                                         const std::string& channel) override;
+                                                         const std::string& channel, std::uint64_t lsn) override;
   // Raises watermarks to Redis' current time and publishes them; returns it.
   net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms,
-                                                                const std::string& channel) override;
+                                                                const std::string& channel, std::uint64_t lsn) override;
 
   redis::Connection& connection() { return *conn_; }
 

@@ -29,6 +29,9 @@ struct Lookup {
   ValueHeader header;
   std::string body;
   std::uint64_t seen_watermark_us = 0;  // newest invalidation seen (watermarks and tombstone)
+  // The highest WAL position recorded by those invalidations: a replica
+  // that has not replayed this far may still hold what they invalidated.
+  std::uint64_t floor_lsn = 0;
   std::string error;
 };
 
@@ -74,14 +77,15 @@ class Store {
   // Releases the lease after a fill that stored nothing.
   virtual net::awaitable<void> release(const std::string& lease_key, const std::string& token) = 0;
   // Replaces one key with a tombstone; returns the invalidation time, and
-  // publishes it on `channel` ('' for none) for every process's L1.
+  // publishes it on `channel` ('' for none) for every process's L1. `lsn`
+  // (0: none) is the primary's WAL position, kept with it for Lookup::floor_lsn.
   virtual net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms,
-                                                                 const std::string& channel) = 0;
-  // Raises watermarks to the store's current time and publishes them;
-  // returns that time.
+                                                                 const std::string& channel, std::uint64_t lsn) = 0;
+  // Raises watermarks to the store's current time, and their WAL positions
+  // to `lsn`, and publishes them; returns that time.
   virtual net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys,
-                                                                        std::uint64_t ttl_ms,
-                                                                        const std::string& channel) = 0;
+                                                                        std::uint64_t ttl_ms, const std::string& channel,
+                                                                        std::uint64_t lsn) = 0;
 };
 
 }  // namespace sidecache::cache

@@ -45,6 +45,14 @@ struct Snapshot {
   bool l1_enabled = false;
   std::size_t l1_entries = 0, l1_bytes = 0, l1_max_bytes = 0;
   std::uint64_t l1_hits = 0, l1_misses = 0, l1_evictions = 0, l1_invalidated = 0, l1_refused = 0;
+  // Read replicas: label ("replica0"), whether fills may use it, and its lag
+  // in seconds (negative: not known).
+  struct Replica {
+    std::string label;
+    bool usable = false;
+    double lag_seconds = -1;
+  };
+  std::vector<Replica> replicas;
 };
 
 class Metrics {
@@ -60,6 +68,12 @@ class Metrics {
   void value_too_large(const std::string& entity);  // answered, not stored
   void redis_failure(const char* kind);  // timeout | unavailable | error
   void invalidation(const char* scope, const char* source);  // source: api | notify | listen | replay
+  // Read replicas (postgres.replicas): declares their series at 0.
+  void declare_replicas(const std::vector<std::string>& labels);
+  void pg_fill(const std::string& target);  // a fill answered by "primary" or "replica<n>"
+  void replica_wait(const std::string& replica, bool caught_up);  // a fill waited for it to replay far enough
+  // A fill the replica did not answer, so the primary did: behind | unavailable | conflict.
+  void replica_fallback(const std::string& replica, const char* reason);
 
   // The text exposition format, with `now` applied to the gauges.
   std::string scrape(const Snapshot& now);
@@ -78,6 +92,11 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* invalidations_;
   prometheus::Family<prometheus::Counter>* too_large_;
   prometheus::Family<prometheus::Counter>* pool_rejections_;
+  prometheus::Family<prometheus::Counter>* pg_fills_;
+  prometheus::Family<prometheus::Counter>* replica_waits_;
+  prometheus::Family<prometheus::Counter>* replica_fallbacks_;
+  prometheus::Family<prometheus::Gauge>* replica_lag_;
+  prometheus::Family<prometheus::Gauge>* replica_usable_;
   prometheus::Gauge* pool_size_;
   prometheus::Gauge* pool_in_use_;
   prometheus::Gauge* pool_queued_;

@@ -21,6 +21,10 @@
 
 #include "sidecache/config/config.hpp"
 
+namespace pqxx {
+class nontransaction;
+}
+
 namespace sidecache::pg {
 
 // The outcome of one query.
@@ -31,11 +35,13 @@ struct FillResult {
     unavailable,  // PostgreSQL could not be reached, or the queue is full
     timeout,      // statement_timeout cancelled the query
     error,        // the query failed (message says why)
+    behind,       // a replica had not replayed min_lsn within its wait: nothing ran
   };
   Status status = Status::error;
   std::string json;
   std::chrono::microseconds took{0};
   std::string message;
+  bool waited = false;  // a replica was waited for (caught up or not)
 };
 
 // One prepared statement. Each connection prepares it on first use, so a
@@ -48,6 +54,10 @@ struct Statement {
   std::string entity;       // for error lines: whose SQL this is
   std::string file;         // and where it was written
   bool prepare_only = false;  // prepare it on one connection and run nothing (a reload's check)
+  // On a replica: run only once this session's server has replayed at
+  // least this far (0: no check), waiting up to `wait` for it.
+  std::uint64_t min_lsn = 0;
+  std::chrono::milliseconds wait{0};
 };
 
 // Counters for /readyz and metrics.
@@ -80,7 +90,8 @@ std::string one_line_sql_error(const std::string& what);
 
 class Pool {
  public:
-  explicit Pool(config::PostgresConfig cfg);
+  enum class Role { primary, replica };
+  explicit Pool(config::PostgresConfig cfg, Role role = Role::primary);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -138,6 +149,7 @@ class Pool {
   void mark_up();
 
   config::PostgresConfig cfg_;
+  Role role_;
   std::string conninfo_;
   std::vector<std::thread> threads_;
   std::thread reaper_;
@@ -161,6 +173,10 @@ class Pool {
   std::atomic<bool> clash_logged_{false};  // the pooler line was logged
   bool named() const { return !unnamed_.load(std::memory_order_relaxed); }
   void pooler_detected(const Statement& st, const std::string& state);
+  // Whether this session's server has replayed st.min_lsn, polling until
+  // started + st.wait; `waited` is set when it polled more than once.
+  bool caught_up(pqxx::nontransaction& tx, const Statement& st, std::chrono::steady_clock::time_point started,
+                 bool& waited);
   // Records an entity whose SQL PostgreSQL refused; logs it (with `log`)
   // when its error is new.
   void entity_failed(const Statement& st, const std::string& error, bool log = true);

@@ -104,21 +104,26 @@ class FakeStore final : public cache::Store {
     co_return;
   }
   net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t,
-                                                         const std::string&) override {
+                                                         const std::string&, std::uint64_t lsn) override {
     if (down) co_return std::nullopt;
     cache::ValueHeader h;
     h.flags = cache::ValueHeader::kTombstone;
     h.created_us = now();
     kv[key] = cache::encode_value(h, "");
+    lsn_of[key] = lsn;
     co_return h.created_us;
   }
   net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t,
-                                                                const std::string&) override {
+                                                                const std::string&, std::uint64_t lsn) override {
     if (down) co_return std::nullopt;
     std::uint64_t at = now();
-    for (const auto& k : keys) kv[k] = std::to_string(at);
+    for (const auto& k : keys) {
+      kv[k] = std::to_string(at);
+      lsn_of[k] = std::max(lsn_of[k], lsn);
+    }
     co_return at;
   }
+  std::map<std::string, std::uint64_t> lsn_of;  // WAL positions recorded with invalidations
 
  private:
   cache::Lookup look(const std::vector<std::string>& keys, std::uint64_t now_us) const {
@@ -129,13 +134,18 @@ class FakeStore final : public cache::Store {
       return out;
     }
     for (std::size_t i = 1; i < keys.size(); ++i)
-      if (auto it = kv.find(keys[i]); it != kv.end())
+      if (auto it = kv.find(keys[i]); it != kv.end()) {
         out.seen_watermark_us = std::max<std::uint64_t>(out.seen_watermark_us, std::strtoull(it->second.c_str(), nullptr, 10));
+        if (auto l = lsn_of.find(keys[i]); l != lsn_of.end()) out.floor_lsn = std::max(out.floor_lsn, l->second);
+      }
     auto it = kv.find(keys[0]);
     if (it == kv.end()) return out;
     auto h = cache::decode_header(it->second);
     if (!h) return out;
-    if (h->tombstone()) out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
+    if (h->tombstone()) {
+      out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
+      if (auto l = lsn_of.find(keys[0]); l != lsn_of.end()) out.floor_lsn = std::max(out.floor_lsn, l->second);
+    }
     cache::Verdict v = cache::judge(*h, out.seen_watermark_us, now_us);
     if (v == cache::Verdict::invalidated) return out;
     out.status = v == cache::Verdict::fresh ? cache::Lookup::Status::fresh : cache::Lookup::Status::expired;
@@ -155,8 +165,11 @@ class FakeFiller final : public cache::Filler {
   std::string body = R"({"v":1})";
   std::function<void()> during;  // runs while the fill is in progress (before the gate)
 
-  net::awaitable<pg::FillResult> fill(const config::Entity&, std::vector<std::string>) override {
+  std::vector<std::optional<std::uint64_t>> floors;  // each fill's WAL floor
+  net::awaitable<pg::FillResult> fill(const config::Entity&, std::vector<std::string>,
+                                      std::optional<std::uint64_t> floor) override {
     ++calls;
+    floors.push_back(floor);
     if (during) during();
     if (gate) co_await gate->wait();
     if (throws) throw std::runtime_error("filler exploded");

@@ -1,0 +1,108 @@
+#include "sidecache/pg/wal_clock.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <pqxx/pqxx>
+
+#include "sidecache/pg/pool.hpp"
+
+namespace sidecache::pg {
+
+WalClock::WalClock(const config::PostgresConfig& cfg, Clock::duration window, Clock::duration interval)
+    : conninfo_(conninfo_of(cfg)), window_(window), interval_(interval) {}
+
+WalClock::~WalClock() { stop(); }
+
+void WalClock::start() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = false;
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void WalClock::stop() {
+  std::vector<std::function<void(std::optional<Lsn>)>> left;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    left.swap(waiting_);
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& w : left) w(std::nullopt);
+}
+
+void WalClock::ask(std::function<void(std::optional<Lsn>)> done) {
+  {
+    std::unique_lock lock(mu_);
+    if (stopping_) {
+      lock.unlock();
+      done(std::nullopt);
+      return;
+    }
+    waiting_.push_back(std::move(done));
+  }
+  cv_.notify_one();
+}
+
+std::optional<WalClock::Clock::duration> WalClock::lag_of(Lsn replayed, Clock::time_point now) const {
+  std::lock_guard lock(mu_);
+  if (samples_.empty()) return std::nullopt;
+  // The first sample the server has not replayed: it has been behind since then.
+  for (const auto& [at, lsn] : samples_)
+    if (lsn > replayed) return now - at;
+  return Clock::duration::zero();
+}
+
+void WalClock::run() {
+  std::unique_ptr<pqxx::connection> conn;
+  bool warned = false;
+  auto next_sample = Clock::now();
+  for (;;) {
+    std::vector<std::function<void(std::optional<Lsn>)>> batch;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, next_sample, [&] { return stopping_ || !waiting_.empty(); });
+      if (stopping_) return;
+      // Those who asked before the query is sent; later ones wait for the next.
+      batch.swap(waiting_);
+    }
+    std::optional<Lsn> got;
+    try {
+      if (!conn) {
+        std::lock_guard one_at_a_time(connect_mutex());  // see pool.hpp
+        conn = std::make_unique<pqxx::connection>(conninfo_);
+        pqxx::nontransaction tx(*conn);
+        tx.exec("SET application_name = 'sidecache-wal-clock'");
+      }
+      pqxx::nontransaction tx(*conn);
+      // The insert position, not pg_current_wal_lsn(): with asynchronous
+      // commit a committed transaction's record may not be written yet.
+      auto r = tx.exec("SELECT pg_current_wal_insert_lsn()::text");
+      queries_.fetch_add(1, std::memory_order_relaxed);
+      got = parse_lsn(r[0][0].c_str());
+      if (warned) spdlog::info("postgres: the primary's WAL position is readable again");
+      warned = false;
+    } catch (const std::exception& e) {
+      conn.reset();
+      if (!warned)
+        spdlog::warn("postgres: cannot read the primary's WAL position ({}); invalidations meanwhile send the fills they "
+                     "cover to the primary",
+                     config::mask_secrets(e.what()));
+      warned = true;
+    }
+    auto now = Clock::now();
+    if (got) {
+      std::lock_guard lock(mu_);
+      Lsn prev = latest_.load();
+      if (*got > prev) latest_.store(*got);
+      if (samples_.empty() || *got > samples_.back().second) samples_.emplace_back(now, *got);
+      while (samples_.size() > 1 && now - samples_[1].first > window_) samples_.pop_front();
+    }
+    for (auto& w : batch) w(got);
+    next_sample = (got ? now + interval_ : now + std::chrono::milliseconds(500));
+  }
+}
+
+}  // namespace sidecache::pg

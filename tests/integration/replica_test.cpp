@@ -1,0 +1,157 @@
+// Read replicas: a real streaming replica (pg_basebackup -R) that applies
+// WAL 300 ms late. Fills read it only once it has replayed every
+// invalidation that covers their key; otherwise they read the primary.
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+#include <random>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace sidecache::it;
+namespace json = boost::json;
+
+namespace {
+
+const std::string kOrg = "99999999-0000-4000-8000-000000000031";
+
+// The alias names it in pg_stat_statements (literals are normalised away).
+const char* kEntity = R"(name: replica_user
+scope: tenant
+params:
+  user_id: uuid
+result: row
+sql: SELECT id, email, display_name AS replica_marker FROM users WHERE org_id = :org_id AND id = :user_id
+invalidate_on:
+  - table: users
+    params: { user_id: id }
+)";
+
+std::string target(const std::string& uid) {
+  return "/v1/entities/replica_user?org_id=" + kOrg + "&user_id=" + uid;
+}
+
+std::string name_of(const Response& r) {
+  if (r.status != 200) return "status " + std::to_string(r.status);
+  return std::string(json::parse(r.body).at("replica_marker").as_string());
+}
+
+Daemon::Options with_replica(const std::string& extra = {}) {
+  Services& s = Services::get();
+  Daemon::Options o;
+  o.postgres_extra = "\n  replicas: [\"" + s.replica_dsn() + "\"]" + extra;
+  o.extra_entities = {{"replica_user.yaml", kEntity}};
+  return o;
+}
+
+bool replica_up(const Daemon& d) {
+  return d.get("/readyz").body.find("\"name\":\"replica0\"") != std::string::npos &&
+         d.get("/readyz").body.find("\"state\":\"up\",\"replayed\"") != std::string::npos;
+}
+
+double notify_invalidations(const Daemon& d) {
+  return metric_sample(d.get("/metrics").body, "sidecache_invalidations_total{scope=\"key\",source=\"notify\"} ");
+}
+
+long long replica_count(const std::string& marker) {
+  std::string v = Services::get().replica_sql(
+      "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%" + marker +
+      "%' AND query NOT LIKE '%pg_stat_statements%'");
+  return v.empty() ? 0 : std::stoll(v);
+}
+
+std::string new_user(const std::string& name) {
+  Services& s = Services::get();
+  s.sql("INSERT INTO orgs (id, name) VALUES ('" + kOrg + "', 'replicas') ON CONFLICT DO NOTHING");
+  return s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg + "', '" +
+               name + "@test.example', '" + name + "') RETURNING id");
+}
+
+}  // namespace
+
+TEST_CASE("replica race: after an update and its invalidation (API or trigger), no read returns the old row, "
+          "while fills of untouched keys go to the replica") {
+  Services& s = Services::get();
+  Daemon d(with_replica());
+  Triggers triggers(d);
+  REQUIRE(eventually([&] { return replica_up(d); }));
+  std::string uid = new_user("race");
+  REQUIRE(eventually([&] { return s.replica_sql("SELECT count(*) FROM users WHERE id = '" + uid + "'") == "1"; }));
+  REQUIRE(eventually([&] { return name_of(d.get(target(uid))) == "race"; }));
+
+  int old_rows = 0;
+  std::string seen;
+  for (int i = 0; i < 30; ++i) {
+    std::string value = "v" + std::to_string(i);
+    REQUIRE(d.get(target(uid)).status == 200);  // cached (or filled) before the write
+    double before = notify_invalidations(d);
+    s.sql("UPDATE users SET display_name = '" + value + "' WHERE id = '" + uid + "'");
+    if (i % 2 == 0) {
+      REQUIRE(http_request(d.port(), "DELETE", target(uid)).status == 200);
+    } else {
+      // The trigger's NOTIFY: both entities on users invalidate the key.
+      REQUIRE(eventually([&] { return notify_invalidations(d) >= before + 2; }));
+    }
+    // The replica replays the update 300 ms from now: a fill that read it
+    // would answer, and store, the old row.
+    std::string got = name_of(d.get(target(uid)));
+    if (got != value) {
+      ++old_rows;
+      seen += (i % 2 ? " trigger:" : " api:") + got + "!=" + value;
+    }
+  }
+  INFO(seen);
+  CHECK(old_rows == 0);
+  auto metrics = d.get("/metrics").body;
+  CHECK(metric_sample(metrics, "sidecache_pg_replica_waits_total{outcome=\"gave_up\",replica=\"replica0\"} ") > 0);
+  CHECK(metric_sample(metrics, "sidecache_pg_replica_fallbacks_total{reason=\"behind\",replica=\"replica0\"} ") > 0);
+
+  // Keys no invalidation covers: their fills read the replica.
+  std::vector<std::string> cold;
+  for (int i = 0; i < 40; ++i) cold.push_back(new_user("cold" + std::to_string(i)));
+  REQUIRE(eventually([&] {
+    return s.replica_sql("SELECT count(*) FROM users WHERE email = 'cold39@test.example'") == "1";
+  }));
+  REQUIRE(eventually([&] { return replica_up(d); }));
+  // Their INSERTs were invalidations too: wait until those are older than the replica.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  long long primary_before = s.query_count("replica_marker"), replica_before = replica_count("replica_marker");
+  for (const auto& u : cold) CHECK(d.get(target(u)).status == 200);
+  long long on_primary = s.query_count("replica_marker") - primary_before;
+  long long on_replica = replica_count("replica_marker") - replica_before;
+  INFO("primary " << on_primary << ", replica " << on_replica);
+  CHECK(on_replica >= 30);
+  CHECK(on_replica > on_primary);
+  CHECK(metric_sample(d.get("/metrics").body, "sidecache_pg_fills_total{target=\"replica0\"} ") >= 30);
+}
+
+TEST_CASE("replica killed under load: no read fails, fills move to the primary, and /readyz says the replica is down") {
+  Services& s = Services::get();
+  Daemon d(with_replica());
+  REQUIRE(eventually([&] { return replica_up(d); }));
+  // Cold keys all the time: random users (404s are answers, not failures).
+  std::mt19937_64 rng(42);
+  std::vector<std::string> targets;
+  for (int i = 0; i < 20000; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "%08x-0000-4000-8000-%012llx", static_cast<unsigned>(rng() & 0xffffffff),
+                  static_cast<unsigned long long>(rng() & 0xffffffffffffULL));
+    targets.push_back(target(id));
+  }
+  std::map<int, int> by_status;
+  {
+    Load load(d, targets, 8);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    s.stop_replica(/*immediate=*/true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    by_status = load.stop();
+  }
+  INFO(dump(by_status) << d.log().substr(0, 3000));
+  CHECK(by_status.size() == 1);
+  CHECK(by_status[404] > 100);
+  CHECK(eventually([&] { return d.get("/readyz").body.find("\"state\":\"down\"") != std::string::npos; }));
+  CHECK(d.get("/readyz").status == 200);  // a replica never decides readiness
+  s.replica_port();                        // back for the rest of the binary
+  CHECK(eventually([&] { return replica_up(d); }, 200));
+}
