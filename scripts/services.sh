@@ -126,13 +126,18 @@ start_replica() {
   port=$(cat "$DIR/replica.port")
   if [[ ! -f "$home/replica/PG_VERSION" ]]; then
     rm -rf "$home/replica"
+    # A replication slot: the primary keeps the WAL the replica has not
+    # received, so a replica stopped by a test catches up when restarted.
+    as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$(pg_port)" -U app -d postgres -qAtc \
+      "SELECT pg_drop_replication_slot('sidecache_replica') FROM pg_replication_slots WHERE slot_name = 'sidecache_replica'" >/dev/null
     as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$(pg_port)" -U app -D "$home/replica" -R -X stream -c fast \
+      -C -S sidecache_replica \
       >"$DIR/basebackup.log" 2>&1 || { echo "services: pg_basebackup failed; see $DIR/basebackup.log" >&2; return 1; }
     as_pg chmod 700 "$home/replica"
   fi
   if as_pg "$PGBIN/pg_ctl" -D "$home/replica" status >/dev/null 2>&1; then return 0; fi
   as_pg "$PGBIN/pg_ctl" -D "$home/replica" -l "$home/replica.log" -w -t 60 \
-    -o "-p $port -k $home/sock -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=200 -c hot_standby=on -c recovery_min_apply_delay=$delay -c wal_receiver_status_interval=1s" \
+    -o "-p $port -k $home/sock -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=200 -c hot_standby=on -c recovery_min_apply_delay=$delay -c wal_receiver_status_interval=1s -c max_standby_streaming_delay=100ms" \
     start >/dev/null || { echo "services: the replica did not start; see $home/replica.log" >&2; return 1; }
 }
 

@@ -31,6 +31,7 @@ std::string Service::scrape_metrics(const Snapshot& s) {
     now.l1_refused = st.refused_puts;
   }
   now.pending_invalidations = invalidator_->pending();
+  now.wal_position_reads = replicas_.wal().queries();
   for (const auto& r : replicas_.all()) {
     pg::Replica::Status st = r->status();
     now.replicas.push_back({r->label(), st.state == pg::Replica::State::up,

@@ -181,6 +181,8 @@ void Metrics::invalidation(const char* scope, const char* source) {
 }
 
 void Metrics::declare_replicas(const std::vector<std::string>& labels) {
+  wal_reads_ = &pm::BuildCounter().Name("sidecache_pg_wal_position_reads_total")
+                    .Help("Queries for the primary's WAL position; one serves every invalidation that waited for it").Register(*registry_).Add({});
   for (const auto& l : labels) {
     counter(*pg_fills_, "t|" + l, {{"target", l}});
     for (const char* outcome : {"caught_up", "gave_up"})
@@ -214,6 +216,7 @@ std::string Metrics::scrape(const Snapshot& now) {
     pool_rejections_->Add({}).Increment(static_cast<double>(now.pool_rejected - rejected_seen_));
     rejected_seen_ = now.pool_rejected;
   }
+  if (wal_reads_) add_delta(*wal_reads_, now.wal_position_reads, wal_reads_seen_);
   for (const auto& rep : now.replicas) {
     replica_lag_->Add({{"replica", rep.label}}).Set(rep.lag_seconds);
     replica_usable_->Add({{"replica", rep.label}}).Set(rep.usable ? 1 : 0);

@@ -302,11 +302,6 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           prepared.clear();
           continue;
         }
-        if (role_ == Role::replica && (state == "40001" || state == "40P01")) {
-          // A standby cancels queries that conflict with replay.
-          result = {Status::unavailable, {}, {}, "the replica cancelled the query (recovery conflict)"};
-          break;
-        }
         if (state == "57014") {
           result = {Status::timeout, {}, {}, "the query ran past statement_timeout"};
         } else if (connection_class(state)) {
@@ -328,6 +323,16 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
             prepared.erase(job.statement.name);
             entity_failed(job.statement, result.message, /*log=*/false);
           }
+        }
+        break;
+      } catch (const pqxx::transaction_rollback& e) {
+        // 40001/40P01. A standby cancels queries that conflict with replay
+        // ("canceling statement due to conflict with recovery").
+        if (role_ == Role::replica) {
+          result = {Status::unavailable, {}, {}, "the replica cancelled the query (recovery conflict)"};
+        } else {
+          result = {Status::error, {}, {}, std::string("query failed: ") + one_line_sql_error(e.what())};
+          spdlog::error("postgres: entity '{}' ({}): {}", job.statement.entity, job.statement.file, result.message);
         }
         break;
       } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <boost/json.hpp>
+#include <atomic>
 #include <random>
 #include <thread>
 
@@ -111,7 +112,7 @@ TEST_CASE("replica race: after an update and its invalidation (API or trigger), 
   std::vector<std::string> cold;
   for (int i = 0; i < 40; ++i) cold.push_back(new_user("cold" + std::to_string(i)));
   REQUIRE(eventually([&] {
-    return s.replica_sql("SELECT count(*) FROM users WHERE email = 'cold39@test.example'") == "1";
+    return s.replica_sql("SELECT count(*) FROM users WHERE id = '" + cold.back() + "'") == "1";
   }));
   REQUIRE(eventually([&] { return replica_up(d); }));
   // Their INSERTs were invalidations too: wait until those are older than the replica.
@@ -154,4 +155,87 @@ TEST_CASE("replica killed under load: no read fails, fills move to the primary, 
   CHECK(d.get("/readyz").status == 200);  // a replica never decides readiness
   s.replica_port();                        // back for the rest of the binary
   CHECK(eventually([&] { return replica_up(d); }, 200));
+}
+
+TEST_CASE("one read of the primary's WAL position serves many invalidations") {
+  Daemon d(with_replica());
+  REQUIRE(eventually([&] { return replica_up(d); }));
+  auto reads = [&] { return metric_sample(d.get("/metrics").body, "sidecache_pg_wal_position_reads_total "); };
+  double before = reads();
+  REQUIRE(before >= 0);
+  auto answers = all_at_once(100, [&](int i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
+    return http_request(d.port(), "DELETE", target(id));
+  });
+  for (const auto& a : answers) CHECK(a.status == 200);
+  double used = reads() - before;
+  INFO(used << " position reads for 100 invalidations");
+  // Without batching, at least one per invalidation (plus the 10 samples a second).
+  CHECK(used < 75);
+}
+
+TEST_CASE("a replica further behind than replica_max_lag is not used, and fills read the primary") {
+  Services& s = Services::get();
+  Daemon d(with_replica("\n  replica_max_lag: 100ms"));
+  std::string uid = new_user("lagging");
+  // Writes keep coming; the replica applies them 300 ms late.
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      s.sql("UPDATE users SET email = 'lag" + std::to_string(i) + "@test.example' WHERE id = '" + uid + "'");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  bool lagging = eventually([&] { return d.get("/readyz").body.find("\"state\":\"lagging\"") != std::string::npos; });
+  long long replica_before = replica_count("replica_marker");
+  std::vector<std::string> cold;
+  for (int i = 0; i < 10; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "00000000-1111-4000-8000-%012d", i);
+    cold.push_back(id);
+  }
+  for (const auto& u : cold) CHECK(d.get(target(u)).status == 404);
+  long long on_replica = replica_count("replica_marker") - replica_before;
+  stop = true;
+  writer.join();
+  CHECK(lagging);
+  CHECK(on_replica == 0);
+  CHECK(d.log().find("further behind than postgres.replica_max_lag") != std::string::npos);
+}
+
+TEST_CASE("a replica that cancels a fill for a recovery conflict: the fill is run again on the primary") {
+  Services& s = Services::get();
+  s.sql("DROP TABLE IF EXISTS conflict_probe");
+  s.sql("CREATE TABLE conflict_probe (id int)");
+  s.sql("INSERT INTO conflict_probe VALUES (1)");
+  Daemon::Options o = with_replica();
+  o.statement_timeout = "10s";
+  o.extra_entities.emplace_back("conflict_probe.yaml",
+                                "name: conflict_probe\nscope: global\nparams: { n: int }\nresult: row\n"
+                                "sql: SELECT :n::int AS n, (SELECT count(*) FROM conflict_probe, pg_sleep(2)) AS c\n");
+  Daemon d(o);
+  REQUIRE(eventually([&] { return replica_up(d); }));
+  REQUIRE(eventually([&] {
+    try {
+      return s.replica_sql("SELECT count(*) FROM conflict_probe") == "1";
+    } catch (const std::exception&) {
+      return false;  // not replayed yet
+    }
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the CREATE's invalidations (none) and WAL are replayed
+  Response r;
+  std::thread reader([&] { r = d.get("/v1/entities/conflict_probe?n=1"); });
+  // Once the replica runs the fill, take a lock its replay must wait for:
+  // the standby cancels the query (max_standby_streaming_delay 100ms).
+  REQUIRE(eventually([&] {
+    return s.replica_sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%conflict_probe, pg_sleep%' AND "
+                         "state = 'active' AND pid <> pg_backend_pid()") == "1";
+  }));
+  s.sql("ALTER TABLE conflict_probe ADD COLUMN extra int");
+  reader.join();
+  INFO(r.body << d.log().substr(0, 3000));
+  CHECK(r.status == 200);
+  CHECK(metric_sample(d.get("/metrics").body, "sidecache_pg_replica_fallbacks_total{reason=\"conflict\",replica=\"replica0\"} ") == 1);
+  s.sql("DROP TABLE conflict_probe");
 }

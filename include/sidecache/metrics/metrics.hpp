@@ -53,6 +53,7 @@ struct Snapshot {
     double lag_seconds = -1;
   };
   std::vector<Replica> replicas;
+  std::uint64_t wal_position_reads = 0;  // queries for the primary's WAL position (with replicas)
 };
 
 class Metrics {
@@ -97,6 +98,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* replica_fallbacks_;
   prometheus::Family<prometheus::Gauge>* replica_lag_;
   prometheus::Family<prometheus::Gauge>* replica_usable_;
+  prometheus::Counter* wal_reads_ = nullptr;  // declared with the replicas
+  std::uint64_t wal_reads_seen_ = 0;
   prometheus::Gauge* pool_size_;
   prometheus::Gauge* pool_in_use_;
   prometheus::Gauge* pool_queued_;
