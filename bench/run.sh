@@ -220,6 +220,48 @@ PGB_TPS=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$PGB")
 PGB_LAT=$(awk '/latency average/ {print $4 "ms avg"}' <<<"$PGB")
 row "pgbench, the same query" "$PGB_TPS" "$PGB_LAT" "" "sidecache miss = $(ratio "$MISS_RPS" "$PGB_TPS") x pgbench"
 
+# Poolers and replicas: the same miss through PgBouncer (transaction mode,
+# prepared: off), and on a streaming replica, each with a sidecache of its
+# own (its own key prefix, so every key is cold again).
+scripts/services.sh start-pgbouncer "$WORK/svc" 8 >/dev/null
+scripts/services.sh start-replica "$WORK/svc" 0 >/dev/null
+# shellcheck disable=SC1091
+source "$WORK/svc/env"
+PGB_DSN="host=127.0.0.1 port=$SC_PGBOUNCER_PORT dbname=app user=app"
+REPLICA_DSN="host=127.0.0.1 port=$SC_REPLICA_PORT dbname=app user=app"
+EXTRA_PIDS=()
+extra_sidecache() {  # name, postgres settings -> sets EXTRA_BASE
+  local port; port=$(free_port)
+  sed -e "s/^listen: .*/listen: 127.0.0.1:$port/" -e "s/^key_prefix: .*/key_prefix: \"$1:\"/" \
+      -e "s|^postgres: .*|postgres: { $2, pool_size: 8, queue_limit: 4096, statement_timeout: 5s }|" \
+      "$WORK/sidecache.yaml" >"$WORK/$1.yaml"
+  "$BIN/sidecache" --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+  EXTRA_PIDS+=($!)
+  EXTRA_BASE="http://127.0.0.1:$port"
+  for _ in $(seq 1 200); do curl -fs "$EXTRA_BASE/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+}
+extra_sidecache pgb "dsn: \"$PGB_DSN\", prepared: off, listen_dsn: \"$SIDECACHE_POSTGRES_DSN\""
+wrk_run "$EXTRA_BASE/" "$WORK/miss.lua"
+row "sidecache miss through PgBouncer (transaction mode, prepared: off)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" \
+  "$(ratio "$WRK_RPS" "$MISS_RPS") x direct miss; non-2xx: ${WRK_NON2XX:-0}"
+extra_sidecache rep "dsn: \"$SIDECACHE_POSTGRES_DSN\", replicas: [\"$REPLICA_DSN\"]"
+for _ in $(seq 1 100); do curl -fs "$EXTRA_BASE/readyz" | grep -q '"state":"up","replayed"' && break; sleep 0.05; done
+wrk_run "$EXTRA_BASE/" "$WORK/miss.lua"
+REP_RPS=$WRK_RPS
+REP_FILLS=$(curl -fs "$EXTRA_BASE/metrics" | awk '/^sidecache_pg_fills_total\{target="replica0"\}/ {printf "%.0f", $2}')
+row "sidecache miss on a replica (no invalidation covers the keys)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" \
+  "$(ratio "$WRK_RPS" "$MISS_RPS") x primary miss; $REP_FILLS fills on the replica; non-2xx: ${WRK_NON2XX:-0}"
+# Every key now under a tenant invalidation: each fill on the replica first
+# checks, on its session, that the replica has replayed its position.
+"${R[@]}" flushall >/dev/null
+curl -fs -X POST "$EXTRA_BASE/v1/invalidate" -H 'Content-Type: application/json' -d "{\"tenant\":\"$ORG\"}" >/dev/null
+sleep 0.2
+wrk_run "$EXTRA_BASE/" "$WORK/miss.lua"
+CHECKED_FILLS=$(curl -fs "$EXTRA_BASE/metrics" | awk '/^sidecache_pg_fills_total\{target="replica0"\}/ {printf "%.0f", $2}')
+row "sidecache miss on a replica, every key under an invalidation (LSN check per fill)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" \
+  "$(ratio "$WRK_RPS" "$REP_RPS") x unchecked replica miss; $((CHECKED_FILLS - REP_FILLS)) fills on the replica; non-2xx: ${WRK_NON2XX:-0}"
+for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+
 # Stampede: 1000 connections ask for one cold key of a 20 ms query at once.
 # STAMPEDES (5) runs, each on a key of its own; the median p99 is reported
 # (one run's p99 swings by 10 ms and more on this machine).

@@ -13,6 +13,7 @@
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
 #include "sidecache/pg/entity_check.hpp"
+#include "sidecache/pg/replicas.hpp"
 #include "sidecache/redis/probe.hpp"
 
 namespace sidecache::app {
@@ -86,6 +87,17 @@ int check_connect(const config::Config& cfg) {
   if (connected) std::cout << "  postgres: ok\n";
   for (const auto& p : sql_problems) std::cerr << "  " << p << "\n";
   problems += static_cast<int>(sql_problems.size());
+  for (std::size_t i = 0; i < cfg.postgres.replicas.size(); ++i) {
+    const std::string& dsn = cfg.postgres.replicas[i];
+    std::string why = pg::probe_replica(cfg.postgres, dsn);
+    std::string line = "  postgres.replicas[" + std::to_string(i) + "] " + config::mask_secrets(dsn) + ": ";
+    if (why.empty()) {
+      std::cout << line << "ok\n";
+    } else {
+      std::cerr << line << why << "\n";
+      ++problems;
+    }
+  }
   return problems;
 }
 

@@ -123,6 +123,20 @@ void Replica::monitor() {
   }
 }
 
+std::string probe_replica(const config::PostgresConfig& cfg, const std::string& dsn) {
+  try {
+    pqxx::connection conn(conninfo_of(dsn, cfg));
+    pqxx::nontransaction tx(conn);
+    auto r = tx.exec("SELECT pg_is_in_recovery()");
+    if (std::string_view(r[0][0].c_str()) != "t")
+      return "not in recovery: this is a primary (or a promoted replica); list only streaming replicas in "
+             "postgres.replicas";
+    return {};
+  } catch (const std::exception& e) {
+    return config::mask_secrets(e.what());
+  }
+}
+
 Replicas::Replicas(const config::PostgresConfig& cfg)
     : wal_(cfg, cfg.replica_max_lag + std::chrono::seconds(1)), wait_(cfg.replica_wait) {
   for (std::size_t i = 0; i < cfg.replicas.size(); ++i)

@@ -62,6 +62,16 @@ long long replica_count(const std::string& marker) {
   return v.empty() ? 0 : std::stoll(v);
 }
 
+// Whether the replica has replayed the row (false while it has not even
+// replayed the table).
+bool on_replica(const std::string& uid) {
+  try {
+    return Services::get().replica_sql("SELECT count(*) FROM users WHERE id = '" + uid + "'") == "1";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 std::string new_user(const std::string& name) {
   Services& s = Services::get();
   s.sql("INSERT INTO orgs (id, name) VALUES ('" + kOrg + "', 'replicas') ON CONFLICT DO NOTHING");
@@ -78,7 +88,7 @@ TEST_CASE("replica race: after an update and its invalidation (API or trigger), 
   Triggers triggers(d);
   REQUIRE(eventually([&] { return replica_up(d); }));
   std::string uid = new_user("race");
-  REQUIRE(eventually([&] { return s.replica_sql("SELECT count(*) FROM users WHERE id = '" + uid + "'") == "1"; }));
+  REQUIRE(eventually([&] { return on_replica(uid); }));
   REQUIRE(eventually([&] { return name_of(d.get(target(uid))) == "race"; }));
 
   int old_rows = 0;
@@ -111,9 +121,7 @@ TEST_CASE("replica race: after an update and its invalidation (API or trigger), 
   // Keys no invalidation covers: their fills read the replica.
   std::vector<std::string> cold;
   for (int i = 0; i < 40; ++i) cold.push_back(new_user("cold" + std::to_string(i)));
-  REQUIRE(eventually([&] {
-    return s.replica_sql("SELECT count(*) FROM users WHERE id = '" + cold.back() + "'") == "1";
-  }));
+  REQUIRE(eventually([&] { return on_replica(cold.back()); }));
   REQUIRE(eventually([&] { return replica_up(d); }));
   // Their INSERTs were invalidations too: wait until those are older than the replica.
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
@@ -238,4 +246,27 @@ TEST_CASE("a replica that cancels a fill for a recovery conflict: the fill is ru
   CHECK(r.status == 200);
   CHECK(metric_sample(d.get("/metrics").body, "sidecache_pg_replica_fallbacks_total{reason=\"conflict\",replica=\"replica0\"} ") == 1);
   s.sql("DROP TABLE conflict_probe");
+}
+
+TEST_CASE("check --connect checks each replica: one in recovery is ok, a primary listed as a replica is refused") {
+  Services& s = Services::get();
+  Daemon d(with_replica());
+  auto [ok_rc, ok_out] = run_command({"env", "-u", "SIDECACHE_POSTGRES_DSN", sidecache_binary(), "check", "--connect",
+                                      "--config", d.config_path()});
+  INFO(ok_out);
+  CHECK(ok_rc == 0);
+  CHECK(ok_out.find("postgres.replicas[0] host=127.0.0.1") != std::string::npos);
+  Daemon::Options wrong = with_replica();
+  wrong.postgres_extra = "\n  replicas: [\"" + s.replica_dsn() + "\", \"" + s.dsn() + "\"]";
+  wrong.wait_ready = true;
+  Daemon w(wrong);
+  auto [rc, out] = run_command({"env", "-u", "SIDECACHE_POSTGRES_DSN", sidecache_binary(), "check", "--connect",
+                                "--config", w.config_path()});
+  INFO(out);
+  CHECK(rc != 0);
+  CHECK(out.find("postgres.replicas[1]") != std::string::npos);
+  CHECK(out.find("not in recovery") != std::string::npos);
+  // The daemon itself does not use it, and says why.
+  CHECK(eventually([&] { return w.get("/readyz").body.find("\"state\":\"not-a-replica\"") != std::string::npos; }));
+  CHECK(w.log().find("is not in recovery") != std::string::npos);
 }

@@ -73,6 +73,10 @@ class Replica {
 
 const char* to_string(Replica::State s);
 
+// `check --connect`: "" when `dsn` answers and is in recovery (a streaming
+// replica), else what is wrong.
+std::string probe_replica(const config::PostgresConfig& cfg, const std::string& dsn);
+
 class Replicas {
  public:
   explicit Replicas(const config::PostgresConfig& cfg);
