@@ -46,13 +46,18 @@ void WalClock::ask(std::function<void(std::optional<Lsn>)> done) {
   cv_.notify_one();
 }
 
+std::optional<std::chrono::steady_clock::duration> lag_since(const std::deque<WalSample>& samples, Lsn replayed,
+                                                             std::chrono::steady_clock::time_point now) {
+  if (samples.empty()) return std::nullopt;
+  // The first position the server has not replayed: it has been behind since then.
+  for (const auto& [at, lsn] : samples)
+    if (lsn > replayed) return now - at;
+  return std::chrono::steady_clock::duration::zero();
+}
+
 std::optional<WalClock::Clock::duration> WalClock::lag_of(Lsn replayed, Clock::time_point now) const {
   std::lock_guard lock(mu_);
-  if (samples_.empty()) return std::nullopt;
-  // The first sample the server has not replayed: it has been behind since then.
-  for (const auto& [at, lsn] : samples_)
-    if (lsn > replayed) return now - at;
-  return Clock::duration::zero();
+  return lag_since(samples_, replayed, now);
 }
 
 void WalClock::run() {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -150,4 +151,48 @@ TEST_CASE("store: a lookup made after the first was written to Redis reads again
   CHECK(first.status == cache::Lookup::Status::miss);
   CHECK(second.status == cache::Lookup::Status::fresh);
   CHECK(second.body == R"({"v":2})");
+}
+
+namespace {
+// Runs one coroutine of the store to completion on f's loop.
+template <class T>
+T run(Fixture& f, net::awaitable<T> a) {
+  std::optional<T> out;
+  net::co_spawn(f.io, [&]() -> net::awaitable<void> { out = co_await std::move(a); }, net::detached);
+  f.io.restart();
+  while (!out && f.io.run_one_for(std::chrono::seconds(2))) {
+  }
+  REQUIRE(out);
+  return std::move(*out);
+}
+}  // namespace
+
+TEST_CASE("store: invalidations carry the primary's WAL position, a fill's begin reads the highest one, and the "
+          "commit still refuses a fill older than a watermark that carries one") {
+  Fixture f("lsn");
+  const std::string lease = f.keys[0] + ":lease";
+  auto begin = [&] { return run(f, f.store->begin_fill(f.keys, lease, "tok", 1000, unix_us())); };
+  CHECK(begin().lookup.floor_lsn == 0);  // nothing recorded
+  std::vector<std::string> wm(1, f.keys[1]);
+  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x16B374D848)));
+  CHECK(begin().lookup.floor_lsn == 0x16B374D848);
+  // Never lowered: a later invalidation with an older (or no) position keeps it.
+  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x100)));
+  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0)));
+  CHECK(begin().lookup.floor_lsn == 0x16B374D848);
+  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x200000000000)));
+  CHECK(begin().lookup.floor_lsn == 0x200000000000);
+  // The tombstone's position counts too.
+  REQUIRE(run(f, f.store->tombstone(f.keys[0], 60000, "", 0x300000000000)));
+  cache::Begin b = begin();
+  CHECK(b.lookup.floor_lsn == 0x300000000000);
+  // A fill that began before a watermark "<time>:<position>" is refused.
+  std::uint64_t started = b.start_us;
+  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x300000000001)));
+  std::string bytes = cache::encode_value(cache::ValueHeader{}, "{}");
+  CHECK(run(f, f.store->commit(f.keys, lease, "tok", started, 60'000'000, bytes, 60000)) == cache::Commit::invalidated);
+  // One that began after it stores.
+  cache::Begin later = begin();
+  CHECK(later.lookup.floor_lsn == 0x300000000001);
+  CHECK(run(f, f.store->commit(f.keys, lease, "tok", later.start_us, 60'000'000, bytes, 60000)) == cache::Commit::stored);
 }

@@ -25,6 +25,14 @@
 
 namespace sidecache::pg {
 
+// How long a server that has replayed up to `replayed` has been behind,
+// given the primary's positions (time first seen, position; oldest first,
+// positions increasing): the time since the first position it has not
+// replayed, zero when it has them all, nullopt without samples. Pure.
+using WalSample = std::pair<std::chrono::steady_clock::time_point, Lsn>;
+std::optional<std::chrono::steady_clock::duration> lag_since(const std::deque<WalSample>& samples, Lsn replayed,
+                                                             std::chrono::steady_clock::time_point now);
+
 class WalClock {
  public:
   using Clock = std::chrono::steady_clock;
@@ -72,7 +80,7 @@ class WalClock {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::function<void(std::optional<Lsn>)>> waiting_;
-  std::deque<std::pair<Clock::time_point, Lsn>> samples_;  // oldest first; positions never decrease
+  std::deque<WalSample> samples_;  // oldest first; positions never decrease
   bool stopping_ = false;
   std::atomic<Lsn> latest_{0};
   std::atomic<std::uint64_t> queries_{0};
