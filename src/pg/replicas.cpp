@@ -89,13 +89,17 @@ void Replica::monitor() {
       pqxx::nontransaction tx(*conn);
       auto r = tx.exec("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text");
       bool recovering = std::string_view(r[0][0].c_str()) == "t";
-      auto lsn = r[0][1].is_null() ? std::nullopt : parse_lsn(r[0][1].c_str());
-      if (!recovering || !lsn) {
+      // (Not an optional: gcc 12 at -O3 warns it "may be used uninitialized".)
+      Lsn lsn = 0;
+      bool known = false;
+      if (!r[0][1].is_null())
+        if (auto parsed = parse_lsn(r[0][1].c_str())) lsn = *parsed, known = true;
+      if (!recovering || !known) {
         now_state = State::not_replica;
         lag_ms_ = -1;
       } else {
-        replayed_ = *lsn;
-        auto lag = wal_.lag_of(*lsn);
+        replayed_ = lsn;
+        auto lag = wal_.lag_of(lsn);
         lag_ms_ = lag ? std::chrono::duration_cast<std::chrono::milliseconds>(*lag).count() : -1;
         // Until the primary's position is known, its lag is not: not used.
         now_state = lag && *lag <= max_lag_ ? State::up : State::lagging;
