@@ -145,12 +145,23 @@ redis::Reply RedisStore::refused_by_breaker() {
   return r;
 }
 
+redis::LateVerdict RedisStore::late_verdict(std::uint64_t token) {
+  return [breaker = breaker_, token](bool answered) { breaker->record(token, answered); };
+}
+
+void RedisStore::record(std::uint64_t token, const redis::Reply& r) {
+  count_failure(r);
+  // A timeout is judged when its fate is known (late_verdict): a large value
+  // that is slow to read is an answer, a hung Redis is not.
+  if (r.status == redis::Reply::Status::timeout) return;
+  breaker_->record(token, answered(r));
+}
+
 net::awaitable<redis::Reply> RedisStore::guarded_mget(const std::vector<std::string>& keys, std::size_t split) {
   auto token = breaker_->allow();
   if (!token) co_return refused_by_breaker();
-  redis::Reply r = co_await conn_->mget(keys, split);
-  breaker_->record(*token, answered(r));
-  count_failure(r);
+  redis::Reply r = co_await conn_->mget(keys, split, late_verdict(*token));
+  record(*token, r);
   co_return r;
 }
 
@@ -158,9 +169,8 @@ net::awaitable<redis::Reply> RedisStore::guarded_eval(const redis::Script& scrip
                                                  const std::vector<std::string_view>& args, std::size_t split) {
   auto token = breaker_->allow();
   if (!token) co_return refused_by_breaker();
-  redis::Reply r = co_await conn_->eval(script, keys, args, split);
-  breaker_->record(*token, answered(r));
-  count_failure(r);
+  redis::Reply r = co_await conn_->eval(script, keys, args, split, late_verdict(*token));
+  record(*token, r);
   co_return r;
 }
 

@@ -37,6 +37,9 @@ class Adapter : public std::enable_shared_from_this<Adapter> {
   // Redis yet (Connection::writes()). The counter outlives the adapter's
   // use: it is read only while the context is attached.
   void count_writes(std::uint64_t* counter) { writes_ = counter; }
+  // Set to the time of every read from the socket: a reply that is slow
+  // because it is large keeps it moving; a hung Redis does not.
+  void note_reads(std::chrono::steady_clock::time_point* last_read) { last_read_ = last_read; }
 
   // Attaches to ac; returns false if it already has an event loop.
   static std::shared_ptr<Adapter> attach(boost::asio::any_io_executor ex, redisAsyncContext* ac) {
@@ -77,6 +80,7 @@ class Adapter : public std::enable_shared_from_this<Adapter> {
                    [a = shared_from_this()](const boost::system::error_code& ec) {
                      a->reading_ = false;
                      if (ec || !a->ac_ || !a->want_read_) return;
+                     if (a->last_read_) *a->last_read_ = std::chrono::steady_clock::now();
                      redisAsyncHandleRead(a->ac_);
                      if (a->ac_ && a->want_read_) a->arm_read();
                    });
@@ -101,6 +105,7 @@ class Adapter : public std::enable_shared_from_this<Adapter> {
   bool want_read_ = false, want_write_ = false;
   bool reading_ = false, writing_ = false;
   std::uint64_t* writes_ = nullptr;
+  std::chrono::steady_clock::time_point* last_read_ = nullptr;
 };
 
 // Starts connecting to the configured Redis (TCP or unix socket) and

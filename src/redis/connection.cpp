@@ -154,7 +154,8 @@ void Connection::complete(Pending& p, Reply r) {
 }
 
 Connection::Connection(net::any_io_executor ex, config::RedisConfig cfg, std::string name)
-    : ex_(std::move(ex)), cfg_(std::move(cfg)), name_(std::move(name)), connect_timer_(ex_), deadline_timer_(ex_) {}
+    : ex_(std::move(ex)), cfg_(std::move(cfg)), name_(std::move(name)), connect_timer_(ex_), deadline_timer_(ex_),
+      hang_timer_(ex_) {}
 
 Connection::~Connection() { stop(); }
 
@@ -174,6 +175,7 @@ void Connection::stop() {
   ++writes_;
   connect_timer_.cancel();
   deadline_timer_.cancel();
+  hang_timer_.cancel();
   wake_connect_waiters();
   if (ac_) {
     redisAsyncContext* ac = ac_;
@@ -200,6 +202,8 @@ void Connection::connect() {
   ac->c.reader->privdata = this;
   ++writes_;  // a new connection: nothing queued before is waiting to be sent
   adapter_->count_writes(&writes_);
+  adapter_->note_reads(&last_read_);
+  hung_ = false;
   state_ = State::connecting;
   redisAsyncSetConnectCallback(ac, &Connection::on_connect);
   redisAsyncSetDisconnectCallback(ac, &Connection::on_disconnect);
@@ -282,6 +286,8 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
   // connection goes) in the order it was sent: the oldest one is this one.
   auto* self = static_cast<Connection*>(privdata);
   Pending& p = self->sent_.front();
+  if (r) self->hung_ = false;  // Redis answers
+  give_verdict(p, r != nullptr);
   if (p.handler) {
     Reply out;
     if (!r) {
@@ -293,6 +299,48 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
     complete(p, std::move(out));
   }
   self->sent_.pop_front();
+}
+
+void Connection::give_verdict(Pending& p, bool answered) {
+  if (p.handler || !p.late) return;  // answered in time (no verdict owed), or given already
+  LateVerdict late = std::move(p.late);
+  p.late = nullptr;
+  late(answered);
+}
+
+std::chrono::steady_clock::duration Connection::hang_after() const {
+  return std::max<std::chrono::steady_clock::duration>(4 * cfg_.timeout, std::chrono::milliseconds(200));
+}
+
+void Connection::arm_hang_check() {
+  if (hang_armed_) return;
+  for (const Pending& p : sent_) {
+    if (p.handler || !p.late) continue;
+    // Due when nothing has been read for hang_after since the oldest
+    // unanswered command was sent.
+    auto since = std::max(last_read_, sent_.front().sent_at);
+    hang_armed_ = true;
+    hang_timer_.expires_at(since + hang_after());
+    hang_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+      auto c = w.lock();
+      if (!c) return;
+      c->hang_armed_ = false;
+      if (!ec && !c->stopped_) c->on_hang_check();
+    });
+    return;
+  }
+}
+
+void Connection::on_hang_check() {
+  if (sent_.empty()) return;
+  auto since = std::max(last_read_, sent_.front().sent_at);
+  if (Clock::now() - since >= hang_after()) {
+    // Hung (stopped, a black hole, a long script): every timeout counts.
+    hung_ = true;
+    for (Pending& p : sent_) give_verdict(p, false);
+    return;
+  }
+  arm_hang_check();  // bytes are moving: a large reply; look again later
 }
 
 void Connection::arm_deadline() {
@@ -321,8 +369,10 @@ void Connection::on_deadline() {
     r.error = "timed out";
     // Its reply, if it ever comes, finds the entry completed.
     complete(p, std::move(r));
+    if (hung_) give_verdict(p, false);
   }
   arm_deadline();
+  arm_hang_check();
 }
 
 net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
@@ -342,7 +392,7 @@ net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
   co_return state_ == State::connected && ac_;
 }
 
-net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv, std::size_t split) {
+net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv, std::size_t split, LateVerdict late) {
   if (state_ != State::connected || !ac_) {
     // (The result is named: gcc 12 miscompiles co_await inside an if.)
     bool up = co_await ready(cfg_.timeout);
@@ -373,22 +423,24 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
           complete(failed, std::move(r));
           return;
         }
-        sent_.push_back(Pending{std::move(handler), std::move(handler_ex), split, Clock::now() + cfg_.timeout});
+        auto now = Clock::now();
+        sent_.push_back(Pending{std::move(handler), std::move(handler_ex), split, now + cfg_.timeout, now, std::move(late)});
         arm_deadline();
       },
       net::use_awaitable);
 }
 
-net::awaitable<Reply> Connection::mget(const std::vector<std::string>& keys, std::size_t split) {
+net::awaitable<Reply> Connection::mget(const std::vector<std::string>& keys, std::size_t split, LateVerdict late) {
   std::vector<std::string_view> argv;
   argv.reserve(keys.size() + 1);
   argv.emplace_back("MGET");
   for (const auto& k : keys) argv.emplace_back(k);
-  co_return co_await command(argv, split);
+  co_return co_await command(argv, split, std::move(late));
 }
 
 net::awaitable<Reply> Connection::eval(const Script& script, const std::vector<std::string>& keys,
-                                       const std::vector<std::string_view>& args, std::size_t split) {
+                                       const std::vector<std::string_view>& args, std::size_t split,
+                                       LateVerdict late) {
   std::string nkeys = std::to_string(keys.size());
   std::vector<std::string_view> argv;
   argv.reserve(keys.size() + args.size() + 3);
@@ -397,13 +449,15 @@ net::awaitable<Reply> Connection::eval(const Script& script, const std::vector<s
   argv.emplace_back(nkeys);
   for (const auto& k : keys) argv.emplace_back(k);
   for (const auto& a : args) argv.emplace_back(a);
-  Reply r = co_await command(argv, split);
+  // (An EVALSHA answered NOSCRIPT was answered: the verdict goes with the EVAL.)
+  LateVerdict for_eval = late;
+  Reply r = co_await command(argv, split, std::move(late));
   if (r.status == Reply::Status::error && r.error.rfind("NOSCRIPT", 0) == 0) {
     // First use on this server (or after a restart / SCRIPT FLUSH): EVAL
     // sends the body once and Redis caches it for the next EVALSHA.
     argv[0] = "EVAL";
     argv[1] = script.body;
-    r = co_await command(argv, split);
+    r = co_await command(argv, split, std::move(for_eval));
   }
   co_return r;
 }

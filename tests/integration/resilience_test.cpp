@@ -368,3 +368,38 @@ TEST_CASE("a 16 MB result is answered but not stored (max_value_bytes), so Redis
   CHECK(first != std::string::npos);
   CHECK(d.log().find(warned, first + 1) == std::string::npos);  // once per entity
 }
+
+TEST_CASE("a large value that is slow to read from Redis is not a Redis failure: its late reply keeps the breaker "
+          "closed, while other entities keep their hits") {
+  const char* big = "name: big_stored\nscope: global\nmax_value_bytes: 64MiB\nsql: SELECT repeat('x', 32000000) AS blob\n";
+  Daemon::Options w;
+  w.extra_entities = {{"big_stored.yaml", big}};
+  w.redis_timeout = "5s";  // stores it
+  Daemon writer(w);
+  auto stored = writer.get("/v1/entities/big_stored");
+  REQUIRE(stored.status == 200);
+  REQUIRE(writer.get("/v1/entities/big_stored").header("cache-status") == "sidecache; hit");
+
+  Daemon::Options r;
+  r.key_prefix = writer.prefix();
+  r.extra_entities = w.extra_entities;
+  r.redis_timeout = "10ms";  // 32 MB take longer than this to read
+  r.redis_extra = ", breaker: { failures: 2 }";
+  Daemon reader(r);
+  const std::string flags = "/v1/entities/feature_flags";
+  REQUIRE(reader.get(flags).status == 200);
+  for (int i = 0; i < 3; ++i) {
+    auto got = reader.get("/v1/entities/big_stored");
+    CHECK(got.status == 200);
+    CHECK(got.body.size() > 32000000);
+  }
+  auto m = reader.get("/metrics").body;
+  INFO(m.substr(0, 200));
+  // The scenario happened: reads of the value timed out ...
+  REQUIRE(metric_sample(m, R"(sidecache_redis_failures_total{kind="timeout"} )") >= 2);
+  // ... and yet the breaker, which opens after 2 failures, is closed: each
+  // late reply arrived (bytes kept moving), so none was a failure.
+  CHECK(eventually([&] { return json::parse(reader.get("/readyz").body).at("redis").at("breaker").as_string() == "closed"; }));
+  CHECK(reader.log().find("circuit breaker closed -> open") == std::string::npos);
+  CHECK(eventually([&] { return reader.get(flags).header("cache-status") == "sidecache; hit"; }));
+}

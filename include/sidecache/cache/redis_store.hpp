@@ -76,6 +76,11 @@ class RedisStore final : public Store {
   redis::CircuitBreaker* breaker_;
   metrics::Metrics* metrics_;
   void count_failure(const redis::Reply& r);
+  // The breaker's verdict on a timed-out call, given when its reply comes
+  // late (success) or the connection is lost or hung (failure).
+  redis::LateVerdict late_verdict(std::uint64_t token);
+  // Counts a failed call, and gives the breaker its verdict unless it timed out.
+  void record(std::uint64_t token, const redis::Reply& r);
   // The reply of a call the open breaker refused (counted as breaker_open).
   redis::Reply refused_by_breaker();
 };

@@ -64,6 +64,12 @@ const char* to_string(State s);
 
 class Adapter;
 
+// The breaker's verdict on a command that timed out, given later: true when
+// its reply arrived after all (Redis is alive, the reply was slow, as a large
+// value is), false when the connection was lost or Redis is hung (nothing
+// read for 4 x redis.timeout, at least 200 ms, while replies were due).
+using LateVerdict = std::function<void(bool answered)>;
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(net::any_io_executor ex, config::RedisConfig cfg, std::string name);
@@ -79,14 +85,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // MGET keys...; the first element's first `split` bytes (at most 32) go to
   // Reply::head and the rest to Reply::value, so that a cached value's header
   // and body arrive separately and the body is copied once.
-  net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0);
+  // `late`, when given, is called once if the command times out (see
+  // LateVerdict); never when it is answered in time.
+  net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0, LateVerdict late = {});
   // EVALSHA script keys... args..., falling back to EVAL on NOSCRIPT. For an
   // array reply the first element is split like mget().
   net::awaitable<Reply> eval(const Script& script, const std::vector<std::string>& keys,
-                             const std::vector<std::string_view>& args, std::size_t split = 0);
+                             const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {});
   // Any command. Every command above names its keys, so a router by hash
   // slot can be put in front of this later.
-  net::awaitable<Reply> command(std::span<const std::string_view> argv, std::size_t split = 0);
+  net::awaitable<Reply> command(std::span<const std::string_view> argv, std::size_t split = 0, LateVerdict late = {});
 
   // Counts writes of queued commands to Redis, and every change of
   // connection. A command issued while writes() was w has not reached Redis
@@ -117,7 +125,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     net::any_io_executor ex;  // the handler's own executor: completions run there
     std::size_t split = 0;
     std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point sent_at;
+    LateVerdict late;  // called once, after a timeout, when its fate is known
   };
+  static void give_verdict(Pending& p, bool answered);
+  void arm_hang_check();
+  void on_hang_check();
+  std::chrono::steady_clock::duration hang_after() const;
   static void complete(Pending& p, Reply r);
   void arm_deadline();
   void on_deadline();
@@ -147,6 +161,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<Pending> sent_;  // oldest first
   net::steady_timer deadline_timer_;
   bool deadline_armed_ = false;
+  net::steady_timer hang_timer_;
+  bool hang_armed_ = false;
+  bool hung_ = false;  // nothing read while replies were due: timeouts count as failures at once
+  std::chrono::steady_clock::time_point last_read_{};
   std::uint64_t writes_ = 0;
 };
 
