@@ -54,6 +54,12 @@ std::string lsn_hex(Lsn lsn) {
   return out;
 }
 
+Lsn settled_insert_lsn(Lsn insert, std::uint32_t wal_block_size) {
+  if (wal_block_size == 0) return insert;
+  Lsn off = insert % wal_block_size;
+  return off == 24 || off == 40 ? insert - off : insert;
+}
+
 std::optional<Lsn> parse_lsn_hex(std::string_view text) {
   if (text.size() != 16) return std::nullopt;
   return hex_part(text, 16);

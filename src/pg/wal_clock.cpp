@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <pqxx/pqxx>
 
 #include "sidecache/pg/pool.hpp"
@@ -84,9 +85,10 @@ void WalClock::run() {
       pqxx::nontransaction tx(*conn);
       // The insert position, not pg_current_wal_lsn(): with asynchronous
       // commit a committed transaction's record may not be written yet.
-      auto r = tx.exec("SELECT pg_current_wal_insert_lsn()::text");
+      auto r = tx.exec("SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')");
       queries_.fetch_add(1, std::memory_order_relaxed);
       got = parse_lsn(r[0][0].c_str());
+      if (got) got = settled_insert_lsn(*got, static_cast<std::uint32_t>(std::strtoul(r[0][1].c_str(), nullptr, 10)));
       if (warned) spdlog::info("postgres: the primary's WAL position is readable again");
       warned = false;
     } catch (const std::exception& e) {

@@ -270,3 +270,28 @@ TEST_CASE("check --connect checks each replica: one in recovery is ok, a primary
   CHECK(eventually([&] { return w.get("/readyz").body.find("\"state\":\"not-a-replica\"") != std::string::npos; }));
   CHECK(w.log().find("is not in recovery") != std::string::npos);
 }
+
+TEST_CASE("an idle primary whose WAL sits at a segment boundary does not make the replica look behind") {
+  Services& s = Services::get();
+  std::string uid = new_user("boundary");
+  Daemon d(with_replica());
+  REQUIRE(eventually([&] { return replica_up(d) && on_replica(uid); }));
+  // The next record would start after the new segment's 40-byte header:
+  // pg_current_wal_insert_lsn() says so, while the replica stops at the
+  // boundary itself. Nothing writes from here on.
+  s.sql("SELECT pg_switch_wal()");
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the switch is replayed (300 ms late)
+  auto fills = [&] { return metric_sample(d.get("/metrics").body, "sidecache_pg_fills_total{target=\"replica0\"} "); };
+  double before = fills();
+  REQUIRE(http_request(d.port(), "DELETE", target(uid)).status == 200);
+  CHECK(d.get(target(uid)).status == 200);
+  CHECK(fills() == before + 1);  // the replica had replayed the invalidation's position
+  CHECK(metric_sample(d.get("/metrics").body,
+                      "sidecache_pg_replica_fallbacks_total{reason=\"behind\",replica=\"replica0\"} ") == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  auto ready = json::parse(d.get("/readyz").body);
+  auto& rep = ready.at("postgres").at("replicas").at(0);
+  INFO(json::serialize(rep));
+  CHECK(rep.at("state").as_string() == "up");
+  CHECK(rep.at("lag_ms").as_int64() < 1000);
+}

@@ -22,4 +22,10 @@ std::string format_lsn(Lsn lsn);
 std::string lsn_hex(Lsn lsn);
 std::optional<Lsn> parse_lsn_hex(std::string_view text);
 
+// pg_current_wal_insert_lsn() right after a page header (24 bytes, or 40 on
+// a segment's first page) means the last record ended at the page boundary,
+// which is where a replica's replay position stops: that boundary. (No
+// record can start or end 24 or 40 bytes into a page otherwise.)
+Lsn settled_insert_lsn(Lsn insert, std::uint32_t wal_block_size);
+
 }  // namespace sidecache::pg

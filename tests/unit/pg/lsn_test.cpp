@@ -25,6 +25,15 @@ TEST_CASE("WAL positions: PostgreSQL's text form and the fixed-width hex the cac
   for (const char* bad : {"", "16B374D848", "00000016B374D84G", "00000016B374D8480"}) CHECK_FALSE(parse_lsn_hex(bad));
 }
 
+TEST_CASE("an insert position just past a page header is the page boundary the replica's replay stops at") {
+  CHECK(settled_insert_lsn(0x11000028, 8192) == 0x11000000);  // a segment's first page: 40-byte header
+  CHECK(settled_insert_lsn(0x11002018, 8192) == 0x11002000);  // any other page: 24 bytes
+  CHECK(settled_insert_lsn(0x11002030, 8192) == 0x11002030);  // a record ended there
+  CHECK(settled_insert_lsn(0x11000F68, 8192) == 0x11000F68);
+  CHECK(settled_insert_lsn(0x11000000, 8192) == 0x11000000);
+  CHECK(settled_insert_lsn(0x11000028, 0) == 0x11000028);  // block size unknown: as read
+}
+
 TEST_CASE("replica lag: the time since the first primary position the replica has not replayed") {
   using namespace std::chrono_literals;
   auto t0 = std::chrono::steady_clock::time_point{} + 100s;
