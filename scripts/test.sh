@@ -101,7 +101,8 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
       { tsan_status=1; echo "test: ThreadSanitizer: unit tests '$spec' failed"; tail -20 "$SVC/tsan-unit.log"; }
   done
   for spec in "200 concurrent requests*" "an invalidation wins over a racing fill*" "four processes*" "early refresh*" \
-              "SIGHUP reloads*" "stale_while_revalidate*" "l1*" "at start the pool*"; do
+              "SIGHUP reloads*" "stale_while_revalidate*" "l1*" "at start the pool*" "replica race*" \
+              "behind pgbouncer with prepared: on*"; do
     SC_TEST_REDIS_TIMEOUT=500ms build-tsan/tests/integration_tests --warn NoTests "$spec" ||
       { tsan_status=1; echo "test: ThreadSanitizer: integration tests '$spec' failed"; }
   done

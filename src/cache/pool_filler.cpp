@@ -1,5 +1,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
+#include <tuple>
+
 #include "sidecache/cache/filler.hpp"
 
 namespace sidecache::cache {
@@ -26,6 +28,7 @@ net::awaitable<pg::FillResult> PoolFiller::fill(const config::Entity& e, std::ve
       pg::Statement st = statement_of(e);
       st.min_lsn = need;
       st.wait = replicas_->wait();
+      std::tie(st.known_server, st.known_replayed) = r->known();
       pg::FillResult got = co_await r->pool().async_run(std::move(st), args, net::use_awaitable);
       if (metrics_ && got.waited) metrics_->replica_wait(r->label(), got.status != pg::FillResult::Status::behind);
       const char* reason = fallback_reason(got);

@@ -69,6 +69,11 @@ Replica::Status Replica::status() const {
   return s;
 }
 
+std::pair<std::shared_ptr<const std::string>, Lsn> Replica::known() const {
+  std::lock_guard lock(known_mu_);
+  return {server_, server_replayed_};
+}
+
 void Replica::mark_down() {
   if (state_.exchange(State::down) != State::down)
     spdlog::warn("postgres: {} ({}) failed a fill; fills use the primary until it answers again", label_, name_);
@@ -76,6 +81,7 @@ void Replica::mark_down() {
 
 void Replica::monitor() {
   std::unique_ptr<pqxx::connection> conn;
+  std::shared_ptr<const std::string> server;
   State logged = State::connecting;
   for (;;) {
     State now_state = State::down;
@@ -85,6 +91,7 @@ void Replica::monitor() {
         conn = std::make_unique<pqxx::connection>(conninfo_);
         pqxx::nontransaction tx(*conn);
         tx.exec("SET application_name = 'sidecache-replica-monitor'");
+        server = std::make_shared<const std::string>(tx.exec(kServerIdentitySql)[0][0].c_str());
       }
       pqxx::nontransaction tx(*conn);
       auto r = tx.exec("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text");
@@ -99,6 +106,11 @@ void Replica::monitor() {
         lag_ms_ = -1;
       } else {
         replayed_ = lsn;
+        {
+          std::lock_guard lock(known_mu_);
+          server_ = server;
+          server_replayed_ = lsn;
+        }
         auto lag = wal_.lag_of(lsn);
         lag_ms_ = lag ? std::chrono::duration_cast<std::chrono::milliseconds>(*lag).count() : -1;
         // Until the primary's position is known, its lag is not: not used.
@@ -107,6 +119,10 @@ void Replica::monitor() {
     } catch (const std::exception& e) {
       conn.reset();
       lag_ms_ = -1;
+      {
+        std::lock_guard lock(known_mu_);
+        server_.reset();  // known again once reconnected
+      }
       if (logged != State::down)
         spdlog::warn("postgres: {} ({}) is unreachable: {}; fills use the primary", label_, name_,
                      config::mask_secrets(e.what()));

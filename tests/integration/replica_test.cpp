@@ -196,6 +196,9 @@ TEST_CASE("a replica further behind than replica_max_lag is not used, and fills 
     }
   });
   bool lagging = eventually([&] { return d.get("/readyz").body.find("\"state\":\"lagging\"") != std::string::npos; });
+  auto m = d.get("/metrics").body;
+  CHECK(metric_sample(m, "sidecache_pg_replica_lag_seconds{replica=\"replica0\"} ") > 0.1);
+  CHECK(metric_sample(m, "sidecache_pg_replica_usable{replica=\"replica0\"} ") == 0);
   long long replica_before = replica_count("replica_marker");
   std::vector<std::string> cold;
   for (int i = 0; i < 10; ++i) {

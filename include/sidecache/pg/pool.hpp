@@ -58,7 +58,16 @@ struct Statement {
   // least this far (0: no check), waiting up to `wait` for it.
   std::uint64_t min_lsn = 0;
   std::chrono::milliseconds wait{0};
+  // What the replica's monitor had seen before this fill was submitted: that
+  // `known_server` (server_identity) had replayed `known_replayed`. A session
+  // on that very server needs no check of its own when that is far enough.
+  std::shared_ptr<const std::string> known_server;
+  std::uint64_t known_replayed = 0;
 };
+
+// SQL that names the server a session is on: its address, port and the
+// postmaster's start time (a restarted or different server differs).
+extern const char* const kServerIdentitySql;
 
 // Counters for /readyz and metrics.
 struct PoolStats {
@@ -176,7 +185,7 @@ class Pool {
   // Whether this session's server has replayed st.min_lsn, polling until
   // started + st.wait; `waited` is set when it polled more than once.
   bool caught_up(pqxx::nontransaction& tx, const Statement& st, std::chrono::steady_clock::time_point started,
-                 bool& waited);
+                 bool& waited, const std::string& server);
   // Records an entity whose SQL PostgreSQL refused; logs it (with `log`)
   // when its error is new.
   void entity_failed(const Statement& st, const std::string& error, bool log = true);

@@ -51,6 +51,9 @@ class Replica {
   Status status() const;
   bool usable() const { return state_.load(std::memory_order_relaxed) == State::up; }
   Lsn replayed() const { return replayed_.load(std::memory_order_relaxed); }
+  // The server the monitor reads (kServerIdentitySql), and what it had
+  // replayed, read together: the replayed position was seen on that server.
+  std::pair<std::shared_ptr<const std::string>, Lsn> known() const;
   // Says so once when a fill found it down, so the next fill skips it
   // without waiting for the monitor's next look.
   void mark_down();
@@ -69,6 +72,9 @@ class Replica {
   std::atomic<State> state_{State::connecting};
   std::atomic<Lsn> replayed_{0};
   std::atomic<std::int64_t> lag_ms_{-1};
+  mutable std::mutex known_mu_;
+  std::shared_ptr<const std::string> server_;  // under known_mu_
+  Lsn server_replayed_ = 0;                    // under known_mu_
 };
 
 const char* to_string(Replica::State s);
