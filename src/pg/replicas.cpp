@@ -4,6 +4,8 @@
 
 #include <pqxx/pqxx>
 
+#include "session.hpp"
+
 namespace sidecache::pg {
 namespace {
 
@@ -87,10 +89,8 @@ void Replica::monitor() {
     State now_state = State::down;
     try {
       if (!conn) {
-        std::lock_guard one_at_a_time(connect_mutex());  // see pool.hpp
-        conn = std::make_unique<pqxx::connection>(conninfo_);
+        conn = open_session(conninfo_, "sidecache-replica-monitor");
         pqxx::nontransaction tx(*conn);
-        tx.exec("SET application_name = 'sidecache-replica-monitor'");
         server = std::make_shared<const std::string>(tx.exec(kServerIdentitySql)[0][0].c_str());
       }
       pqxx::nontransaction tx(*conn);

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "sidecache/pg/pool.hpp"
+#include "session.hpp"
 
 namespace sidecache::pg {
 
@@ -76,12 +77,7 @@ void WalClock::run() {
     }
     std::optional<Lsn> got;
     try {
-      if (!conn) {
-        std::lock_guard one_at_a_time(connect_mutex());  // see pool.hpp
-        conn = std::make_unique<pqxx::connection>(conninfo_);
-        pqxx::nontransaction tx(*conn);
-        tx.exec("SET application_name = 'sidecache-wal-clock'");
-      }
+      if (!conn) conn = open_session(conninfo_, "sidecache-wal-clock");
       pqxx::nontransaction tx(*conn);
       // The insert position, not pg_current_wal_lsn(): with asynchronous
       // commit a committed transaction's record may not be written yet.

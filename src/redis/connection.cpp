@@ -301,6 +301,17 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
   self->sent_.pop_front();
 }
 
+void Connection::arm(net::steady_timer& timer, bool& armed, Clock::time_point at, void (Connection::*fire)()) {
+  armed = true;
+  timer.expires_at(at);
+  timer.async_wait([w = weak_from_this(), &armed, fire](const boost::system::error_code& ec) {
+    auto c = w.lock();
+    if (!c) return;  // (armed lives in *c: not touched once it is gone)
+    armed = false;
+    if (!ec && !c->stopped_) (c.get()->*fire)();
+  });
+}
+
 void Connection::give_verdict(Pending& p, bool answered) {
   if (p.handler || !p.late) return;  // answered in time (no verdict owed), or given already
   LateVerdict late = std::move(p.late);
@@ -319,14 +330,7 @@ void Connection::arm_hang_check() {
     // Due when nothing has been read for hang_after since the oldest
     // unanswered command was sent.
     auto since = std::max(last_read_, sent_.front().sent_at);
-    hang_armed_ = true;
-    hang_timer_.expires_at(since + hang_after());
-    hang_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
-      auto c = w.lock();
-      if (!c) return;
-      c->hang_armed_ = false;
-      if (!ec && !c->stopped_) c->on_hang_check();
-    });
+    arm(hang_timer_, hang_armed_, since + hang_after(), &Connection::on_hang_check);
     return;
   }
 }
@@ -347,14 +351,7 @@ void Connection::arm_deadline() {
   if (deadline_armed_) return;
   for (const Pending& p : sent_) {
     if (!p.handler) continue;  // timed out already, its reply still to come
-    deadline_armed_ = true;
-    deadline_timer_.expires_at(p.deadline);
-    deadline_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
-      auto c = w.lock();
-      if (!c) return;
-      c->deadline_armed_ = false;
-      if (!ec && !c->stopped_) c->on_deadline();
-    });
+    arm(deadline_timer_, deadline_armed_, p.deadline, &Connection::on_deadline);
     return;
   }
 }

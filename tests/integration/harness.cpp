@@ -48,6 +48,15 @@ std::string trim(std::string s) {
   return s;
 }
 
+// Runs SQL on `dsn`; returns the first column of the first row.
+std::string first_value(const std::string& dsn, const std::string& statement) {
+  pqxx::connection c(dsn);
+  pqxx::nontransaction tx(c);
+  auto r = tx.exec(statement);
+  if (r.empty() || r.columns() == 0 || r[0][0].is_null()) return {};
+  return r[0][0].c_str();
+}
+
 }  // namespace
 
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv) {
@@ -138,13 +147,7 @@ void Services::stop_replica(bool immediate) {
   if (rc != 0) throw std::runtime_error("services.sh stop-replica failed: " + out);
 }
 
-std::string Services::replica_sql(const std::string& statement) {
-  pqxx::connection c(replica_dsn());
-  pqxx::nontransaction tx(c);
-  auto r = tx.exec(statement);
-  if (r.empty() || r.columns() == 0 || r[0][0].is_null()) return {};
-  return r[0][0].c_str();
-}
+std::string Services::replica_sql(const std::string& statement) { return first_value(replica_dsn(), statement); }
 
 Triggers::Triggers(const Daemon& d) : d_(d) {
   auto [rc, sql] = run_command({sidecache_binary(), "triggers", "--config", d.config_path()});
@@ -165,13 +168,7 @@ void Services::stop_pg() { run_script("stop-pg"); }
 void Services::signal_redis(int sig) { ::kill(std::stoi(read_file(dir_ + "/redis.pid")), sig); }
 void Services::start_pg() { run_script("start-pg"); }
 
-std::string Services::sql(const std::string& statement) {
-  pqxx::connection c(dsn());
-  pqxx::nontransaction tx(c);
-  auto r = tx.exec(statement);
-  if (r.empty() || r.columns() == 0 || r[0][0].is_null()) return {};
-  return r[0][0].c_str();
-}
+std::string Services::sql(const std::string& statement) { return first_value(dsn(), statement); }
 
 std::string Services::redis_cli(const std::string& args) {
   std::vector<std::string> argv{"redis-cli", "-p", std::to_string(redis_port_)};

@@ -74,18 +74,23 @@ std::pair<int, std::string> check_connect(const Daemon& d) {
                       "check", "--connect", "--config", d.config_path()});
 }
 
+// A daemon behind the shared pgbouncer, LISTEN direct, with the eight entities.
+Daemon::Options behind_pgbouncer(const std::string& postgres_extra) {
+  Services& s = Services::get();
+  Daemon::Options o;
+  o.pg_dsn = s.pgbouncer_dsn();
+  o.postgres_extra = postgres_extra + "\n  listen_dsn: \"" + s.dsn() + "\"";
+  o.extra_entities = eight_entities();
+  return o;
+}
+
 const char* kPoolerLine = "set postgres.prepared: off";
 
 }  // namespace
 
 TEST_CASE("behind pgbouncer in transaction mode with prepared: off, 2,000 cold reads from 50 clients all succeed") {
-  Services& s = Services::get();
   auto users = fresh_users(250);
-  Daemon::Options o;
-  o.pg_dsn = s.pgbouncer_dsn();
-  o.postgres_extra = "\n  prepared: off\n  listen_dsn: \"" + s.dsn() + "\"";
-  o.extra_entities = eight_entities();
-  Daemon d(o);
+  Daemon d(behind_pgbouncer("\n  prepared: off"));
   auto by_status = cold_reads(d, users);
   INFO(dump(by_status) << d.log().substr(0, 4000));
   CHECK(by_status[200] == 2000);
@@ -97,13 +102,8 @@ TEST_CASE("behind pgbouncer in transaction mode with prepared: off, 2,000 cold r
 }
 
 TEST_CASE("behind pgbouncer with prepared: on, the clash is logged once, naming the setting, and no read fails") {
-  Services& s = Services::get();
   auto users = fresh_users(250);
-  Daemon::Options o;
-  o.pg_dsn = s.pgbouncer_dsn();
-  o.postgres_extra = "\n  listen_dsn: \"" + s.dsn() + "\"";
-  o.extra_entities = eight_entities();
-  Daemon d(o);
+  Daemon d(behind_pgbouncer(""));
   auto by_status = cold_reads(d, users);
   INFO(dump(by_status) << d.log().substr(0, 4000));
   CHECK(by_status[200] == 2000);

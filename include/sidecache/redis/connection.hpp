@@ -129,6 +129,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     LateVerdict late;  // called once, after a timeout, when its fate is known
   };
   static void give_verdict(Pending& p, bool answered);
+  // Sets `timer` for `at`; `armed` is true until it fires (or is cancelled),
+  // then `fire` runs unless the connection stopped.
+  void arm(net::steady_timer& timer, bool& armed, std::chrono::steady_clock::time_point at, void (Connection::*fire)());
   void arm_hang_check();
   void on_hang_check();
   std::chrono::steady_clock::duration hang_after() const;
