@@ -52,24 +52,6 @@ std::string not_prepared(const pqxx::sql_error& e) {
 
 }  // namespace
 
-// Adds connect_timeout to the connection string unless the user set one, so
-// that an unreachable host costs a bounded time.
-std::string conninfo_of(const config::PostgresConfig& cfg) { return conninfo_of(cfg.dsn, cfg); }
-
-std::string conninfo_of(const std::string& dsn, const config::PostgresConfig& cfg) {
-  const auto t = cfg.connect_timeout;
-  if (dsn.find("connect_timeout") != std::string::npos) return dsn;
-  long secs = std::max<long>(1, static_cast<long>((t.count() + 999) / 1000));
-  if (dsn.rfind("postgres://", 0) == 0 || dsn.rfind("postgresql://", 0) == 0)
-    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + std::to_string(secs);
-  return dsn + " connect_timeout=" + std::to_string(secs);
-}
-
-
-const char* const kServerIdentitySql =
-    "SELECT coalesce(inet_server_addr()::text, 'local') || ':' || coalesce(inet_server_port(), 0) || '@' || "
-    "pg_postmaster_start_time()";
-
 std::mutex& connect_mutex() {
   static std::mutex m;
   return m;
@@ -355,30 +337,6 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
   }
 }
 
-std::string one_line_sql_error(const std::string& what) {
-  std::string out;
-  auto add = [&out](const std::string& part) {
-    if (!out.empty()) out.push_back(' ');
-    out.append(part);
-  };
-  std::size_t start = 0;
-  while (start < what.size()) {
-    std::size_t end = what.find('\n', start);
-    std::string line = what.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    start = end == std::string::npos ? what.size() : end + 1;
-    // "LINE 3: ..." and the caret line under it: say which line of the
-    // entity's SQL instead.
-    if (line.rfind("LINE ", 0) == 0) {
-      long n = std::strtol(line.c_str() + 5, nullptr, 10);
-      if (n > 1) add("(at line " + std::to_string(n - 1) + " of the entity's SQL)");
-      continue;
-    }
-    if (line.find_first_not_of(" ^") == std::string::npos) continue;
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
-    if (!line.empty()) add(line);
-  }
-  return out;
-}
 
 bool Pool::caught_up(pqxx::nontransaction& tx, const Statement& st, Clock::time_point started, bool& waited,
                      const std::string& server) {

@@ -113,8 +113,8 @@ void Replica::monitor() {
         }
         auto lag = wal_.lag_of(lsn);
         lag_ms_ = lag ? std::chrono::duration_cast<std::chrono::milliseconds>(*lag).count() : -1;
-        // Until the primary's position is known, its lag is not: not used.
-        now_state = lag && *lag <= max_lag_ ? State::up : State::lagging;
+        // Until the primary's position is known, its lag is not: not used yet.
+        now_state = !lag ? State::connecting : *lag <= max_lag_ ? State::up : State::lagging;
       }
     } catch (const std::exception& e) {
       conn.reset();
@@ -130,7 +130,7 @@ void Replica::monitor() {
     state_ = now_state;
     if (now_state != logged) {
       if (now_state == State::up) spdlog::info("postgres: {} ({}) is streaming; fills may use it", label_, name_);
-      else if (now_state == State::lagging && logged != State::connecting)
+      else if (now_state == State::lagging)
         spdlog::warn("postgres: {} ({}) is further behind than postgres.replica_max_lag ({} ms); fills use the primary",
                      label_, name_, max_lag_.count());
       else if (now_state == State::not_replica)
