@@ -6,6 +6,8 @@
 #   scripts/quickstart.sh            run in the foreground
 #   scripts/quickstart.sh --smoke    start, run the printed requests, check them, stop
 set -euo pipefail
+# Says which step failed, should one fail without a word of its own.
+trap 'echo "quickstart: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 MODE=${1:-run}

@@ -108,7 +108,18 @@ start_pg() {
   if ! as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$port" -U app -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname='app'" | grep -q 1; then
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U app app
   fi
-  as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$port" -U app -d app -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1
+  # (Retried, and said when it fails: a silent failure here once ended a
+  # clean-clone run's smoke check with no word of why.)
+  local ok=0
+  for _ in 1 2 3 4 5; do
+    if as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$port" -U app -d app -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+      >"$DIR/extension.log" 2>&1; then ok=1; break; fi
+    sleep 0.5
+  done
+  if [[ $ok -ne 1 ]]; then
+    echo "services: CREATE EXTENSION pg_stat_statements failed: $(cat "$DIR/extension.log")" >&2
+    return 1
+  fi
 }
 
 stop_pg() {

@@ -14,6 +14,7 @@
 
 
 #include "sidecache/app/service.hpp"
+#include "sidecache/redis/probe.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/config/settings.hpp"
 #include "sidecache/http/server.hpp"
@@ -60,6 +61,12 @@ int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& conf
   const config::Config& cfg = *cfg_ptr;  // the settings a reload cannot change
   app::init_logging(cfg.log_level, cfg.log_json);
   for (const auto& w : cfg.warnings) spdlog::warn("config: {}", w.to_string());
+  // A Redis that answers but cannot be used is refused now, not found out
+  // by every read missing.
+  if (std::string why = redis::topology_problem(cfg.redis); !why.empty()) {
+    spdlog::critical("redis {}: {}", config::mask_secrets(cfg.redis.url), why);
+    return 2;
+  }
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::io_context*> workers;
   for (unsigned i = 0; i < cfg.workers; ++i) {

@@ -3,10 +3,12 @@
 
 #include <boost/json.hpp>
 #include <signal.h>
+#include <unistd.h>
 #include <atomic>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <filesystem>
 #include <thread>
 
 #include "harness.hpp"
@@ -175,4 +177,41 @@ TEST_CASE("an entity added by a reload whose SQL does not prepare is reported at
     if (!cleared) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(cleared);
+}
+
+TEST_CASE("a Redis Cluster node given as the standalone Redis is refused at start, before any port is bound, saying "
+          "what to set, and check --connect says the same") {
+  // A cluster-enabled redis-server of its own (no slots: INFO says cluster_enabled:1).
+  std::string dir = std::filesystem::temp_directory_path() / ("sidecache-cluster-node-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  int port = free_port();
+  auto [started, out] = run_command({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no", "--cluster-enabled", "yes", "--dir", dir, "--daemonize", "yes",
+                                     "--pidfile", dir + "/redis.pid", "--logfile", dir + "/redis.log"});
+  REQUIRE(started == 0);
+  struct Cleanup {
+    std::string dir;
+    int port;
+    ~Cleanup() {
+      run_command({"redis-cli", "-p", std::to_string(port), "shutdown", "nosave"});
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir, port};
+  REQUIRE(eventually([&] { return run_command({"redis-cli", "-p", std::to_string(port), "ping"}).second.find("PONG") == 0; }));
+
+  Daemon::Options o;
+  o.redis_port = port;
+  o.wait_ready = false;
+  Daemon d(o);
+  CHECK(eventually([&] { return d.log().find("Redis Cluster node") != std::string::npos; }));
+  INFO(d.log());
+  CHECK(d.log().find("Point redis.url at a standalone Redis") != std::string::npos);
+  CHECK(d.log().find("listening on") == std::string::npos);
+  CHECK(d.terminate() == 2);
+  auto [rc, check] = run_command({"env", "-u", "SIDECACHE_REDIS_URL", sidecache_binary(), "check", "--connect", "--config",
+                                  d.config_path()});
+  INFO(check);
+  CHECK(rc == 2);
+  CHECK(check.find("cluster_enabled:1") != std::string::npos);
 }

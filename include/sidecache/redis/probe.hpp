@@ -13,7 +13,13 @@ namespace sidecache::redis {
 // SELECT (when db is not 0). The daemon's connections and probe() share it.
 std::vector<std::vector<std::string>> setup_commands(const config::RedisConfig& cfg);
 
-// "" when Redis answered PING after the setup, else what went wrong.
+// "" when Redis answered PING after the setup and is a standalone server,
+// else what went wrong.
 std::string probe(const config::RedisConfig& cfg);
+
+// At start, before anything is bound: "" unless Redis answers and is a
+// server sidecache cannot use (a Redis Cluster node), then what to set.
+// Unreachable is not a problem here: the daemon serves from PostgreSQL.
+std::string topology_problem(const config::RedisConfig& cfg);
 
 }  // namespace sidecache::redis
