@@ -184,7 +184,14 @@ TEST_CASE("a Redis Cluster node given as the standalone Redis is refused at star
   // A cluster-enabled redis-server of its own (no slots: INFO says cluster_enabled:1).
   std::string dir = std::filesystem::temp_directory_path() / ("sidecache-cluster-node-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
+  // Cluster mode also binds the bus port, port + 10000: both must be free.
+  auto listened = [](int p) {
+    int fd = connect_loopback(p);
+    if (fd >= 0) ::close(fd);
+    return fd >= 0;
+  };
   int port = free_port();
+  for (int tries = 0; tries < 100 && (port > 55000 || listened(port + 10000)); ++tries) port = free_port();
   auto [started, out] = run_command({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
                                      "--appendonly", "no", "--cluster-enabled", "yes", "--dir", dir, "--daemonize", "yes",
                                      "--pidfile", dir + "/redis.pid", "--logfile", dir + "/redis.log"});
@@ -198,7 +205,9 @@ TEST_CASE("a Redis Cluster node given as the standalone Redis is refused at star
       std::filesystem::remove_all(dir, ec);
     }
   } cleanup{dir, port};
-  REQUIRE(eventually([&] { return run_command({"redis-cli", "-p", std::to_string(port), "ping"}).second.find("PONG") == 0; }));
+  bool up = eventually([&] { return run_command({"redis-cli", "-p", std::to_string(port), "ping"}).second.find("PONG") == 0; });
+  INFO(run_command({"cat", dir + "/redis.log"}).second);
+  REQUIRE(up);
 
   Daemon::Options o;
   o.redis_port = port;
