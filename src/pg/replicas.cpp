@@ -158,7 +158,7 @@ std::string probe_replica(const config::PostgresConfig& cfg, const std::string& 
 }
 
 Replicas::Replicas(const config::PostgresConfig& cfg)
-    : wal_(cfg, cfg.replica_max_lag + std::chrono::seconds(1)), wait_(cfg.replica_wait) {
+    : wal_(WalClock::primary_query(cfg), cfg.replica_max_lag + std::chrono::seconds(1)), wait_(cfg.replica_wait) {
   for (std::size_t i = 0; i < cfg.replicas.size(); ++i)
     replicas_.push_back(std::make_unique<Replica>(i, cfg, cfg.replicas[i], wal_));
 }

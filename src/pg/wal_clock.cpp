@@ -10,8 +10,40 @@
 
 namespace sidecache::pg {
 
-WalClock::WalClock(const config::PostgresConfig& cfg, Clock::duration window, Clock::duration interval)
-    : conninfo_(conninfo_of(cfg)), window_(window), interval_(interval) {}
+WalClock::WalClock(Query query, Clock::duration window, Clock::duration interval)
+    : query_(std::move(query)), window_(window), interval_(interval) {}
+
+WalClock::Query WalClock::primary_query(const config::PostgresConfig& cfg) {
+  struct State {
+    std::string conninfo;
+    std::unique_ptr<pqxx::connection> conn;
+    bool warned = false;
+  };
+  auto st = std::make_shared<State>();
+  st->conninfo = conninfo_of(cfg);
+  return [st]() -> std::optional<Lsn> {
+    try {
+      if (!st->conn) st->conn = open_session(st->conninfo, "sidecache-wal-clock");
+      pqxx::nontransaction tx(*st->conn);
+      // The insert position, not pg_current_wal_lsn(): with asynchronous
+      // commit a committed transaction's record may not be written yet.
+      auto r = tx.exec("SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')");
+      auto got = parse_lsn(r[0][0].c_str());
+      if (got) got = settled_insert_lsn(*got, static_cast<std::uint32_t>(std::strtoul(r[0][1].c_str(), nullptr, 10)));
+      if (st->warned) spdlog::info("postgres: the primary's WAL position is readable again");
+      st->warned = false;
+      return got;
+    } catch (const std::exception& e) {
+      st->conn.reset();
+      if (!st->warned)
+        spdlog::warn("postgres: cannot read the primary's WAL position ({}); invalidations meanwhile send the fills they "
+                     "cover to the primary",
+                     config::mask_secrets(e.what()));
+      st->warned = true;
+      return std::nullopt;
+    }
+  };
+}
 
 WalClock::~WalClock() { stop(); }
 
@@ -63,8 +95,6 @@ std::optional<WalClock::Clock::duration> WalClock::lag_of(Lsn replayed, Clock::t
 }
 
 void WalClock::run() {
-  std::unique_ptr<pqxx::connection> conn;
-  bool warned = false;
   auto next_sample = Clock::now();
   for (;;) {
     std::vector<std::function<void(std::optional<Lsn>)>> batch;
@@ -75,26 +105,8 @@ void WalClock::run() {
       // Those who asked before the query is sent; later ones wait for the next.
       batch.swap(waiting_);
     }
-    std::optional<Lsn> got;
-    try {
-      if (!conn) conn = open_session(conninfo_, "sidecache-wal-clock");
-      pqxx::nontransaction tx(*conn);
-      // The insert position, not pg_current_wal_lsn(): with asynchronous
-      // commit a committed transaction's record may not be written yet.
-      auto r = tx.exec("SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')");
-      queries_.fetch_add(1, std::memory_order_relaxed);
-      got = parse_lsn(r[0][0].c_str());
-      if (got) got = settled_insert_lsn(*got, static_cast<std::uint32_t>(std::strtoul(r[0][1].c_str(), nullptr, 10)));
-      if (warned) spdlog::info("postgres: the primary's WAL position is readable again");
-      warned = false;
-    } catch (const std::exception& e) {
-      conn.reset();
-      if (!warned)
-        spdlog::warn("postgres: cannot read the primary's WAL position ({}); invalidations meanwhile send the fills they "
-                     "cover to the primary",
-                     config::mask_secrets(e.what()));
-      warned = true;
-    }
+    std::optional<Lsn> got = query_();
+    queries_.fetch_add(1, std::memory_order_relaxed);
     auto now = Clock::now();
     if (got) {
       std::lock_guard lock(mu_);

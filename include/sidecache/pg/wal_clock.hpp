@@ -36,10 +36,13 @@ std::optional<std::chrono::steady_clock::duration> lag_since(const std::deque<Wa
 class WalClock {
  public:
   using Clock = std::chrono::steady_clock;
+  // Reads the position, blocking (on the clock's thread); nullopt when it
+  // cannot. primary_query() is the real one; unit tests pass their own.
+  using Query = std::function<std::optional<Lsn>()>;
+  static Query primary_query(const config::PostgresConfig& cfg);
   // Samples are kept for `window` (at least replica_max_lag), one every
   // `interval` even when nobody asks.
-  WalClock(const config::PostgresConfig& cfg, Clock::duration window,
-           Clock::duration interval = std::chrono::milliseconds(100));
+  WalClock(Query query, Clock::duration window, Clock::duration interval = std::chrono::milliseconds(100));
   ~WalClock();
   WalClock(const WalClock&) = delete;
   WalClock& operator=(const WalClock&) = delete;
@@ -74,7 +77,7 @@ class WalClock {
   void ask(std::function<void(std::optional<Lsn>)> done);
   void run();
 
-  std::string conninfo_;
+  Query query_;
   Clock::duration window_, interval_;
   std::thread thread_;
   mutable std::mutex mu_;
