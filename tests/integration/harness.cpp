@@ -401,6 +401,11 @@ std::string Daemon::log() const { return read_file(dir_ + "/sidecache.log"); }
 int Daemon::terminate(std::chrono::seconds wait) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
+  return wait_exit(wait);
+}
+
+int Daemon::wait_exit(std::chrono::seconds wait) {
+  if (pid_ <= 0) return -1;
   auto deadline = std::chrono::steady_clock::now() + wait;
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -137,6 +137,9 @@ class Daemon {
   }
   // SIGTERM and wait; returns the exit status (or -1 on a signal death).
   int terminate(std::chrono::seconds wait = std::chrono::seconds(15));
+  // Waits for the process to exit by itself; its exit status (-1 on a
+  // signal death, -2 when it still runs after `wait`).
+  int wait_exit(std::chrono::seconds wait = std::chrono::seconds(15));
 
  private:
   std::string dir_;
