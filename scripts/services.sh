@@ -104,7 +104,19 @@ start_pg() {
   if as_pg "$PGBIN/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then return 0; fi
   as_pg "$PGBIN/pg_ctl" -D "$home/data" -l "$home/log" -w -t 30 \
     -o "-p $port -k $home/sock -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null || { echo "services: postgres did not start; see $home/log" >&2; return 1; }
+    start >/dev/null || {
+      # A port taken between the check and the bind (the ephemeral range
+      # overlaps ours): once more on another port, when ours was picked.
+      if grep -q "Address already in use" "$home/log" && [[ "${PG_PORT_MAY_MOVE:-0}" == 1 ]]; then
+        echo "services: port $port was taken meanwhile; trying another" >&2
+        free_port >"$DIR/pg.port"
+        PG_PORT_MAY_MOVE=0 start_pg
+        return
+      fi
+      echo "services: postgres did not start; the end of $home/log:" >&2
+      tail -n 8 "$home/log" >&2
+      return 1
+    }
   if ! as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$port" -U app -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname='app'" | grep -q 1; then
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U app app
   fi
@@ -229,6 +241,7 @@ case "$cmd" in
     chmod 755 "$DIR"
     rp=${1:-}; pp=${2:-}
     [[ -f "$DIR/redis.port" && -z "$rp" ]] || echo "${rp:-$(free_port)}" >"$DIR/redis.port"
+    if [[ ! -f "$DIR/pg.port" && -z "$pp" ]]; then PG_PORT_MAY_MOVE=1; fi  # a port we picked, nobody relies on yet
     [[ -f "$DIR/pg.port" && -z "$pp" ]] || echo "${pp:-$(free_port)}" >"$DIR/pg.port"
     start_redis
     start_pg
