@@ -89,6 +89,9 @@ TEST_CASE("SIGTERM under load: in-flight requests complete, no answer is an erro
 
 TEST_CASE("at start the pool opens every connection and prepares every entity's statement, before any request") {
   Services& s = Services::get();
+  // Sessions opened from now on: pgbouncer's server connections, kept from
+  // earlier tests, carry the application_name our SET gave them.
+  std::string since = s.sql("SELECT clock_timestamp()::text");
   Daemon d;  // pool_size 4
   auto entities = json::parse(d.get("/readyz").body).at("entities").as_int64();
   REQUIRE(entities > 0);
@@ -108,7 +111,8 @@ TEST_CASE("at start the pool opens every connection and prepares every entity's 
   // (Polled: the backends of an earlier test's daemon may take a moment to go.)
   std::string open;
   CHECK(eventually([&] {
-    open = s.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sidecache'");
+    open = s.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sidecache' AND backend_start >= '" +
+                 since + "'");
     return open == "4";
   }));
   INFO("connections open: " << open);
