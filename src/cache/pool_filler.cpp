@@ -15,7 +15,7 @@ namespace {
 const char* fallback_reason(const pg::FillResult& r) {
   using S = pg::FillResult::Status;
   if (r.status == S::behind) return "behind";
-  if (r.status == S::unavailable) return r.message.find("recovery conflict") != std::string::npos ? "conflict" : "unavailable";
+  if (r.status == S::unavailable) return r.conflict ? "conflict" : "unavailable";
   return nullptr;
 }
 }  // namespace
@@ -36,7 +36,7 @@ net::awaitable<pg::FillResult> PoolFiller::fill(const config::Entity& e, std::ve
         if (metrics_) metrics_->pg_fill(r->label());
         co_return got;
       }
-      if (got.status == pg::FillResult::Status::unavailable && std::string_view(reason) == "unavailable") r->mark_down();
+      if (got.status == pg::FillResult::Status::unavailable && !got.conflict) r->mark_down();  // a lost connection
       if (metrics_) metrics_->replica_fallback(r->label(), reason);
       auto took = got.took;
       pg::FillResult primary = co_await pool_.async_run(statement_of(e), std::move(args), net::use_awaitable);

@@ -319,6 +319,7 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
         // ("canceling statement due to conflict with recovery").
         if (role_ == Role::replica) {
           result = {Status::unavailable, {}, {}, "the replica cancelled the query (recovery conflict)"};
+          result.conflict = true;
         } else {
           result = {Status::error, {}, {}, std::string("query failed: ") + one_line_sql_error(e.what())};
           spdlog::error("postgres: entity '{}' ({}): {}", job.statement.entity, job.statement.file, result.message);

@@ -42,6 +42,7 @@ struct FillResult {
   std::chrono::microseconds took{0};
   std::string message;
   bool waited = false;  // a replica was waited for (caught up or not)
+  bool conflict = false;  // unavailable: a standby cancelled the query (recovery conflict)
 };
 
 // One prepared statement. Each connection prepares it on first use, so a
