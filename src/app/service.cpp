@@ -48,7 +48,8 @@ std::vector<cache::Store*> store_pointers(const std::vector<std::unique_ptr<cach
 }  // namespace
 
 Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_context*> workers)
-    : snap_(cache::make_snapshot(cfg, 1)), workers_(std::move(workers)), pool_(cfg->postgres), replicas_(cfg->postgres),
+    : snap_(cache::make_snapshot(cfg, 1)), workers_(std::move(workers)), pool_(cfg->postgres, pg::Pool::Role::primary, cfg->tenants),
+      replicas_(cfg->postgres, cfg->tenants),
       wal_position_(replicas_.wal()), filler_(pool_, &replicas_, &metrics_),
       breaker_({cfg->redis.breaker_failures, cfg->redis.breaker_open_timeout, cfg->redis.breaker_half_open_probes},
                [](redis::CircuitBreaker::State from, redis::CircuitBreaker::State to) {
@@ -61,13 +62,14 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
     // any fill may take (max_fill_age), with a margin.
     auto horizon = std::chrono::duration_cast<std::chrono::milliseconds>(
         config::kMaxL1Ttl + std::chrono::microseconds(snap_->max_fill_age_us) + std::chrono::seconds(10));
-    l1_ = std::make_unique<cache::NearCache>(cfg->l1.max_bytes, horizon);
+    l1_ = std::make_unique<cache::NearCache>(cfg->l1.max_bytes, horizon, cfg->l1.max_tenant_share);
   }
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg->redis, std::to_string(i)));
     redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
     stores_.push_back(std::make_unique<cache::RedisStore>(redis_.back(), &breaker_, &metrics_));
   }
+  metrics_.set_top_tenants(cfg->metrics.top_tenants);
   for (const auto& e : cfg->entities) metrics_.declare_entity(e.name);
   reads_ = std::make_unique<cache::ReadPath>(store_pointers(stores_), filler_, l1_.get(), &metrics_);
   invalidator_ = std::make_unique<cache::Invalidator>(store_pointers(stores_), l1_.get(), l1_channel_, &metrics_);

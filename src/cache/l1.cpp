@@ -30,6 +30,7 @@ struct NearCache::Entry {
   std::uint64_t checked_seq = 0;  // the invalidation sequence this entry was last judged at
   std::uint8_t freq = 0;          // 0..3, S3-FIFO
   bool in_main = false;
+  std::uint64_t tenant = 0;       // tenant_key() of its tenant; 0: none (a global entity)
   std::size_t bytes = 0;
   std::list<Entry*>::iterator pos;
 };
@@ -45,8 +46,41 @@ struct NearCache::Shard {
   std::deque<std::size_t> ghost_order;
   std::unordered_map<std::size_t, unsigned> ghost;
   std::uint64_t hits = 0, misses = 0, evictions = 0;
+  // l1.max_tenant_share of cap, and what each tenant holds here.
+  std::size_t tenant_cap = SIZE_MAX;
+  std::unordered_map<std::uint64_t, std::size_t> tenant_bytes;
 
   std::size_t bytes() const { return small_bytes + main_bytes; }
+
+  void track(const Entry* e) {
+    if (e->tenant) tenant_bytes[e->tenant] += e->bytes;
+  }
+  // Every path by which an entry leaves the map comes through here.
+  void untrack(const Entry* e) {
+    if (!e->tenant) return;
+    auto it = tenant_bytes.find(e->tenant);
+    if (it == tenant_bytes.end()) return;
+    it->second -= std::min(it->second, e->bytes);
+    if (it->second == 0) tenant_bytes.erase(it);
+  }
+  std::size_t held_by(std::uint64_t tenant) const {
+    auto it = tenant_bytes.find(tenant);
+    return it == tenant_bytes.end() ? 0 : it->second;
+  }
+  // Evicts `tenant`'s oldest entry other than `keep` (small FIFO first, as
+  // S3-FIFO would); false when it holds nothing else.
+  bool evict_oldest_of(std::uint64_t tenant, const Entry* keep) {
+    for (auto* fifo : {&small, &main}) {
+      for (auto it = fifo->rbegin(); it != fifo->rend(); ++it) {
+        Entry* e = *it;
+        if (e->tenant != tenant || e == keep) continue;
+        ++evictions;
+        remove(e);
+        return true;
+      }
+    }
+    return false;
+  }
 
   void unlink(Entry* e) {
     if (e->in_main) {
@@ -59,6 +93,7 @@ struct NearCache::Shard {
   }
   void remove(Entry* e) {
     unlink(e);
+    untrack(e);
     map.erase(std::string_view(e->keys[0]));  // destroys *e
   }
   void remember(std::size_t hash) {
@@ -92,6 +127,7 @@ struct NearCache::Shard {
       } else {
         remember(std::hash<std::string_view>{}(e->keys[0]));
         ++evictions;
+        untrack(e);
         map.erase(std::string_view(e->keys[0]));
       }
       return;
@@ -105,6 +141,7 @@ struct NearCache::Shard {
     main.pop_back();
     main_bytes -= e->bytes;
     ++evictions;
+    untrack(e);
     map.erase(std::string_view(e->keys[0]));
   }
 };
@@ -123,13 +160,22 @@ std::size_t NearCache::entry_cost(const std::vector<std::string>& keys, std::siz
   return bytes;
 }
 
-NearCache::NearCache(std::size_t max_bytes, std::chrono::milliseconds record_horizon)
+NearCache::NearCache(std::size_t max_bytes, std::chrono::milliseconds record_horizon, double max_tenant_share)
     : max_bytes_(max_bytes), horizon_(record_horizon) {
   std::size_t n = shard_count(max_bytes);
   for (std::size_t i = 0; i < n; ++i) {
     shards_.push_back(std::make_unique<Shard>());
     shards_.back()->cap = max_bytes / n;
+    // Per shard: a tenant's keys spread over the shards by hash, and a bound
+    // in each bounds the sum, with no lock across shards.
+    if (max_tenant_share < 1.0)
+      shards_.back()->tenant_cap = static_cast<std::size_t>(static_cast<double>(max_bytes / n) * max_tenant_share);
   }
+}
+
+std::uint64_t NearCache::tenant_key(std::string_view tenant) {
+  if (tenant.empty()) return 0;
+  return std::hash<std::string_view>{}(tenant) | 1;
 }
 
 NearCache::~NearCache() = default;
@@ -194,12 +240,14 @@ NearCache::Ticket NearCache::ticket() const {
 }
 
 bool NearCache::put(const Ticket& t, const std::vector<std::string>& keys, const ValueHeader& h, std::string_view body,
-                    Clock::time_point expires, Clock::time_point now) {
+                    Clock::time_point expires, Clock::time_point now, std::string_view tenant) {
   if (keys.empty() || expires <= now || h.tombstone()) return false;
   std::size_t bytes = entry_cost(keys, body.size());
   std::size_t hash;
   Shard& sh = shard_of(keys[0], hash);
   if (bytes > sh.cap / 4) return false;  // too big to be worth a quarter of a shard
+  const std::uint64_t owner = tenant_key(tenant);
+  if (owner && bytes > sh.tenant_cap) return false;  // more than its tenant may hold
   std::lock_guard lock(sh.mu);
   // Under the shard lock, so a disable() (which flushes every shard) cannot
   // interleave: either this entry is flushed with the rest, or it is refused.
@@ -233,7 +281,9 @@ bool NearCache::put(const Ticket& t, const std::vector<std::string>& keys, const
   e->freq = freq;
   e->in_main = to_main;
   e->bytes = bytes;
+  e->tenant = owner;
   Entry* raw = e.get();
+  sh.track(raw);
   if (to_main) {
     sh.main.push_front(raw);
     raw->pos = sh.main.begin();
@@ -244,6 +294,11 @@ bool NearCache::put(const Ticket& t, const std::vector<std::string>& keys, const
     sh.small_bytes += bytes;
   }
   sh.map.emplace(std::string_view(raw->keys[0]), std::move(e));
+  // Over its share, a tenant makes room from its own copies, never from
+  // another tenant's.
+  if (owner)
+    while (sh.held_by(owner) > sh.tenant_cap && sh.evict_oldest_of(owner, raw)) {
+    }
   while (sh.bytes() > sh.cap) sh.evict_one();
   return sh.map.count(std::string_view(keys[0])) == 1;
 }
@@ -309,6 +364,7 @@ void NearCache::flush() {
     sh->small_bytes = sh->main_bytes = 0;
     sh->ghost.clear();
     sh->ghost_order.clear();
+    sh->tenant_bytes.clear();
   }
 }
 
@@ -322,6 +378,16 @@ void NearCache::enable() {
   epoch_.fetch_add(1, std::memory_order_acq_rel);
   flush();
   enabled_.store(true, std::memory_order_release);
+}
+
+std::size_t NearCache::tenant_bytes(std::string_view tenant) const {
+  std::uint64_t owner = tenant_key(tenant);
+  std::size_t sum = 0;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh->mu);
+    sum += sh->held_by(owner);
+  }
+  return sum;
 }
 
 NearCache::Stats NearCache::stats() const {
@@ -342,34 +408,6 @@ NearCache::Stats NearCache::stats() const {
   }
   s.enabled = enabled();
   return s;
-}
-
-}  // namespace sidecache::cache
-
-namespace sidecache::cache {
-
-std::string l1_channel(std::string_view key_prefix) { return std::string(key_prefix) + "l1"; }
-
-std::optional<L1Message> parse_l1_message(std::string_view payload) {
-  std::size_t nl = payload.find('\n');
-  if (nl == std::string_view::npos || nl == 0 || nl > 20) return std::nullopt;
-  L1Message m;
-  for (char c : payload.substr(0, nl)) {
-    if (c < '0' || c > '9') return std::nullopt;
-    m.at_us = m.at_us * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  std::string_view rest = payload.substr(nl + 1);
-  while (!rest.empty()) {
-    std::size_t end = rest.find('\n');
-    std::string_view k = rest.substr(0, end);
-    if (k.empty()) return std::nullopt;
-    m.keys.push_back(k);
-    if (end == std::string_view::npos) break;
-    rest = rest.substr(end + 1);
-    if (rest.empty()) return std::nullopt;  // a trailing newline
-  }
-  if (m.keys.empty()) return std::nullopt;
-  return m;
 }
 
 }  // namespace sidecache::cache

@@ -54,6 +54,11 @@ ReadResult filled(K kind, const FillOutcome& o, std::string body) {
 
 bool failed(const FillOutcome& o) { return o.status >= 500; }
 
+// The tenant, for a tenant-scoped entity (its parameter comes first).
+std::string_view first_value(const EntityRequest& req) {
+  return req.values.empty() ? std::string_view{} : std::string_view(req.values[0]);
+}
+
 }  // namespace
 
 // Publishes a failure if the leader never got to publish (an exception, or
@@ -159,7 +164,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
       if (e.early_refresh_beta > 0 &&
           xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, draw_()))
         spawn_refresh(req, worker, co_await net::this_coro::executor);
-      if (use_l1) l1_put(e, ticket, keys, seen.header, seen.body);
+      if (use_l1) l1_put(e, ticket, keys, seen.header, seen.body, first_value(req));
       co_return cached(K::hit, e, seen.header, std::move(seen.body), now);
     }
     if (seen.status == Lookup::Status::expired) {
@@ -202,7 +207,8 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     }
     // What this process read (stored, or found by the leader's second
     // look) is what L1 may keep.
-    if (use_l1 && (o.stored || o.from_cache)) l1_put(e, ticket, keys, o.header, o.status == 200 ? o.body : std::string());
+    if (use_l1 && (o.stored || o.from_cache))
+      l1_put(e, ticket, keys, o.header, o.status == 200 ? o.body : std::string(), first_value(req));
     if (o.from_cache) co_return cached(K::hit, e, o.header, std::move(o.body), wall_us());
     if (failed(o) && have_stale) co_return cached(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
     std::string body = std::move(o.body);
@@ -289,12 +295,13 @@ net::awaitable<void> ReadPath::refresh(EntityRequest req, unsigned worker, Fligh
 }
 
 void ReadPath::l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
-                      const ValueHeader& h, std::string_view body) {
+                      const ValueHeader& h, std::string_view body, std::string_view tenant_of) {
   auto now = NearCache::Clock::now();
   std::uint64_t wall = wall_us();
   if (h.soft_expiry_us <= wall) return;
   auto life = std::min<std::chrono::microseconds>(e.l1_ttl, std::chrono::microseconds(h.soft_expiry_us - wall));
-  l1_->put(t, keys, h, body, now + life, now);
+  std::string_view tenant = e.scope == config::Scope::tenant && !tenant_of.empty() ? tenant_of : std::string_view{};
+  l1_->put(t, keys, h, body, now + life, now, tenant);
 }
 
 }  // namespace sidecache::cache

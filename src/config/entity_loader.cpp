@@ -91,7 +91,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   std::size_t before = problems.size();
   ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on",
                         "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills", "l1_ttl",
-                        "max_value_bytes"},
+                        "max_value_bytes", "tenants"},
                  "an entity file");
 
   Entity e;
@@ -101,6 +101,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   e.ttl_jitter = cfg.defaults.ttl_jitter;
   e.l1_ttl = cfg.l1.ttl;
   e.max_value_bytes = cfg.max_value_bytes;
+  e.tenant_max_concurrent_fills = cfg.tenants.max_concurrent_fills;
 
   if (!root["name"]) {
     ctx.error(root, "missing key 'name': give the entity a name like 'user' ([a-z][a-z0-9_]*)");
@@ -233,6 +234,16 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   if (root["max_concurrent_fills"])
     if (auto v = ctx.integer(root["max_concurrent_fills"], "max_concurrent_fills", 1, 100000))
       e.max_concurrent_fills = static_cast<std::size_t>(*v);
+  if (const YAML::Node& tn = root["tenants"]) {
+    if (!tn.IsMap()) {
+      ctx.error(tn, "tenants must be a mapping, like tenants: { max_concurrent_fills: 8 }");
+    } else {
+      ctx.check_keys(tn, {"max_concurrent_fills"}, "an entity's tenants section");
+      if (tn["max_concurrent_fills"])
+        if (auto v = ctx.integer(tn["max_concurrent_fills"], "tenants.max_concurrent_fills", 0, 100000))
+          e.tenant_max_concurrent_fills = static_cast<std::size_t>(*v);
+    }
+  }
   if (root["max_value_bytes"]) {
     if (auto v = ctx.scalar(root["max_value_bytes"], "max_value_bytes")) {
       auto b = parse_bytes(*v);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "setting_rows.hpp"
 #include "value_parsers.hpp"
 #include "yaml_file.hpp"
 
@@ -18,58 +19,13 @@ using detail::fraction_value;
 using detail::integer_value;
 namespace fs = std::filesystem;
 using Parse = std::function<std::string(Config&, const std::string&, const std::string&)>;
+using detail::row;
+using detail::ms;
+using detail::us;
+using detail::whole;
+using detail::boolean;
+using detail::text;
 
-// A row whose value lives at get(cfg) and is parsed by parse(key, text, dir, value&).
-template <class Get, class P>
-Setting row(const char* key, const char* type, const char* def, OnReload reload, const char* doc, Get get, P parse) {
-  Setting s;
-  s.key = key;
-  s.type = type;
-  s.default_text = def;
-  s.reload = reload;
-  s.doc = doc;
-  s.parse = [get, parse, k = std::string(key)](Config& c, const std::string& text, const std::string& dir) {
-    return parse(k, text, dir, get(c));
-  };
-  s.same = [get](const Config& a, const Config& b) { return get(a) == get(b); };
-  s.keep = [get](Config& to, const Config& from) { get(to) = get(from); };
-  return s;
-}
-
-// Value parsers, by type.
-auto ms(bool positive = true) {
-  return [positive](const std::string& k, const std::string& t, const std::string&, milliseconds& out) {
-    microseconds d{};
-    std::string why = duration_value(k, t, positive, d);
-    if (why.empty()) out = std::chrono::duration_cast<milliseconds>(d);
-    return why;
-  };
-}
-auto us() {
-  return [](const std::string& k, const std::string& t, const std::string&, microseconds& out) {
-    return duration_value(k, t, true, out);
-  };
-}
-template <class T>
-auto whole(long long lo, long long hi) {
-  return [lo, hi](const std::string& k, const std::string& t, const std::string&, T& out) {
-    long long v = 0;
-    std::string why = integer_value(k, t, lo, hi, v);
-    if (why.empty()) out = static_cast<T>(v);
-    return why;
-  };
-}
-auto boolean() {
-  return [](const std::string& k, const std::string& t, const std::string&, bool& out) { return bool_value(k, t, out); };
-}
-// A string checked by ok(); `fix` says what a good one looks like.
-auto text(std::function<bool(const std::string&)> ok = {}, std::string fix = {}) {
-  return [ok, fix](const std::string&, const std::string& t, const std::string&, std::string& out) {
-    if (ok && !ok(t)) return fix;
-    out = t;
-    return std::string();
-  };
-}
 bool plain_name(const std::string& s) { return detail::is_identifier(s, false); }
 // A path relative to the main file's folder.
 std::string resolve(const std::string& dir, const std::string& p) {
@@ -153,6 +109,7 @@ std::vector<Setting> build() {
                   [](const std::string& k, const std::string& v, const std::string&, ParamType& out) {
                     return detail::param_type_value(k, v, false, out);
                   }));
+  detail::add_tenant_settings(t);
 
   Setting url;
   url.key = "redis.url";
@@ -331,6 +288,7 @@ std::vector<Setting> build() {
                       return std::string();
                     });
   t.push_back(dir);
+  detail::add_audit_settings(t);
   return t;
 }
 

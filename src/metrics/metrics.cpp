@@ -29,6 +29,7 @@ const pm::Histogram::BucketBoundaries kRequestBuckets{0.0001, 0.00025, 0.0005, 0
                                                       0.01,   0.025,   0.05,   0.1,   0.25,   0.5, 1, 2.5, 5};
 const pm::Histogram::BucketBoundaries kFillBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+const pm::Histogram::BucketBoundaries kAgeBuckets{0.1, 1, 5, 15, 60, 300, 900, 3600, 14400, 86400};
 std::string code_class(unsigned status) { return std::to_string(status / 100) + "xx"; }
 }  // namespace
 
@@ -76,6 +77,19 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
   replica_usable_ = &pm::BuildGauge().Name("sidecache_pg_replica_usable")
                         .Help("1 when fills may use the replica (streaming, within replica_max_lag)").Register(r);
   counter(*pg_fills_, "t|primary", {{"target", "primary"}});
+  tenants_ = std::make_unique<TenantTop>(10);
+  tenant_fills_ = &pm::BuildCounter().Name("sidecache_tenant_fills_total")
+                       .Help("PostgreSQL fills by tenant, for the busiest metrics.top_tenants tenants (counted while among them); the rest under tenant=\"(other)\"").Register(r);
+  tenant_rejections_ = &pm::BuildCounter().Name("sidecache_tenant_rejections_total")
+                            .Help("Fills the pool refused at once (queue full, tenant's max_queued_fills, queue deadline, PostgreSQL down), by tenant as sidecache_tenant_fills_total").Register(r);
+  audit_checks_ = &pm::BuildCounter().Name("sidecache_audit_checks_total")
+                       .Help("Sampled hits re-read from PostgreSQL and compared with the bytes served, by entity").Register(r);
+  audit_stale_ = &pm::BuildCounter().Name("sidecache_audit_stale_total")
+                      .Help("Audited hits that differed from PostgreSQL with no invalidation covering them, by entity").Register(r);
+  audit_stale_age_ = &pm::BuildHistogram().Name("sidecache_audit_stale_age_seconds")
+                          .Help("How long before the re-read a value found stale had been filled, by entity").Register(r);
+  audit_skipped_ = &pm::BuildCounter().Name("sidecache_audit_skipped_total")
+                        .Help("Sampled hits not audited: over audit.max_per_second or the audit backlog").Register(r).Add({});
   pool_size_ = &pm::BuildGauge().Name("sidecache_pg_pool_size").Help("PostgreSQL connections in the pool").Register(r).Add({});
   pool_in_use_ = &pm::BuildGauge().Name("sidecache_pg_pool_in_use").Help("PostgreSQL connections running a query").Register(r).Add({});
   pool_queued_ = &pm::BuildGauge().Name("sidecache_pg_pool_queue_length").Help("Fills waiting for a connection").Register(r).Add({});
@@ -162,6 +176,9 @@ void Metrics::declare_entity(const std::string& entity) {
   }
   histogram(*fill_seconds_, "f|" + entity, {{"entity", entity}}, kFillBuckets);
   counter(*too_large_, "l|" + entity, {{"entity", entity}});
+  counter(*audit_checks_, "a|" + entity, {{"entity", entity}});
+  counter(*audit_stale_, "s|" + entity, {{"entity", entity}});
+  histogram(*audit_stale_age_, "g|" + entity, {{"entity", entity}}, kAgeBuckets);
 }
 
 void Metrics::value_too_large(const std::string& entity) {
@@ -191,6 +208,19 @@ void Metrics::declare_replicas(const std::vector<std::string>& labels) {
       counter(*replica_fallbacks_, "b|" + l + '|' + reason, {{"replica", l}, {"reason", reason}});
   }
 }
+
+void Metrics::set_top_tenants(std::size_t n) { tenants_ = std::make_unique<TenantTop>(n); }
+
+void Metrics::audit_check(const std::string& entity) {
+  counter(*audit_checks_, "a|" + entity, {{"entity", entity}}).Increment();
+}
+
+void Metrics::audit_stale(const std::string& entity, double age_seconds) {
+  counter(*audit_stale_, "s|" + entity, {{"entity", entity}}).Increment();
+  histogram(*audit_stale_age_, "g|" + entity, {{"entity", entity}}, kAgeBuckets).Observe(age_seconds);
+}
+
+void Metrics::audit_skipped() { audit_skipped_->Increment(); }
 
 void Metrics::pg_fill(const std::string& target) { counter(*pg_fills_, "t|" + target, {{"target", target}}).Increment(); }
 
@@ -231,6 +261,18 @@ std::string Metrics::scrape(const Snapshot& now) {
     l1_bytes_->Set(static_cast<double>(now.l1_bytes));
     l1_max_bytes_->Set(static_cast<double>(now.l1_max_bytes));
     l1_enabled_->Set(now.l1_enabled ? 1 : 0);
+  }
+  // The exported tenants are chosen again; their series are made afresh
+  // with exact counts (a counter only grows, so set means remove and add).
+  for (std::size_t i = 0; i < tenant_series_.size(); ++i)
+    (i % 2 ? tenant_rejections_ : tenant_fills_)->Remove(tenant_series_[i]);
+  tenant_series_.clear();
+  for (const auto& row : tenants_->rows()) {
+    for (int k = 0; k < 2; ++k) {
+      pm::Counter& c = (k ? tenant_rejections_ : tenant_fills_)->Add({{"tenant", row.tenant}});
+      c.Increment(static_cast<double>(row.counts[k]));
+      tenant_series_.push_back(&c);
+    }
   }
   return pm::TextSerializer().Serialize(registry_->Collect());
 }

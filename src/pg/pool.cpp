@@ -57,8 +57,12 @@ std::mutex& connect_mutex() {
   return m;
 }
 
-Pool::Pool(config::PostgresConfig cfg, Role role)
-    : cfg_(std::move(cfg)), role_(role), conninfo_(conninfo_of(cfg_)), unnamed_(!cfg_.prepared) {}
+Pool::Pool(config::PostgresConfig cfg, Role role, config::TenantLimits tenants)
+    : cfg_(std::move(cfg)),
+      role_(role),
+      conninfo_(conninfo_of(cfg_)),
+      queue_(tenants.fair_queue, tenants.max_queued_fills),
+      unnamed_(!cfg_.prepared) {}
 
 Pool::~Pool() { stop(); }
 
@@ -73,35 +77,33 @@ void Pool::reap() {
   while (!stopping_) {
     reaper_cv_.wait_for(lock, std::chrono::milliseconds(20));
     auto now = Clock::now();
-    std::vector<Job> expired;
-    for (auto it = queue_.begin(); it != queue_.end();) {
-      if (it->deadline <= now) {
-        expired.push_back(std::move(*it));
-        it = queue_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    std::vector<Job> expired = queue_.take_if([now](const Job& j) { return j.deadline <= now; });
     if (expired.empty()) continue;
     lock.unlock();
     rejected_.fetch_add(expired.size(), std::memory_order_relaxed);
-    for (auto& j : expired)
-      j.done({Status::unavailable, {}, {}, "waited longer than statement_timeout for a PostgreSQL connection"});
+    for (auto& j : expired) j.done(refused("waited longer than statement_timeout for a PostgreSQL connection"));
     lock.lock();
   }
 }
 
+FillResult Pool::refused(std::string why, bool tenant_full) {
+  FillResult r{Status::unavailable, {}, {}, std::move(why)};
+  r.rejected = true;
+  r.tenant_full = tenant_full;
+  return r;
+}
+
 void Pool::stop() {
-  std::deque<Job> left;
+  std::vector<Job> left;
   {
     std::lock_guard lock(mu_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
-    left.swap(queue_);
+    left = queue_.take_all();
   }
   cv_.notify_all();
   reaper_cv_.notify_all();
-  for (auto& j : left) j.done({Status::unavailable, {}, {}, "shutting down"});
+  for (auto& j : left) j.done(refused("shutting down"));
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
@@ -125,7 +127,7 @@ void Pool::submit(Statement statement, std::vector<std::string> args, std::funct
     std::unique_lock lock(mu_);
     if (stopping_) {
       lock.unlock();
-      done({Status::unavailable, {}, {}, "shutting down"});
+      done(refused("shutting down"));
       return;
     }
     // Known down and nobody holds a live connection: answer now rather than
@@ -133,16 +135,24 @@ void Pool::submit(Statement statement, std::vector<std::string> args, std::funct
     if (known_down() && in_use_.load() == 0) {
       lock.unlock();
       rejected_.fetch_add(1, std::memory_order_relaxed);
-      done({Status::unavailable, {}, {}, "PostgreSQL is unreachable"});
+      done(refused("PostgreSQL is unreachable"));
       return;
     }
     if (queue_.size() >= cfg_.queue_limit + (cfg_.pool_size - std::min(cfg_.pool_size, in_use_.load()))) {
       lock.unlock();
       rejected_.fetch_add(1, std::memory_order_relaxed);
-      done({Status::unavailable, {}, {}, "the fill queue is full"});
+      done(refused("the fill queue is full"));
       return;
     }
-    queue_.push_back({std::move(statement), std::move(args), std::move(done), Clock::now() + cfg_.statement_timeout});
+    std::string tenant = statement.tenant;
+    std::size_t cap = statement.tenant_cap;
+    Job job{std::move(statement), std::move(args), std::move(done), Clock::now() + cfg_.statement_timeout};
+    if (queue_.push(tenant, cap, std::move(job)) == FairQueue<Job>::Push::tenant_full) {
+      lock.unlock();
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      job.done(refused("this tenant has tenants.max_queued_fills fills waiting for PostgreSQL", true));
+      return;
+    }
   }
   cv_.notify_one();
 }
@@ -209,12 +219,20 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
 
   for (;;) {
     Job job;
+    std::string tenant;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      // A job whose tenant is at its cap stays queued; the connection that
+      // ends one of that tenant's fills comes back here and takes it.
+      cv_.wait(lock, [&] {
+        if (stopping_) return true;
+        auto next = queue_.pop();
+        if (!next) return false;
+        job = std::move(next->job);
+        tenant = std::move(next->tenant);
+        return true;
+      });
       if (stopping_) return;
-      job = std::move(queue_.front());
-      queue_.pop_front();
       in_use_.fetch_add(1);
     }
     FillResult result;
@@ -333,6 +351,10 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
       }
     }
     result.took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    {
+      std::lock_guard lock(mu_);
+      queue_.done(tenant);
+    }
     in_use_.fetch_sub(1);
     job.done(std::move(result));
   }
@@ -358,43 +380,6 @@ bool Pool::caught_up(pqxx::nontransaction& tx, const Statement& st, Clock::time_
   }
 }
 
-void Pool::pooler_detected(const Statement& st, const std::string& state) {
-  unnamed_.store(true, std::memory_order_relaxed);
-  if (clash_logged_.exchange(true)) return;
-  spdlog::error("postgres: a named prepared statement failed [{}] for entity '{}': PostgreSQL is behind a pooler in "
-                "transaction or statement mode (PgBouncer, RDS Proxy); set postgres.prepared: off. Fills run unnamed "
-                "from now on, so reads keep working",
-                state, st.entity);
-}
-
-void Pool::entity_failed(const Statement& st, const std::string& error, bool log) {
-  std::lock_guard lock(failing_mu_);
-  any_failing_ = true;
-  auto [it, fresh] = failing_.try_emplace(st.entity, error);
-  if (!fresh && it->second == error) return;
-  it->second = error;
-  if (log) spdlog::error("postgres: entity '{}' ({}): {}", st.entity, st.file, error);
-}
-
-void Pool::forget_failure(const std::string& entity) {
-  if (!any_failing_.load(std::memory_order_relaxed)) return;
-  std::lock_guard lock(failing_mu_);
-  failing_.erase(entity);
-  any_failing_ = !failing_.empty();
-}
-
-void Pool::prepare_in_background(std::vector<Statement> statements) {
-  for (auto& st : statements) {
-    st.prepare_only = true;
-    submit(std::move(st), {}, [](FillResult) {});
-  }
-}
-
-std::vector<std::pair<std::string, std::string>> Pool::failing_entities() const {
-  std::lock_guard lock(failing_mu_);
-  return {failing_.begin(), failing_.end()};
-}
-
 PoolStats Pool::stats() const {
   PoolStats s;
   s.size = cfg_.pool_size;
@@ -402,6 +387,7 @@ PoolStats Pool::stats() const {
   {
     std::lock_guard lock(mu_);
     s.queued = queue_.size();
+    s.tenants = queue_.tenants();
   }
   s.rejected = rejected_.load();
   s.queries = queries_.load();

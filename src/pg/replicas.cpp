@@ -33,13 +33,14 @@ const char* to_string(Replica::State s) {
   return "?";
 }
 
-Replica::Replica(std::size_t index, const config::PostgresConfig& primary, const std::string& dsn, const WalClock& wal)
+Replica::Replica(std::size_t index, const config::PostgresConfig& primary, const std::string& dsn, const WalClock& wal,
+                 const config::TenantLimits& tenants)
     : label_("replica" + std::to_string(index)),
       name_(config::mask_secrets(dsn)),
       conninfo_(conninfo_of(dsn, primary)),
       max_lag_(primary.replica_max_lag),
       wal_(wal),
-      pool_(replica_config(primary, dsn), Pool::Role::replica) {}
+      pool_(replica_config(primary, dsn), Pool::Role::replica, tenants) {}
 
 Replica::~Replica() { stop(); }
 
@@ -157,10 +158,10 @@ std::string probe_replica(const config::PostgresConfig& cfg, const std::string& 
   }
 }
 
-Replicas::Replicas(const config::PostgresConfig& cfg)
+Replicas::Replicas(const config::PostgresConfig& cfg, const config::TenantLimits& tenants)
     : wal_(WalClock::primary_query(cfg), cfg.replica_max_lag + std::chrono::seconds(1)), wait_(cfg.replica_wait) {
   for (std::size_t i = 0; i < cfg.replicas.size(); ++i)
-    replicas_.push_back(std::make_unique<Replica>(i, cfg, cfg.replicas[i], wal_));
+    replicas_.push_back(std::make_unique<Replica>(i, cfg, cfg.replicas[i], wal_, tenants));
 }
 
 Replicas::~Replicas() { stop(); }

@@ -147,7 +147,11 @@ TEST_CASE("an invalidation refused by the open breaker is applied when Redis is 
   CHECK(json::parse(after.body).at("display_name").as_string() == "outage2");
 }
 
-TEST_CASE("Redis stopped: 500 concurrent requests over 50 keys cost at most 50 queries, each answered 200 or 503") {
+// Collapsing with Redis down: the leader's answer stays joinable 100 ms after
+// it is read (nowhere to store it), so a request that reaches the process
+// later than that (a slow start under a sanitizer) fills again: at most two
+// queries per key, not one per request.
+TEST_CASE("Redis stopped: 500 concurrent requests over 50 keys cost at most two queries per key, each answered 200 or 503") {
   Services& s = Services::get();
   Daemon::Options o;
   o.pool_size = 8;
@@ -165,7 +169,7 @@ TEST_CASE("Redis stopped: 500 concurrent requests over 50 keys cost at most 50 q
   for (const auto& a : answers) ++statuses[a.status];
   INFO("queries: " << queries << "; statuses: " << dump(statuses));
   WARN("Redis down, 500 requests over 50 keys: " << queries << " queries; statuses " << dump(statuses));
-  CHECK(queries <= 50);
+  CHECK(queries <= 2 * 50);
   CHECK(statuses[200] + statuses[503] == kClients);
   CHECK(statuses[200] > 0);
 }

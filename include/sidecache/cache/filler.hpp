@@ -42,6 +42,8 @@ class PoolFiller final : public Filler {
                                       std::optional<std::uint64_t> floor) override;
 
  private:
+  // Counts a fill (or a refusal) for its tenant.
+  void count(const pg::Statement& st, const pg::FillResult& r);
   pg::Pool& pool_;
   pg::Replicas* replicas_;
   metrics::Metrics* metrics_;

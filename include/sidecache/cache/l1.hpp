@@ -63,7 +63,10 @@ class NearCache {
 
   // `record_horizon`: how long a recorded invalidation is kept; it must be
   // longer than the longest l1_ttl and than the longest a fill may take.
-  NearCache(std::size_t max_bytes, std::chrono::milliseconds record_horizon);
+  // `max_tenant_share`: no tenant holds more than this share of each
+  // shard's bytes (1: no bound); a tenant over it evicts its own oldest
+  // copies, never another tenant's.
+  NearCache(std::size_t max_bytes, std::chrono::milliseconds record_horizon, double max_tenant_share = 1.0);
   ~NearCache();
   NearCache(const NearCache&) = delete;
   NearCache& operator=(const NearCache&) = delete;
@@ -78,9 +81,10 @@ class NearCache {
   Ticket ticket() const;
   // Stores a copy. `keys` are the Redis keys that can invalidate it: the
   // value key first, then its watermarks (cache::read_keys). `expires` is
-  // when the copy stops being served.
+  // when the copy stops being served. `tenant`: whose value it is ("" for a
+  // global entity), for max_tenant_share.
   bool put(const Ticket& t, const std::vector<std::string>& keys, const ValueHeader& h, std::string_view body,
-           Clock::time_point expires, Clock::time_point now);
+           Clock::time_point expires, Clock::time_point now, std::string_view tenant = {});
 
   // An invalidation: `key` (a watermark, or a value key for a tombstone) was
   // raised to `at_us` (Redis time). Entries covered by it are no longer
@@ -104,10 +108,13 @@ class NearCache {
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
 
   Stats stats() const;
+  // The bytes `tenant`'s copies take (entry_cost), over every shard.
+  std::size_t tenant_bytes(std::string_view tenant) const;
 
  private:
   struct Entry;
   struct Shard;
+  static std::uint64_t tenant_key(std::string_view tenant);
   static std::size_t entry_cost(const std::vector<std::string>& keys, std::size_t body_len);
   Shard& shard_of(std::string_view key, std::size_t& hash);
   // Newest recorded invalidation of any of `keys` (0 when none).

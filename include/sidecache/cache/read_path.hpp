@@ -115,8 +115,9 @@ class ReadPath {
   void spawn_refresh(const EntityRequest& req, unsigned worker, net::any_io_executor ex);
   net::awaitable<void> refresh(EntityRequest req, unsigned worker, Flights::CallPtr call);
   // L1: keeps a copy of a value just read from the store or stored.
+  // `tenant_of`: the request's first value (the tenant, for a tenant-scoped entity).
   void l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
-              const ValueHeader& h, std::string_view body);
+              const ValueHeader& h, std::string_view body, std::string_view tenant_of);
 
   std::vector<Store*> stores_;
   Filler& filler_;

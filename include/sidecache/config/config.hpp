@@ -59,6 +59,10 @@ struct Entity {
   microseconds stale_while_revalidate{0};  // served while one background fill refreshes it
   double early_refresh_beta = 0.0;         // XFetch; 0 = off
   std::size_t max_concurrent_fills = 0;    // per process; 0 = no cap beyond the pool
+  // Fills of one tenant of this entity's that may run at once in a pool:
+  // tenants.max_concurrent_fills unless the entity file sets its own
+  // (tenants: { max_concurrent_fills: N }); 0 = no cap.
+  std::size_t tenant_max_concurrent_fills = 0;
   microseconds l1_ttl{0};                  // life of a copy in the in-process L1; 0 = not kept in L1
   std::size_t max_value_bytes = 1 << 20;   // a larger result is answered but not stored (default: the main file's)
 
@@ -124,6 +128,14 @@ struct TenantConfig {
   ParamType type = ParamType::uuid;
 };
 
+// Fairness between tenants in the PostgreSQL pools (the `tenants:` section).
+// Global entities count as one tenant of their own.
+struct TenantLimits {
+  std::size_t max_concurrent_fills = 0;  // fills of one tenant running at once, per pool; 0: no cap
+  std::size_t max_queued_fills = 0;      // waiting fills of one tenant, per pool; beyond, 503 at once; 0: only queue_limit
+  bool fair_queue = true;                // round robin over per-tenant queues; false: one FIFO (for comparison)
+};
+
 struct HttpConfig {
   std::size_t max_connections = 4096;  // beyond, new connections are closed at once
   std::size_t max_header_bytes = 8192;
@@ -150,7 +162,22 @@ inline constexpr std::chrono::minutes kMaxL1Ttl{1};
 struct L1Config {
   std::size_t max_bytes = 0;
   microseconds ttl = std::chrono::seconds(2);  // default l1_ttl of every entity
+  double max_tenant_share = 1.0;  // no tenant holds more than this share of max_bytes (1: no bound)
   bool enabled() const { return max_bytes > 0; }
+};
+
+// Metrics whose labels could grow without bound.
+struct MetricsConfig {
+  std::size_t top_tenants = 10;  // per-tenant series only for this many tenants, plus "(other)"
+};
+
+// The staleness audit: a share of hits re-read from PostgreSQL off the
+// request path and compared with what was served.
+struct AuditConfig {
+  double sample = 0.0;               // share of hits audited; 0: off
+  unsigned max_per_second = 20;      // audit queries per process, at most
+  microseconds grace = std::chrono::seconds(2);  // how long an invalidation may take to be recorded
+  bool enabled() const { return sample > 0.0; }
 };
 
 struct Defaults {
@@ -175,6 +202,7 @@ struct Config {
   unsigned workers = 0;
   std::string key_prefix = "sc:";
   TenantConfig tenant;
+  TenantLimits tenants;
   RedisConfig redis;
   PostgresConfig postgres;
   std::string entities_dir;
@@ -183,6 +211,8 @@ struct Config {
   InvalidationConfig invalidation;
   AuthConfig auth;
   L1Config l1;
+  MetricsConfig metrics;
+  AuditConfig audit;
   milliseconds shutdown_timeout{10000};
   // The largest value stored in Redis (header and JSON); entities may say
   // otherwise. A larger result is answered but not stored: a multi-megabyte

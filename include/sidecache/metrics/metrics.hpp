@@ -1,15 +1,20 @@
 #pragma once
 // Prometheus metrics (prometheus-cpp core for the registry and the text
-// format), served by our own HTTP server at GET /metrics. Tenant ids never
-// become labels: entity, outcome and status class keep cardinality bounded.
+// format), served by our own HTTP server at GET /metrics. Labels keep
+// cardinality bounded: entity, outcome and status class; tenant ids only on
+// the per-tenant fill series, for the top metrics.top_tenants tenants
+// (TenantTop).
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <map>
 #include <unordered_map>
 #include <vector>
+
+#include "sidecache/metrics/tenant_top.hpp"
 
 namespace prometheus {
 class Registry;
@@ -76,6 +81,17 @@ class Metrics {
   // A fill the replica did not answer, so the primary did: behind | unavailable | conflict.
   void replica_fallback(const std::string& replica, const char* reason);
 
+  // Per-tenant fills and pool rejections (tenant: the id, or "(global)").
+  void set_top_tenants(std::size_t n);  // before the first use
+  void tenant_fill(std::string_view tenant) { tenants_->add(tenant, TenantTop::fill); }
+  void tenant_rejection(std::string_view tenant) { tenants_->add(tenant, TenantTop::rejection); }
+  // The staleness audit: a sampled hit re-read; one found stale, with how
+  // long before the re-read its value was filled.
+  void audit_check(const std::string& entity);
+  void audit_stale(const std::string& entity, double age_seconds);
+  // Sampled hits not audited: over audit.max_per_second or the backlog bound.
+  void audit_skipped();
+
   // The text exposition format, with `now` applied to the gauges.
   std::string scrape(const Snapshot& now);
 
@@ -86,6 +102,14 @@ class Metrics {
                                    const std::map<std::string, std::string>& labels, const std::vector<double>& buckets);
 
   std::unique_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<TenantTop> tenants_;
+  prometheus::Family<prometheus::Counter>* tenant_fills_;
+  prometheus::Family<prometheus::Counter>* tenant_rejections_;
+  std::vector<prometheus::Counter*> tenant_series_;  // exported at the last scrape
+  prometheus::Family<prometheus::Counter>* audit_checks_;
+  prometheus::Family<prometheus::Counter>* audit_stale_;
+  prometheus::Family<prometheus::Histogram>* audit_stale_age_;
+  prometheus::Counter* audit_skipped_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* request_seconds_;
   prometheus::Family<prometheus::Histogram>* fill_seconds_;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sidecache/config/config.hpp"
+#include "sidecache/pg/fair_queue.hpp"
 
 namespace pqxx {
 class nontransaction;
@@ -43,6 +44,10 @@ struct FillResult {
   std::string message;
   bool waited = false;  // a replica was waited for (caught up or not)
   bool conflict = false;  // unavailable: a standby cancelled the query (recovery conflict)
+  // unavailable without running: the pool refused it (queue full, PostgreSQL
+  // known down, or it waited past statement_timeout).
+  bool rejected = false;
+  bool tenant_full = false;  // rejected because its tenant had max_queued_fills waiting
 };
 
 // One prepared statement. Each connection prepares it on first use, so a
@@ -64,7 +69,15 @@ struct Statement {
   // on that very server needs no check of its own when that is far enough.
   std::shared_ptr<const std::string> known_server;
   std::uint64_t known_replayed = 0;
+  // Whose fill this is, for the fair queue: the tenant id, kGlobalTenant for
+  // a global entity, "" for the pool's own work (checks, pings).
+  std::string tenant;
+  std::size_t tenant_cap = 0;  // that tenant's fills running at once while this one waits; 0: no cap
 };
+
+// The fair queue's name for every global entity's fills: one tenant of its
+// own (no tenant id can contain parentheses).
+inline constexpr const char* kGlobalTenant = "(global)";
 
 // SQL that names the server a session is on: its address, port and the
 // postmaster's start time (a restarted or different server differs).
@@ -75,6 +88,7 @@ struct PoolStats {
   std::size_t size = 0;
   std::size_t in_use = 0;
   std::size_t queued = 0;
+  std::size_t tenants = 0;  // tenants with a fill waiting or running
   std::uint64_t rejected = 0;
   std::uint64_t queries = 0;
   bool up = false;
@@ -101,7 +115,7 @@ std::string one_line_sql_error(const std::string& what);
 class Pool {
  public:
   enum class Role { primary, replica };
-  explicit Pool(config::PostgresConfig cfg, Role role = Role::primary);
+  explicit Pool(config::PostgresConfig cfg, Role role = Role::primary, config::TenantLimits tenants = {});
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -150,6 +164,8 @@ class Pool {
   };
 
   void submit(Statement statement, std::vector<std::string> args, std::function<void(FillResult)> done);
+  // A fill refused without running.
+  static FillResult refused(std::string why, bool tenant_full = false);
   void run(std::size_t id, std::shared_ptr<const std::vector<Statement>> warm);
   // Fails fills that waited in the queue longer than statement_timeout, so
   // that no request waits for PostgreSQL longer than a query may run.
@@ -167,7 +183,7 @@ class Pool {
   mutable std::mutex mu_;
   std::condition_variable cv_;         // workers wait here for jobs
   std::condition_variable reaper_cv_;  // the reaper sleeps here (never steals a job's wake-up)
-  std::deque<Job> queue_;
+  FairQueue<Job> queue_;
   bool stopping_ = false;
 
   std::atomic<std::size_t> in_use_{0};

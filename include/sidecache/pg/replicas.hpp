@@ -35,7 +35,8 @@ class Replica {
     std::optional<std::chrono::milliseconds> lag;
   };
 
-  Replica(std::size_t index, const config::PostgresConfig& primary, const std::string& dsn, const WalClock& wal);
+  Replica(std::size_t index, const config::PostgresConfig& primary, const std::string& dsn, const WalClock& wal,
+          const config::TenantLimits& tenants = {});
   ~Replica();
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
@@ -85,7 +86,7 @@ std::string probe_replica(const config::PostgresConfig& cfg, const std::string& 
 
 class Replicas {
  public:
-  explicit Replicas(const config::PostgresConfig& cfg);
+  explicit Replicas(const config::PostgresConfig& cfg, const config::TenantLimits& tenants = {});
   ~Replicas();
 
   void start(const std::vector<Statement>& warm);

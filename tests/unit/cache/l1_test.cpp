@@ -251,3 +251,40 @@ TEST_CASE("l1: records age out on a timer (prune), also a hold that no replay re
   CHECK(f.l1.stats().invalidation_records == 0);
   CHECK(f.put(k, 20, "served again"));
 }
+
+TEST_CASE("L1 max_tenant_share: a tenant filling L1 evicts only its own copies, and another tenant's stay") {
+  const std::size_t max = 4 << 20;
+  NearCache l1(max, std::chrono::milliseconds(60000), 0.25);
+  l1.enable();
+  auto now = Clock::now();
+  const std::string body(1000, 'x');
+  // The quiet tenant's copies first, then a noisy tenant writes 10 MiB.
+  for (int i = 0; i < 200; ++i) REQUIRE(l1.put(l1.ticket(), keys_of("quiet", i), header(1), body, now + 10s, now, "quiet"));
+  std::size_t quiet_before = l1.tenant_bytes("quiet");
+  for (int i = 0; i < 10000; ++i) l1.put(l1.ticket(), keys_of("noisy", i), header(1), body, now + 10s, now, "noisy");
+  CHECK(l1.tenant_bytes("noisy") <= max / 4);
+  CHECK(l1.tenant_bytes("noisy") > max / 8);  // it does use its share
+  CHECK(l1.tenant_bytes("quiet") == quiet_before);
+  ValueHeader h;
+  std::string got;
+  for (int i = 0; i < 200; ++i) CHECK(l1.get(keys_of("quiet", i)[0], now, h, got));
+  // The noisy tenant keeps its newest copies, not its oldest.
+  CHECK(l1.get(keys_of("noisy", 9999)[0], now, h, got));
+  CHECK_FALSE(l1.get(keys_of("noisy", 0)[0], now, h, got));
+  // The books balance once everything is gone.
+  l1.disable();
+  CHECK(l1.tenant_bytes("noisy") == 0);
+  CHECK(l1.stats().bytes == 0);
+}
+
+TEST_CASE("L1 without max_tenant_share: one tenant may take all of it (the bound is what keeps the other's copies)") {
+  const std::size_t max = 4 << 20;
+  NearCache l1(max, std::chrono::milliseconds(60000));
+  l1.enable();
+  auto now = Clock::now();
+  const std::string body(1000, 'x');
+  for (int i = 0; i < 200; ++i) l1.put(l1.ticket(), keys_of("quiet", i), header(1), body, now + 10s, now, "quiet");
+  for (int i = 0; i < 10000; ++i) l1.put(l1.ticket(), keys_of("noisy", i), header(1), body, now + 10s, now, "noisy");
+  CHECK(l1.tenant_bytes("noisy") > max / 2);
+  CHECK(l1.tenant_bytes("quiet") == 0);
+}
