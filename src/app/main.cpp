@@ -39,6 +39,9 @@ Usage:
                                     print the SQL that installs (or removes) the invalidate_on triggers
   sidecache health --config PATH    ask the running daemon's GET /healthz (exit 0 when it answers 200);
                                     for container HEALTHCHECKs, without curl in the image
+  sidecache audit --config PATH [--entity NAME] [--sample N]
+                                    re-read N cached keys of each entity (default 100) from PostgreSQL and
+                                    list the stale ones; exit 1 when any is stale
   sidecache settings                print every setting of the main file as a Markdown table
                                     (the reference in docs/configuration.md is this table)
   sidecache --help | --version
@@ -139,6 +142,9 @@ int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& conf
 int main(int argc, char** argv) {
   std::string config_path;
   bool check = false, triggers = false, drop = false, connect = false, key = false, healthcheck = false;
+  bool audit = false;
+  std::string audit_entity;
+  std::size_t audit_sample = 100;
   std::vector<std::string> rest;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -160,6 +166,19 @@ int main(int argc, char** argv) {
       triggers = true;
     } else if (a == "--drop" && triggers) {
       drop = true;
+    } else if (a == "audit" && i == 1) {
+      audit = true;
+    } else if (a == "--entity" && audit && i + 1 < argc) {
+      audit_entity = argv[++i];
+    } else if (a == "--sample" && audit && i + 1 < argc) {
+      std::string n = argv[++i];
+      char* end = nullptr;
+      unsigned long v = std::strtoul(n.c_str(), &end, 10);
+      if (n.empty() || *end != '\0' || v == 0 || v > 1000000) {
+        std::cerr << "sidecache audit: --sample takes a number of keys from 1 to 1000000, not '" << n << "'\n";
+        return 64;
+      }
+      audit_sample = v;
     } else if (a == "health" && i == 1) {
       healthcheck = true;
     } else if (a == "key" && i == 1) {
@@ -188,6 +207,7 @@ int main(int argc, char** argv) {
     return app::print_problems(e);
   }
   if (key) return app::print_key(cfg, rest);
+  if (audit) return app::audit(cfg, audit_entity, audit_sample);
   if (healthcheck) return app::health(cfg);
   if (triggers) {
     std::cout << pg::trigger_sql(cfg, drop);

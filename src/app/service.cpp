@@ -71,7 +71,9 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
   }
   metrics_.set_top_tenants(cfg->metrics.top_tenants);
   for (const auto& e : cfg->entities) metrics_.declare_entity(e.name);
+  auditor_ = std::make_unique<cache::Auditor>(store_pointers(stores_), filler_, &metrics_);
   reads_ = std::make_unique<cache::ReadPath>(store_pointers(stores_), filler_, l1_.get(), &metrics_);
+  reads_->set_auditor(auditor_.get());
   invalidator_ = std::make_unique<cache::Invalidator>(store_pointers(stores_), l1_.get(), l1_channel_, &metrics_);
   if (!replicas_.empty()) {
     invalidator_->record_wal_positions(&wal_position_);

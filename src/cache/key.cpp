@@ -44,6 +44,70 @@ std::string build_key(std::string_view prefix, const config::Entity& entity, con
   return key;
 }
 
+namespace {
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;  // the encoder writes upper case only
+}
+
+// One component back from encode_component(); nullopt unless it is exactly
+// what the encoder would have written.
+std::optional<std::string> decode_component(std::string_view enc) {
+  std::string out;
+  out.reserve(enc.size());
+  for (std::size_t i = 0; i < enc.size(); ++i) {
+    if (enc[i] != '%') {
+      out += enc[i];
+      continue;
+    }
+    if (i + 2 >= enc.size()) return std::nullopt;
+    int hi = hex_digit(enc[i + 1]), lo = hex_digit(enc[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  if (encode_component(out) != enc) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> parse_key(std::string_view prefix, const config::Entity& entity,
+                                                  std::string_view key) {
+  if (key.substr(0, prefix.size()) != prefix) return std::nullopt;
+  key.remove_prefix(prefix.size());
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0;;) {
+    std::size_t end = key.find(':', start);
+    parts.push_back(key.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  const bool tenant = entity.scope == config::Scope::tenant;
+  // t:<tenant>:<entity>:<shape>:<p...> or g:<entity>:<shape>:<p...>
+  const std::size_t fixed = tenant ? 4 : 3;
+  const std::size_t declared = entity.params.size() - (tenant ? 1 : 0);
+  if (parts.size() != fixed + declared) return std::nullopt;
+  if (parts[0] != (tenant ? "t" : "g")) return std::nullopt;
+  std::size_t at = 1;
+  std::vector<std::string> values;
+  values.reserve(entity.params.size());
+  if (tenant) {
+    auto t = decode_component(parts[at++]);
+    if (!t) return std::nullopt;
+    values.push_back(std::move(*t));
+  }
+  if (parts[at++] != entity.name || parts[at++] != entity.shape_hash) return std::nullopt;
+  for (; at < parts.size(); ++at) {
+    auto v = decode_component(parts[at]);
+    if (!v) return std::nullopt;
+    values.push_back(std::move(*v));
+  }
+  return values;
+}
+
 }  // namespace sidecache::cache
 
 namespace sidecache::cache {

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "sidecache/cache/audit.hpp"
 #include "sidecache/cache/early_refresh.hpp"
 #include "sidecache/cache/error_body.hpp"
 #include "sidecache/cache/key.hpp"
@@ -111,7 +112,10 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
   if (use_l1) {
     ValueHeader h;
     std::string body;
-    if (l1_->get(req.key, NearCache::Clock::now(), h, body)) co_return cached(K::l1_hit, e, h, std::move(body), wall_us());
+    if (l1_->get(req.key, NearCache::Clock::now(), h, body)) {
+      if (audited(s)) audit(req, worker, h, body, co_await net::this_coro::executor);
+      co_return cached(K::l1_hit, e, h, std::move(body), wall_us());
+    }
     // Taken before the store is read: a copy is refused if L1 lost its
     // invalidation feed in between.
     ticket = l1_->ticket();
@@ -165,6 +169,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
           xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, draw_()))
         spawn_refresh(req, worker, co_await net::this_coro::executor);
       if (use_l1) l1_put(e, ticket, keys, seen.header, seen.body, first_value(req));
+      if (audited(s)) audit(req, worker, seen.header, seen.body, co_await net::this_coro::executor);
       co_return cached(K::hit, e, seen.header, std::move(seen.body), now);
     }
     if (seen.status == Lookup::Status::expired) {
@@ -292,6 +297,20 @@ net::awaitable<void> ReadPath::refresh(EntityRequest req, unsigned worker, Fligh
   FillOutcome o = co_await lead_fill(*stores_[worker], req, keys, true, LeaseMode::skip, call_ptr);
   if (o.status >= 500) spdlog::debug("cache: background refresh of {} failed: {}", req.key, o.body);
   guard.publish(std::move(o));
+}
+
+bool ReadPath::audited(const Snapshot& s) const {
+  // With audit.sample 0 (the default) a hit pays one comparison.
+  return auditor_ && s.cfg->audit.enabled() && Auditor::sampled(s.cfg->audit, random_unit());
+}
+
+void ReadPath::audit(const EntityRequest& req, unsigned worker, const ValueHeader& h, std::string_view body,
+                     net::any_io_executor ex) {
+  AuditCase c;
+  c.req = req;
+  c.header = h;
+  if (!h.negative()) c.body.assign(body);  // a copy, for the sampled hit only
+  auditor_->offer(std::move(c), worker, std::move(ex));
 }
 
 void ReadPath::l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,

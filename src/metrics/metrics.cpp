@@ -86,6 +86,8 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
                        .Help("Sampled hits re-read from PostgreSQL and compared with the bytes served, by entity").Register(r);
   audit_stale_ = &pm::BuildCounter().Name("sidecache_audit_stale_total")
                       .Help("Audited hits that differed from PostgreSQL with no invalidation covering them, by entity").Register(r);
+  audit_covered_ = &pm::BuildCounter().Name("sidecache_audit_covered_total")
+                        .Help("Audited hits that differed from PostgreSQL while an invalidation covering them was on its way (recorded within audit.grace), by entity").Register(r);
   audit_stale_age_ = &pm::BuildHistogram().Name("sidecache_audit_stale_age_seconds")
                           .Help("How long before the re-read a value found stale had been filled, by entity").Register(r);
   audit_skipped_ = &pm::BuildCounter().Name("sidecache_audit_skipped_total")
@@ -178,6 +180,7 @@ void Metrics::declare_entity(const std::string& entity) {
   counter(*too_large_, "l|" + entity, {{"entity", entity}});
   counter(*audit_checks_, "a|" + entity, {{"entity", entity}});
   counter(*audit_stale_, "s|" + entity, {{"entity", entity}});
+  counter(*audit_covered_, "c|" + entity, {{"entity", entity}});
   histogram(*audit_stale_age_, "g|" + entity, {{"entity", entity}}, kAgeBuckets);
 }
 
@@ -218,6 +221,10 @@ void Metrics::audit_check(const std::string& entity) {
 void Metrics::audit_stale(const std::string& entity, double age_seconds) {
   counter(*audit_stale_, "s|" + entity, {{"entity", entity}}).Increment();
   histogram(*audit_stale_age_, "g|" + entity, {{"entity", entity}}, kAgeBuckets).Observe(age_seconds);
+}
+
+void Metrics::audit_covered(const std::string& entity) {
+  counter(*audit_covered_, "c|" + entity, {{"entity", entity}}).Increment();
 }
 
 void Metrics::audit_skipped() { audit_skipped_->Increment(); }

@@ -1,5 +1,6 @@
 // Key encoding: the input is split into two (tenant, a, b) triples; different
-// triples must give different keys, and each key decodes back to its triple.
+// triples must give different keys, and each key decodes back to its triple
+// (by hand and by parse_key); any text parse_key accepts builds back to itself.
 #include <cstdint>
 #include <vector>
 
@@ -48,5 +49,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if ((x == y) != (kx == ky)) __builtin_trap();
   auto parts = decode(kx);
   if (parts.size() != 6 || parts[1] != x[0] || parts[4] != x[1] || parts[5] != x[2]) __builtin_trap();
+  // parse_key (the audit's way back from a key) agrees, and refuses what the
+  // encoder would never write.
+  auto parsed = sidecache::cache::parse_key("sc:", e, kx);
+  if (!parsed || *parsed != x) __builtin_trap();
+  if (auto raw = sidecache::cache::parse_key("sc:", e, "sc:" + in)) {
+    if (sidecache::cache::build_key("sc:", e, *raw) != "sc:" + in) __builtin_trap();
+  }
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "sidecache/cache/filler.hpp"
 #include "sidecache/cache/invalidator.hpp"
 #include "sidecache/cache/l1.hpp"
+#include "sidecache/cache/audit.hpp"
 #include "sidecache/cache/read_path.hpp"
 #include "sidecache/cache/redis_store.hpp"
 #include "sidecache/cache/snapshot.hpp"
@@ -81,6 +82,7 @@ class Service : public http::Handler {
   std::unique_ptr<cache::NearCache> l1_;
   std::shared_ptr<redis::Subscriber> l1_sub_;
   std::string l1_channel_;  // every process publishes its invalidations here
+  std::unique_ptr<cache::Auditor> auditor_;  // before reads_, which points to it
   std::unique_ptr<cache::ReadPath> reads_;
   std::unique_ptr<cache::Invalidator> invalidator_;
   std::shared_ptr<net::steady_timer> replay_timer_;

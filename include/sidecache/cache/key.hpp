@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,12 @@ std::string encode_component(std::string_view raw);
 // Every variable component is encoded, and the number of components is fixed
 // per entity, so two different (tenant, entity, params) never share a key.
 std::string build_key(std::string_view prefix, const config::Entity& entity, const std::vector<std::string>& values);
+
+// The reverse: the values build_key() made `key` from, or nullopt when
+// `key` is not a key of `entity` (another entity or shape, a lease, a
+// watermark, a bad escape). parse_key(p, e, build_key(p, e, v)) == v.
+std::optional<std::vector<std::string>> parse_key(std::string_view prefix, const config::Entity& entity,
+                                                  std::string_view key);
 
 }  // namespace sidecache::cache
 

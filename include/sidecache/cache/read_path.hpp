@@ -31,6 +31,8 @@
 
 namespace sidecache::cache {
 
+class Auditor;
+
 // How one read was answered. Cache-Status and the metrics' outcome both
 // come from it; nothing parses a header back.
 struct ReadResult {
@@ -87,6 +89,8 @@ class ReadPath {
   std::size_t waiting() const { return flights_.waiting(); }
   // The XFetch draw, uniform in (0, 1] (tests fix it).
   void set_random(std::function<double()> draw) { draw_ = std::move(draw); }
+  // Audits audit.sample of the hits (null: none).
+  void set_auditor(Auditor* a) { auditor_ = a; }
 
  private:
   using Flights = Singleflight<FillOutcome>;
@@ -119,7 +123,13 @@ class ReadPath {
   void l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
               const ValueHeader& h, std::string_view body, std::string_view tenant_of);
 
+  // Whether this hit is sampled for the audit; audit() hands it over.
+  bool audited(const Snapshot& s) const;
+  void audit(const EntityRequest& req, unsigned worker, const ValueHeader& h, std::string_view body,
+             net::any_io_executor ex);
+
   std::vector<Store*> stores_;
+  Auditor* auditor_ = nullptr;
   Filler& filler_;
   NearCache* l1_;
   metrics::Metrics* metrics_;

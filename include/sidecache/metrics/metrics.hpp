@@ -89,6 +89,9 @@ class Metrics {
   // long before the re-read its value was filled.
   void audit_check(const std::string& entity);
   void audit_stale(const std::string& entity, double age_seconds);
+  // An audited hit that differed, with an invalidation covering it recorded
+  // since: the write's invalidation was on its way when the hit was served.
+  void audit_covered(const std::string& entity);
   // Sampled hits not audited: over audit.max_per_second or the backlog bound.
   void audit_skipped();
 
@@ -108,6 +111,7 @@ class Metrics {
   std::vector<prometheus::Counter*> tenant_series_;  // exported at the last scrape
   prometheus::Family<prometheus::Counter>* audit_checks_;
   prometheus::Family<prometheus::Counter>* audit_stale_;
+  prometheus::Family<prometheus::Counter>* audit_covered_;
   prometheus::Family<prometheus::Histogram>* audit_stale_age_;
   prometheus::Counter* audit_skipped_;
   prometheus::Family<prometheus::Counter>* requests_;

@@ -110,3 +110,29 @@ TEST_CASE("the same user id under two tenants gives two keys") {
   CHECK(cache::build_key("sc:", user, {"11111111-1111-1111-1111-111111111111", uid}) !=
         cache::build_key("sc:", user, {"22222222-2222-2222-2222-222222222222", uid}));
 }
+
+TEST_CASE("parse_key gives back the values of a key and refuses anything build_key would not write") {
+  using namespace sidecache;
+  config::Entity e;
+  e.name = "user";
+  e.scope = config::Scope::tenant;
+  e.params = {{"org_id", config::ParamType::uuid, 256, true}, {"user_id", config::ParamType::string, 256, false}};
+  e.shape_hash = "abcd1234";
+  for (std::vector<std::string> v : std::vector<std::vector<std::string>>{
+           {"11111111-1111-1111-1111-111111111111", "plain"}, {"t", "a:b%c*d?e[f]g{h}i\\j k\x01\x7f"}, {"", ""},
+           {"x", "ünï 漢字"}}) {
+    std::string key = cache::build_key("sc:", e, v);
+    auto back = cache::parse_key("sc:", e, key);
+    REQUIRE(back);
+    CHECK(*back == v);
+  }
+  for (const char* bad : {"sc:t:o:user:abcd1234", "sc:t:o:user:abcd1234:a:b", "sc:t:o:other:abcd1234:a",
+                          "sc:t:o:user:ffff0000:a", "sc:g:user:abcd1234:a", "xx:t:o:user:abcd1234:a",
+                          "sc:t:o:user:abcd1234:%3", "sc:t:o:user:abcd1234:%3a", "sc:t:o:user:abcd1234:%41",
+                          "sc:wm:t:o:user", "sc:ls:t:o:user:abcd1234:a"})
+    CHECK_FALSE(cache::parse_key("sc:", e, bad));
+  config::Entity g = e;
+  g.scope = config::Scope::global;
+  g.params = {{"id", config::ParamType::integer, 256, false}};
+  CHECK(cache::parse_key("sc:", g, "sc:g:user:abcd1234:42") == std::vector<std::string>{"42"});
+}

@@ -1,0 +1,113 @@
+#include "sidecache/cache/audit.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sidecache/cache/key.hpp"
+#include "sidecache/cache/wall_clock.hpp"
+
+namespace sidecache::cache {
+
+Reread compare(const AuditCase& c, const pg::FillResult& fr) {
+  using S = pg::FillResult::Status;
+  switch (fr.status) {
+    case S::ok: return !c.header.negative() && fr.json == c.body ? Reread::same : Reread::differs;
+    case S::not_found: return c.header.negative() ? Reread::same : Reread::differs;
+    default: return Reread::unknown;
+  }
+}
+
+AuditOutcome::Kind decide(const AuditCase& c, const Lookup& now) {
+  if (now.status == Lookup::Status::error) return AuditOutcome::Kind::unknown;
+  // A watermark or a tombstone at or after the fill's start (ties go to the
+  // invalidation, as they do for a reader: judge()).
+  if (now.seen_watermark_us >= c.header.created_us) return AuditOutcome::Kind::covered;
+  // A key's tombstone is replaced by the next fill, and leaves no trace. A
+  // newer fill that began before the served value would have expired means
+  // something removed it early: a key invalidation (or a no-cache read or an
+  // early refresh, which the audit cannot tell apart; docs say so).
+  bool holds_value = now.status == Lookup::Status::fresh || now.status == Lookup::Status::expired;
+  if (holds_value && now.header.created_us > c.header.created_us && now.header.created_us < c.header.soft_expiry_us)
+    return AuditOutcome::Kind::covered;
+  return AuditOutcome::Kind::stale;
+}
+
+net::awaitable<AuditOutcome> audit_one(Store& store, Filler& filler, const AuditCase& c,
+                                       std::chrono::microseconds grace) {
+  const config::Entity& e = *c.req.entity;
+  std::vector<std::string> args;
+  args.reserve(e.bind.size());
+  for (std::size_t i : e.bind) args.push_back(c.req.values[i]);
+  // No floor is known: a replica serves it only if it has replayed as far
+  // as the primary had written when the fill was asked for.
+  pg::FillResult fr = co_await filler.fill(e, std::move(args), std::nullopt);
+  AuditOutcome out;
+  std::uint64_t reread_us = wall_us();
+  switch (compare(c, fr)) {
+    case Reread::unknown: co_return out;
+    case Reread::same: out.kind = AuditOutcome::Kind::same; co_return out;
+    case Reread::differs: break;
+  }
+  if (grace.count() > 0) {
+    net::steady_timer timer(co_await net::this_coro::executor, grace);
+    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  std::vector<std::string> keys = read_keys(c.req.snapshot->cfg->key_prefix, e, c.req.values, c.req.key);
+  Lookup now = co_await store.lookup(keys, wall_us());
+  out.kind = decide(c, now);
+  if (reread_us > c.header.created_us) out.age_seconds = static_cast<double>(reread_us - c.header.created_us) / 1e6;
+  co_return out;
+}
+
+Auditor::Auditor(std::vector<Store*> stores, Filler& filler, metrics::Metrics* metrics)
+    : stores_(std::move(stores)), filler_(filler), metrics_(metrics) {}
+
+bool Auditor::admit(const config::AuditConfig& a) {
+  // A backlog beyond a few seconds' worth means PostgreSQL is slow: skip.
+  if (pending_->load(std::memory_order_relaxed) >= 4 * a.max_per_second) return false;
+  std::lock_guard lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  const double rate = a.max_per_second;
+  if (refilled_ == std::chrono::steady_clock::time_point{}) tokens_ = rate;
+  else tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+  refilled_ = now;
+  if (tokens_ < 1.0) return false;
+  tokens_ -= 1.0;
+  return true;
+}
+
+void Auditor::offer(AuditCase c, unsigned worker, net::any_io_executor ex) {
+  if (!admit(c.req.snapshot->cfg->audit)) {
+    if (metrics_) metrics_->audit_skipped();
+    return;
+  }
+  pending_->fetch_add(1, std::memory_order_relaxed);
+  started_.fetch_add(1, std::memory_order_relaxed);
+  net::co_spawn(ex, run(std::move(c), worker), net::detached);
+}
+
+net::awaitable<void> Auditor::run(AuditCase c, unsigned worker) {
+  struct Done {
+    std::shared_ptr<std::atomic<unsigned>> n;
+    ~Done() { n->fetch_sub(1, std::memory_order_relaxed); }
+  } done{pending_};
+  const config::Entity& e = *c.req.entity;
+  AuditOutcome o = co_await audit_one(*stores_[worker], filler_, c, c.req.snapshot->cfg->audit.grace);
+  if (o.kind == AuditOutcome::Kind::unknown) co_return;
+  if (metrics_) metrics_->audit_check(e.name);
+  if (o.kind == AuditOutcome::Kind::covered && metrics_) metrics_->audit_covered(e.name);
+  if (o.kind != AuditOutcome::Kind::stale) co_return;
+  if (metrics_) metrics_->audit_stale(e.name, o.age_seconds);
+  // The key names the entity instance; the value never appears in a log.
+  spdlog::warn("audit: entity '{}' key {}: the cached value differs from PostgreSQL and no invalidation covering it "
+               "was recorded (filled {:.1f} s before the re-read); a table it reads is missing from its invalidate_on, "
+               "or its triggers are not installed",
+               e.name, c.req.key, o.age_seconds);
+}
+
+}  // namespace sidecache::cache
