@@ -197,17 +197,22 @@ fixed_row l1 "sidecache L1 hit, fixed rate" yes; L1_FX_P99=$MED_P99; L1_CPU=$MED
 # Miss: every request a new id of the never-in-L1 entity, against pgbench
 # running the very query sidecache runs, at the same concurrency.
 "${R[@]}" flushall >/dev/null
-cat >"$WORK/miss.lua" <<LUA
+# A wrk script that asks for a new id on every request: file, target
+# prefix, Lua expression of the id from n (1, 2, ...; each thread its own).
+id_script() {
+  cat >"$1" <<LUA
 local n = 0
 local tid = 0
 local threads = 0
 function setup(thread) thread:set("tid", threads); threads = threads + 1 end
-function init(args) n = tid * 100000 end
+function init(args) n = tid * 10000000 end
 function request()
   n = n + 1
-  return wrk.format("GET", "/v1/entities/doc?org_id=$ORG&id=" .. ((n % 200000) + 1))
+  return wrk.format("GET", "$2" .. ($3))
 end
 LUA
+}
+id_script "$WORK/miss.lua" "/v1/entities/doc?org_id=$ORG&id=" "(n % 200000) + 1"
 wrk_run "$BASE/" "$WORK/miss.lua"
 row "sidecache miss (PostgreSQL + store)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" "non-2xx: ${WRK_NON2XX:-0}"
 MISS_RPS=$WRK_RPS
@@ -230,11 +235,12 @@ source "$WORK/svc/env"
 PGB_DSN="host=127.0.0.1 port=$SC_PGBOUNCER_PORT dbname=app user=app"
 REPLICA_DSN="host=127.0.0.1 port=$SC_REPLICA_PORT dbname=app user=app"
 EXTRA_PIDS=()
-extra_sidecache() {  # name, postgres settings -> sets EXTRA_BASE
+extra_sidecache() {  # name, postgres settings[, more YAML] -> sets EXTRA_BASE
   local port; port=$(free_port)
   sed -e "s/^listen: .*/listen: 127.0.0.1:$port/" -e "s/^key_prefix: .*/key_prefix: \"$1:\"/" \
       -e "s|^postgres: .*|postgres: { $2, pool_size: 8, queue_limit: 4096, statement_timeout: 5s }|" \
       "$WORK/sidecache.yaml" >"$WORK/$1.yaml"
+  [[ -z "${3:-}" ]] || printf "%s\n" "$3" >>"$WORK/$1.yaml"
   "$BIN/sidecache" --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
   EXTRA_PIDS+=($!)
   EXTRA_BASE="http://127.0.0.1:$port"
@@ -260,6 +266,60 @@ wrk_run "$EXTRA_BASE/" "$WORK/miss.lua"
 CHECKED_FILLS=$(curl -fs "$EXTRA_BASE/metrics" | awk '/^sidecache_pg_fills_total\{target="replica0"\}/ {printf "%.0f", $2}')
 row "sidecache miss on a replica, every key under an invalidation (LSN check per fill)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" \
   "$(ratio "$WRK_RPS" "$REP_RPS") x unchecked replica miss; $((CHECKED_FILLS - REP_FILLS)) fills on the replica; non-2xx: ${WRK_NON2XX:-0}"
+for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+EXTRA_PIDS=()
+
+# Noisy tenant: 100 connections of cold 20 ms reads for one tenant, while a
+# quiet tenant sends one cold read every 100 ms; its latencies, with the
+# fair queue (the default) and with one FIFO (tenants.fair_queue: false).
+QUIET_ORG=22222222-2222-2222-2222-222222222222
+id_script "$WORK/noisy.lua" "/v1/entities/doc_fair?org_id=$ORG&id=" "n"
+quiet_under_noise() {  # base url, id offset -> QUIET_P50, QUIET_P99 (ms), NOISY_RPS
+  wrk -t1 -c100 -d6s -s "$WORK/noisy.lua" "$1/" >"$WORK/noisy.out" 2>&1 &
+  local wpid=$! times=()
+  sleep 1
+  for i in $(seq 1 40); do
+    times+=("$(curl -s -o /dev/null -w '%{time_total}' "$1/v1/entities/doc_fair?org_id=$QUIET_ORG&id=$(($2 + i))")")
+    sleep 0.1
+  done
+  wait "$wpid" || true
+  NOISY_RPS=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK/noisy.out")
+  QUIET_P50=$(printf "%s\n" "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int(NR / 2)] * 1000 }')
+  QUIET_P99=$(printf "%s\n" "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < NR * 0.99) i++; printf "%.1f", v[i] * 1000 }')
+}
+extra_sidecache fair "dsn: \"$SIDECACHE_POSTGRES_DSN\""
+quiet_under_noise "$EXTRA_BASE" 0
+FAIR_P99=$QUIET_P99
+row "quiet tenant's cold read under a noisy tenant, fair queue (20 ms query, 100 noisy connections)" "-" "${QUIET_P50}ms" "${QUIET_P99}ms" \
+  "noisy tenant $NOISY_RPS req/s (pool of 8); quiet p99 = $(ratio "$QUIET_P99" 20) x the query"
+extra_sidecache fifo "dsn: \"$SIDECACHE_POSTGRES_DSN\"" "tenants: { fair_queue: false }"
+quiet_under_noise "$EXTRA_BASE" 1000
+row "the same with one FIFO (tenants.fair_queue: false)" "-" "${QUIET_P50}ms" "${QUIET_P99}ms" \
+  "noisy tenant $NOISY_RPS req/s; fair queue p99 = $(ratio "$FAIR_P99" "$QUIET_P99") x FIFO p99"
+for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+EXTRA_PIDS=()
+
+# Staleness audit: L2 hits with audit.sample 0.001 against 0, two otherwise
+# identical daemons on the same Redis, each round in the other order.
+extra_sidecache aud0 "dsn: \"$SIDECACHE_POSTGRES_DSN\"" "audit: { sample: 0 }"
+AUD0_BASE=$EXTRA_BASE
+extra_sidecache aud1 "dsn: \"$SIDECACHE_POSTGRES_DSN\"" "audit: { sample: 0.001, max_per_second: 20 }"
+AUD1_BASE=$EXTRA_BASE
+for b in "$AUD0_BASE" "$AUD1_BASE"; do curl -fs "$b$L2_T" >/dev/null; done
+declare -a AUD0=() AUD1=()
+for round in $(seq 1 "$ROUNDS"); do
+  if (( round % 2 )); then
+    wrk_run "$AUD0_BASE$L2_T"; AUD0+=("$WRK_RPS")
+    wrk_run "$AUD1_BASE$L2_T"; AUD1+=("$WRK_RPS"); AUD_P50=$WRK_P50; AUD_P99=$WRK_P99
+  else
+    wrk_run "$AUD1_BASE$L2_T"; AUD1+=("$WRK_RPS"); AUD_P50=$WRK_P50; AUD_P99=$WRK_P99
+    wrk_run "$AUD0_BASE$L2_T"; AUD0+=("$WRK_RPS")
+  fi
+done
+AUDITS=$(curl -fs "$AUD1_BASE/metrics" | awk '/^sidecache_audit_checks_total\{entity="doc"\}/ {printf "%.0f", $2}')
+AUD_RATIO=$(ratio "$(median "${AUD1[@]}")" "$(median "${AUD0[@]}")")
+row "sidecache L2 hit, audit.sample 0.001" "$(median "${AUD1[@]}")" "$AUD_P50" "$AUD_P99" \
+  "$AUD_RATIO x the same hit at audit.sample 0 ($(median "${AUD0[@]}") req/s); $AUDITS audits; $(rounds "${AUD1[@]}") vs $(rounds "${AUD0[@]}")"
 for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 
 # Stampede: 1000 connections ask for one cold key of a 20 ms query at once.
@@ -332,6 +392,8 @@ OUT="bench/results/$DATE.md"
   echo "- added p99 at $RATE req/s over direct Redis: L2 $(( L2_FX_P99 - REDIS_FX_P99 )) us, L1 $(( L1_FX_P99 - REDIS_FX_P99 )) us (target <= 200 us)"
   echo "- stampede: $QUERIES query per stampede; median p99 $(ratio "$ST_P99" 1000) ms against a ${QMS} ms query (target: 1 query, p99 <= query + 5 ms)"
   echo "- CPU per 1000 hits at $RATE req/s: L1 $L1_CPU s, L2 $L2_CPU s (target < 0.03)"
+  echo "- L2 hit at audit.sample 0.001 / at 0 = $AUD_RATIO (target >= 0.97, within the noise)"
+  echo "- quiet tenant's cold p99 under a noisy tenant: $FAIR_P99 ms with the fair queue (target <= 2 x the 20 ms query)"
   [[ "${SKIP_RSS:-0}" == 1 ]] || echo "- RSS growth after $RSS_KEYS keys through L1: $(((RSS_AFTER - RSS_IDLE) / 1024)) MiB (target <= l1.max_bytes 64 MiB + a few)"
   echo "- nginx with 1 worker, for reference: $NGINX1 req/s"
 } | tee "$OUT"

@@ -49,6 +49,20 @@ std::string read_token(Config& c, const std::string& t, const std::string& dir) 
   return {};
 }
 
+}  // namespace
+
+Setting detail::setting_head(const char* key, const char* type, const char* def, OnReload reload, const char* doc) {
+  Setting s;
+  s.key = key;
+  s.type = type;
+  s.default_text = def;
+  s.reload = reload;
+  s.doc = doc;
+  return s;
+}
+
+namespace {
+
 std::vector<Setting> build() {
   const auto A = OnReload::applies, R = OnReload::restart;
   std::vector<Setting> t;
@@ -231,7 +245,7 @@ std::vector<Setting> build() {
   token.same = [](const Config& a, const Config& b) { return a.auth.token == b.auth.token; };
   token.keep = [](Config& to, const Config& from) { to.auth.token_file = from.auth.token_file, to.auth.token = from.auth.token; };
   t.push_back(token);
-  t.push_back(row("auth.metrics", "open | token", "open", A, "Invalidate every entity with `invalidate_on` whenever the listener (re)connects (notifications sent while nobody listened are lost).",
+  t.push_back(row("auth.metrics", "open | token", "open", A, "`open`: `GET /metrics` needs no token (scrapers on the pod network); `token`: it needs the bearer token of `auth.token_file` too.",
                   [](auto& c) -> auto& { return c.auth.metrics_need_token; },
                   [](const std::string&, const std::string& v, const std::string&, bool& out) {
                     if (v != "open" && v != "token") return std::string("auth.metrics must be 'open' (scrapers need no token) or 'token'");

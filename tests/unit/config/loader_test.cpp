@@ -396,3 +396,40 @@ TEST_CASE("a string max_len the request target cannot carry loads with a warning
   CHECK(cfg.warnings[0].message.find("max_len 5000 cannot be reached") != std::string::npos);
   CHECK(cfg.warnings[0].message.find("http.max_target_bytes") != std::string::npos);
 }
+
+TEST_CASE("tenants, metrics and audit: defaults, an entity's own fill cap, and mistakes refused at their lines") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  d.write("entities/user.yaml", kUser);
+  Config plain = load((d.path() / "sidecache.yaml").string(), no_env());
+  CHECK(plain.tenants.fair_queue);
+  CHECK(plain.tenants.max_concurrent_fills == 0);
+  CHECK(plain.tenants.max_queued_fills == 0);
+  CHECK(plain.l1.max_tenant_share == 1.0);
+  CHECK(plain.metrics.top_tenants == 10);
+  CHECK_FALSE(plain.audit.enabled());
+
+  d.write("sidecache.yaml", std::string(kMain) +
+                                "tenants: { max_concurrent_fills: 4, max_queued_fills: 64 }\n"
+                                "l1: { max_bytes: 64MiB, max_tenant_share: 25% }\nmetrics: { top_tenants: 3 }\n"
+                                "audit: { sample: 0.001, max_per_second: 50, grace: 500ms }\n");
+  d.write("entities/wide.yaml", std::string(kUser).replace(6, 4, "wide") + "tenants: { max_concurrent_fills: 8 }\n");
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
+  CHECK(c.find_entity("user")->tenant_max_concurrent_fills == 4);
+  CHECK(c.find_entity("wide")->tenant_max_concurrent_fills == 8);
+  CHECK(c.tenants.max_queued_fills == 64);
+  CHECK(c.l1.max_tenant_share == Approx(0.25));
+  CHECK(c.metrics.top_tenants == 3);
+  CHECK(c.audit.sample == Approx(0.001));
+  CHECK(c.audit.max_per_second == 50);
+  CHECK(c.audit.grace == std::chrono::milliseconds(500));
+
+  d.write("sidecache.yaml", std::string(kMain) + "tenants:\n  max_concurent_fills: 4\nl1: { max_bytes: 1MiB, max_tenant_share: 0% }\naudit:\n  sample: lots\n");
+  d.write("entities/wide.yaml", std::string(kUser).replace(6, 4, "wide") + "tenants: { max_concurrent_fills: -1 }\n");
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "sidecache.yaml", 18, "did you mean 'max_concurrent_fills'"));
+  CHECK(has_problem(ps, "sidecache.yaml", 19, "l1.max_tenant_share must be above 0%"));
+  CHECK(has_problem(ps, "sidecache.yaml", 21, "audit.sample"));
+  CHECK(has_problem(ps, "wide.yaml", 11, "tenants.max_concurrent_fills"));
+}
