@@ -69,7 +69,7 @@ TEST_CASE("fair queue: a tenant at its running cap waits while others run, and r
   CHECK_FALSE(q.pop());
 }
 
-TEST_CASE("fair queue: max_queued refuses a tenant's next fill and leaves it with the caller; other tenants still queue") {
+TEST_CASE("fair queue: max_queued refuses a tenant's next fill and leaves it with the caller while other tenants still queue") {
   Q q(true, 2);
   int job = 1;
   CHECK(q.push("a", 0, std::move(job)) == Q::Push::ok);
