@@ -220,6 +220,7 @@ net::awaitable<Answer> Service::handle(http::Request req) {
       r.invalidation.attach(snap);
       a = co_await invalidate(std::move(r.invalidation), req.worker);
       break;
+    case http::Route::Kind::batch: a = co_await batch(std::move(r.batch), snap, req.worker, started); break;
     case http::Route::Kind::entity_list: a.body = http::entity_list_json(*snap->cfg); break;
     case http::Route::Kind::healthz: a.body = R"({"status":"ok"})"; break;
     case http::Route::Kind::readyz: a = co_await readyz(*snap); break;
@@ -247,6 +248,40 @@ net::awaitable<Answer> Service::handle(http::Request req) {
                 std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
   }
   a.headers.emplace_back("X-Request-Id", std::move(rid));
+  co_return a;
+}
+
+net::awaitable<Answer> Service::batch(std::vector<http::Route::BatchItem> items, SnapshotPtr snap, unsigned worker,
+                                      Clock::time_point started) {
+  std::vector<cache::EntityRequest> reads;
+  for (auto& item : items)
+    if (item.request) {
+      item.request->snapshot = snap;
+      reads.push_back(*item.request);
+    }
+  std::vector<cache::ReadResult> got = co_await reads_->get_many(std::move(reads), worker);
+  double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  // {"results":[...]}: each value's stored bytes go in as they are.
+  std::string body = R"({"results":[)";
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) body += ',';
+    if (!items[i].request) {
+      body += R"({"status":)" + std::to_string(items[i].error.status) + R"(,"error":)" + items[i].error.body + '}';
+      continue;
+    }
+    cache::ReadResult& r = got[next++];
+    metrics_.request(items[i].request->entity->name, cache::outcome_of(r), r.status, seconds);
+    std::string detail = cache::cache_status(r);
+    if (detail.rfind("sidecache; ", 0) == 0) detail.erase(0, 11);
+    body += R"({"status":)" + std::to_string(r.status) + R"(,"cache":)" + boost::json::serialize(boost::json::string(detail));
+    body += r.status == 200 ? R"(,"body":)" : R"(,"error":)";
+    body += r.body;
+    body += '}';
+  }
+  body += "]}";
+  Answer a;
+  a.body = std::move(body);
   co_return a;
 }
 

@@ -55,6 +55,15 @@ ReadResult filled(K kind, const FillOutcome& o, std::string body) {
 
 bool failed(const FillOutcome& o) { return o.status >= 500; }
 
+}  // namespace
+
+ReadResult cached_result(ReadResult::Kind kind, const config::Entity& e, const ValueHeader& h, std::string body,
+                         std::uint64_t now) {
+  return cached(kind, e, h, std::move(body), now);
+}
+
+namespace {
+
 // The tenant, for a tenant-scoped entity (its parameter comes first).
 std::string_view first_value(const EntityRequest& req) {
   return req.values.empty() ? std::string_view{} : std::string_view(req.values[0]);

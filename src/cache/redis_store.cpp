@@ -5,6 +5,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <cstdlib>
 
 #include "sidecache/pg/lsn.hpp"
@@ -181,6 +182,39 @@ net::awaitable<redis::Reply> RedisStore::join(SharedLookup& l) {
         l.joiners.emplace_back(std::move(ex), std::move(handler));
       },
       net::use_awaitable);
+}
+
+net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<std::vector<std::string>>& sets,
+                                                            std::uint64_t now_us) {
+  std::vector<std::string> all;
+  for (const auto& keys : sets) all.insert(all.end(), keys.begin(), keys.end());
+  redis::Reply r = co_await guarded_mget(all, 0);
+  std::vector<Lookup> out;
+  out.reserve(sets.size());
+  const bool whole = !r.failed() && r.elements.size() == all.size();
+  std::size_t at = 0;
+  for (const auto& keys : sets) {
+    redis::Reply one;
+    if (whole) {
+      one.status = redis::Reply::Status::ok;
+      one.elements.reserve(keys.size());
+      for (std::size_t i = 0; i < keys.size(); ++i) one.elements.push_back(std::move(r.elements[at + i]));
+      // As mget(keys, kValueHeaderSize) would have split it.
+      redis::Reply& v = one.elements[0];
+      if (v.is_value() && v.value.size() >= kValueHeaderSize) {
+        std::copy_n(v.value.data(), kValueHeaderSize, v.head.data());
+        v.head_len = kValueHeaderSize;
+        v.value.erase(0, kValueHeaderSize);
+      }
+    } else {
+      one.status = r.status == redis::Reply::Status::ok || r.status == redis::Reply::Status::value
+                       ? redis::Reply::Status::error : r.status;
+      one.error = r.error.empty() ? "unexpected reply" : r.error;
+    }
+    at += keys.size();
+    out.push_back(interpret(std::move(one), keys.size(), now_us));
+  }
+  co_return out;
 }
 
 net::awaitable<Lookup> RedisStore::lookup(const std::vector<std::string>& keys, std::uint64_t now_us) {

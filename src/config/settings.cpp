@@ -225,6 +225,8 @@ std::vector<Setting> build() {
                   [](auto& c) -> auto& { return c.http.max_target_bytes; }, whole<std::size_t>(64, 1 << 20)));
   t.push_back(row("http.max_body_bytes", "integer 64..67108864", "65536", R, "Request body (POST /v1/invalidate); beyond, 413.",
                   [](auto& c) -> auto& { return c.http.max_body_bytes; }, whole<std::size_t>(64, 64 << 20)));
+  t.push_back(row("http.max_batch", "integer 1..10000", "100", A, "Requests in one `POST /v1/batch`; beyond, 413.",
+                  [](auto& c) -> auto& { return c.http.max_batch; }, whole<std::size_t>(1, 10000)));
   t.push_back(row("http.header_timeout", "duration", "10s", R, "Time to receive a whole request header; a slow client is disconnected.",
                   [](auto& c) -> auto& { return c.http.header_timeout; }, ms()));
   t.push_back(row("http.idle_timeout", "duration", "60s", R, "How long an idle keep-alive connection is kept.",

@@ -1,5 +1,7 @@
 #include "sidecache/http/router.hpp"
 
+#include "router_parts.hpp"
+
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <set>
@@ -65,13 +67,17 @@ struct DuplicateKeys {
   bool on_comment(std::string_view, boost::system::error_code&) { return true; }
 };
 
+}  // namespace
+
 // The first key given twice in one object of `body` (valid JSON), or "".
-std::string duplicate_key(std::string_view body) {
+std::string detail::duplicate_key(std::string_view body) {
   json::basic_parser<DuplicateKeys> p{json::parse_options{}};
   boost::system::error_code ec;
   p.write_some(false, body.data(), body.size(), ec);
   return ec ? std::string() : p.handler().duplicate;
 }
+
+namespace {
 
 Answer method_not_allowed(std::string_view method, const std::string& allow) {
   Answer a = error_answer(405, "method_not_allowed", std::string(method) + " is not allowed here; use " + allow);
@@ -79,23 +85,26 @@ Answer method_not_allowed(std::string_view method, const std::string& allow) {
   return a;
 }
 
-Answer param_error(const cache::ParamError& e) {
+}  // namespace
+
+Answer detail::param_error(const cache::ParamError& e) {
   return error_answer(400, e.code, e.message, {{"param", e.param}});
 }
 
-}  // namespace
-
-
-namespace {
-
-Answer bad_request(std::string_view code, std::string_view message,
-                   const std::vector<std::pair<std::string, std::string>>& extra = {}) {
+Answer detail::bad_request(std::string_view code, std::string_view message,
+                           const std::vector<std::pair<std::string, std::string>>& extra) {
   return error_answer(400, code, message, extra);
 }
 
-// An entity request from already-decoded pairs (GET, DELETE and POST share it).
-std::variant<EntityRequest, Answer> entity_request(const config::Config& cfg, const config::Entity& e,
-                                                   const cache::QueryPairs& pairs) {
+std::optional<std::string> detail::scalar_text(const json::value& x) {
+  if (x.is_string()) return std::string(x.as_string());
+  if (x.is_int64()) return std::to_string(x.as_int64());
+  if (x.is_uint64()) return std::to_string(x.as_uint64());
+  return std::nullopt;
+}
+
+std::variant<EntityRequest, Answer> detail::entity_request(const config::Config& cfg, const config::Entity& e,
+                                                           const cache::QueryPairs& pairs) {
   auto values = cache::bind_params(e, pairs);
   if (auto* err = std::get_if<cache::ParamError>(&values)) return param_error(*err);
   EntityRequest r;
@@ -105,7 +114,10 @@ std::variant<EntityRequest, Answer> entity_request(const config::Config& cfg, co
   return r;
 }
 
-}  // namespace
+using detail::bad_request;
+using detail::duplicate_key;
+using detail::entity_request;
+using detail::param_error;
 
 Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   Route r;
@@ -130,12 +142,7 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
     }
   }
   // Scalars may be strings or numbers (an int tenant or param).
-  auto scalar = [](const json::value& x) -> std::optional<std::string> {
-    if (x.is_string()) return std::string(x.as_string());
-    if (x.is_int64()) return std::to_string(x.as_int64());
-    if (x.is_uint64()) return std::to_string(x.as_uint64());
-    return std::nullopt;
-  };
+  auto scalar = detail::scalar_text;
   const config::Entity* entity = nullptr;
   if (auto it = o.find("entity"); it != o.end()) {
     if (!it->value().is_string()) {
@@ -218,8 +225,8 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
 const std::vector<Endpoint>& endpoints() {
   static const std::vector<Endpoint> all = {
       {"GET", "/v1/entities"},     {"GET", "/v1/entities/{entity}"}, {"DELETE", "/v1/entities/{entity}"},
-      {"POST", "/v1/invalidate"},  {"GET", "/healthz"},              {"GET", "/readyz"},
-      {"GET", "/metrics"},
+      {"POST", "/v1/invalidate"},  {"POST", "/v1/batch"},             {"GET", "/healthz"},
+      {"GET", "/readyz"},          {"GET", "/metrics"},
   };
   return all;
 }
@@ -259,6 +266,7 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
   }
 
   if (path == "/v1/invalidate") return parse_invalidation(cfg, body);
+  if (path == "/v1/batch") return parse_batch(cfg, body);
   if (path == "/metrics") {
     r.kind = Route::Kind::metrics;
     return r;

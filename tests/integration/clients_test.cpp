@@ -26,12 +26,18 @@ void check_output(const std::string& out, const std::string& name) {
   auto first = json::parse(out.substr(0, nl)).as_object();
   CHECK(first.at("user").as_object().at("display_name").as_string() == name);
   CHECK(first.at("cache_status").as_string().rfind("sidecache;", 0) == 0);
-  auto second = json::parse(out.substr(nl + 1, out.find('\n', nl + 1) - nl - 1)).as_object();
+  auto nl2 = out.find('\n', nl + 1);
+  auto second = json::parse(out.substr(nl + 1, nl2 - nl - 1)).as_object();
   CHECK(second.at("rejected_param").as_string() == "user_id");
+  // The batch call: the same user, and its bad second item named.
+  REQUIRE(nl2 != std::string::npos);
+  auto third = json::parse(out.substr(nl2 + 1, out.find('\n', nl2 + 1) - nl2 - 1)).as_object();
+  CHECK(third.at("batch_user").as_object().at("display_name").as_string() == name);
+  CHECK(third.at("batch_rejected_param").as_string() == "user_id");
 }
 }  // namespace
 
-TEST_CASE("the Python and Node client examples read, invalidate and report a bad parameter") {
+TEST_CASE("the Python and Node client examples read, batch-read, invalidate and report a bad parameter") {
   Services& s = Services::get();
   Daemon d;
   std::string uid = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +

@@ -96,6 +96,37 @@ func (c *Client) Get(ctx context.Context, entity string, params url.Values, out 
 	return err == nil, err
 }
 
+// Request is one item of a GetMany.
+type Request struct {
+	Entity string            `json:"entity"`
+	Params map[string]string `json:"params"`
+}
+
+// Result is one item's answer: Body holds the value when Status is 200;
+// Err the error otherwise (404 not_found included).
+type Result struct {
+	Status int             `json:"status"`
+	Cache  string          `json:"cache"`
+	Body   json.RawMessage `json:"body"`
+	Err    *Error          `json:"error"`
+}
+
+// GetMany reads many entities in one request; the results are in request order.
+func (c *Client) GetMany(ctx context.Context, reqs []Request) ([]Result, error) {
+	var out struct {
+		Results []Result `json:"results"`
+	}
+	if err := c.call(ctx, http.MethodPost, "/v1/batch", map[string]any{"requests": reqs}, &out); err != nil {
+		return nil, err
+	}
+	for i := range out.Results {
+		if e := out.Results[i].Err; e != nil {
+			e.Status = out.Results[i].Status
+		}
+	}
+	return out.Results, nil
+}
+
 // InvalidateKey drops the one key a Get with these params reads.
 func (c *Client) InvalidateKey(ctx context.Context, entity string, params url.Values) error {
 	var ignored map[string]any

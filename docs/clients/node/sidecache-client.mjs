@@ -5,6 +5,7 @@
 //   const user = await sc.get("user", { org_id, user_id });   // object, or null when not found
 //   await sc.invalidateKey("user", { org_id, user_id });      // after you write the row
 //   await sc.invalidate({ tenant: org_id });                  // every entity of one tenant
+//   const users = await sc.getMany(ids.map((user_id) => ["user", { org_id, user_id }]));  // one request
 //
 // Run it to read one user:  node sidecache-client.mjs ORG_ID USER_ID
 export class SidecacheError extends Error {
@@ -53,6 +54,16 @@ export class Sidecache {
     }
   }
 
+  // Many entities in one request: [[entity, params], ...] -> one item per
+  // request, in order: the value, null when not found, or a SidecacheError.
+  async getMany(requests) {
+    const body = { requests: requests.map(([entity, params]) => ({ entity, params })) };
+    const { results } = await this.#call("POST", "/v1/batch", body);
+    return results.map((r) =>
+      r.status === 200 ? r.body : r.status === 404 && r.error.error === "not_found" ? null : new SidecacheError(r.status, r.error),
+    );
+  }
+
   invalidateKey(entity, params) {
     return this.#call("DELETE", `/v1/entities/${entity}?${new URLSearchParams(params)}`);
   }
@@ -71,10 +82,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const sc = new Sidecache();
   const user = await sc.get("user", { org_id, user_id });
   console.log(JSON.stringify({ user, cache_status: sc.lastCacheStatus }));
+  const both = await sc.getMany([["user", { org_id, user_id }], ["user", { org_id, user_id: "not-a-uuid" }]]);
   await sc.invalidateKey("user", { org_id, user_id });
   try {
     await sc.get("user", { org_id, user_id: "not-a-uuid" });
   } catch (e) {
     console.log(JSON.stringify({ rejected_param: e.param }));
   }
+  console.log(JSON.stringify({ batch_user: both[0], batch_rejected_param: both[1].param }));
 }

@@ -5,6 +5,7 @@
     user = sc.get("user", org_id=org, user_id=uid)   # dict, or None when not found
     sc.invalidate_key("user", org_id=org, user_id=uid)  # after you write the row
     sc.invalidate(tenant=org)             # every entity of one tenant
+    users = sc.get_many([("user", {"org_id": org, "user_id": u}) for u in uids])  # one request
 
 Run it to read one user:  python3 sidecache_client.py ORG_ID USER_ID
 """
@@ -60,6 +61,20 @@ class Sidecache:
                 return None
             raise
 
+    def get_many(self, requests):
+        """Many entities in one request: [(entity, {params}), ...] -> one item per request,
+        in order: the value, None when not found, or a SidecacheError for that item."""
+        body = {"requests": [{"entity": e, "params": p} for e, p in requests]}
+        out = []
+        for r in self._call("POST", "/v1/batch", body)["results"]:
+            if r["status"] == 200:
+                out.append(r["body"])
+            elif r["status"] == 404 and r["error"].get("error") == "not_found":
+                out.append(None)
+            else:
+                out.append(SidecacheError(r["status"], r["error"]))
+        return out
+
     def invalidate_key(self, entity, **params):
         return self._call("DELETE", f"/v1/entities/{entity}?{urllib.parse.urlencode(params)}")
 
@@ -74,8 +89,11 @@ if __name__ == "__main__":
     sc = Sidecache()
     user = sc.get("user", org_id=sys.argv[1], user_id=sys.argv[2])
     print(json.dumps({"user": user, "cache_status": sc.last_cache_status}))
+    both = sc.get_many([("user", {"org_id": sys.argv[1], "user_id": sys.argv[2]}),
+                        ("user", {"org_id": sys.argv[1], "user_id": "not-a-uuid"})])
     sc.invalidate_key("user", org_id=sys.argv[1], user_id=sys.argv[2])
     try:
         sc.get("user", org_id=sys.argv[1], user_id="not-a-uuid")
     except SidecacheError as e:
         print(json.dumps({"rejected_param": e.param}))
+    print(json.dumps({"batch_user": both[0], "batch_rejected_param": both[1].param}))

@@ -60,6 +60,9 @@ class Service : public http::Handler {
 
  private:
   net::awaitable<http::Answer> invalidate(cache::Invalidation inv, unsigned worker);
+  // POST /v1/batch: every item read (get_many) and answered in order.
+  net::awaitable<http::Answer> batch(std::vector<http::Route::BatchItem> items, SnapshotPtr snap, unsigned worker,
+                                     std::chrono::steady_clock::time_point started);
   net::awaitable<http::Answer> readyz(const Snapshot& s);  // src/app/status.cpp
   std::string scrape_metrics(const Snapshot& s);           // src/app/status.cpp
 

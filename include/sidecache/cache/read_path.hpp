@@ -55,6 +55,10 @@ struct ReadResult {
   bool retry = false;                  // a 503 that says Retry-After: 1
 };
 
+// A cached value's result (a cached 404 too), with its age at `now`.
+ReadResult cached_result(ReadResult::Kind kind, const config::Entity& e, const ValueHeader& h, std::string body,
+                         std::uint64_t now);
+
 // RFC 9211 Cache-Status for a result, e.g. "sidecache; fwd=miss; stored".
 std::string cache_status(const ReadResult& r);
 // The `outcome` label: 5xx answers are errors unless a stale value served.
@@ -84,6 +88,11 @@ class ReadPath {
   // Answers one entity request (req.snapshot set). no_cache: the caller
   // wants the database's answer (Cache-Control: no-cache).
   net::awaitable<ReadResult> get(const EntityRequest& req, bool no_cache, unsigned worker);
+
+  // Answers many entity requests (each with its snapshot set), in their
+  // order: L1, then one store lookup for the rest, then every other one as
+  // get() would answer it, concurrently.
+  net::awaitable<std::vector<ReadResult>> get_many(std::vector<EntityRequest> reqs, unsigned worker);
 
   // Callers waiting for another request's fill right now.
   std::size_t waiting() const { return flights_.waiting(); }

@@ -31,6 +31,10 @@ class RedisStore final : public Store {
   // fresh as a read of this call's own. (A stampede's requests, read in one
   // batch, make one Redis read per worker instead of one each.)
   net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us) override;
+  // One MGET of every set's keys; each value's header is taken off its
+  // bytes in place (no second copy of the body).
+  net::awaitable<std::vector<Lookup>> lookup_many(const std::vector<std::vector<std::string>>& sets,
+                                                  std::uint64_t now_us) override;
   // Looks again and reads Redis' clock, atomically: the fill's start time.
   // Also tries to take the key's lease (SET NX PX) with `token`, so that one
   // process in the whole fleet fills a cold key.

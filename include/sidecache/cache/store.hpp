@@ -62,6 +62,15 @@ class Store {
   // The value and its watermarks (value key first, then the watermarks that
   // cover it).
   virtual net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us) = 0;
+  // Several lookups at once (a batch read): RedisStore makes them one MGET.
+  // This default makes them one by one.
+  virtual net::awaitable<std::vector<Lookup>> lookup_many(const std::vector<std::vector<std::string>>& sets,
+                                                          std::uint64_t now_us) {
+    std::vector<Lookup> out;
+    out.reserve(sets.size());
+    for (const auto& keys : sets) out.push_back(co_await lookup(keys, now_us));
+    co_return out;
+  }
   // Looks again and reads the store's clock, atomically: the fill's start
   // time. Also tries to take the key's lease with `token`, so that one
   // process in the whole fleet fills a cold key.

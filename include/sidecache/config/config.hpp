@@ -141,6 +141,7 @@ struct HttpConfig {
   std::size_t max_header_bytes = 8192;
   std::size_t max_target_bytes = 4096;
   std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_batch = 100;  // items in one POST /v1/batch; beyond, 413
   milliseconds header_timeout{10000};
   milliseconds idle_timeout{60000};
 };

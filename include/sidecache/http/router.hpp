@@ -23,12 +23,19 @@ struct Route {
     healthz,
     readyz,
     metrics,      // GET /metrics
+    batch,        // POST /v1/batch (batch is set)
     answer,       // answer is final (an error, or a static answer)
   };
   Kind kind = Kind::answer;
   EntityRequest request;
   Invalidation invalidation;
   Answer answer;
+  // One per requested item, in order: a request to read, or its own 400.
+  struct BatchItem {
+    std::optional<EntityRequest> request;
+    Answer error;  // when !request
+  };
+  std::vector<BatchItem> batch;
 };
 
 // Every endpoint the server has: the router accepts exactly these
@@ -45,6 +52,12 @@ Route route(const config::Config& cfg, std::string_view method, std::string_view
 
 // Parses the body of POST /v1/invalidate; on error, route.answer is a 400.
 Route parse_invalidation(const config::Config& cfg, std::string_view body);
+
+// Parses the body of POST /v1/batch, {"requests":[{"entity":..,"params":{..}},..]}:
+// a body that is not such JSON (an unknown or duplicate field included) is
+// a 400, more than http.max_batch items a 413; an item that does not
+// validate gets its own 400 and the others are read.
+Route parse_batch(const config::Config& cfg, std::string_view body);
 
 // The origin form of a request target (RFC 9112 3.2): an absolute-form
 // target ("http://host/healthz?x") becomes its path and query; other

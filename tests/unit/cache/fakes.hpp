@@ -71,6 +71,14 @@ class FakeStore final : public cache::Store {
     ++lookups;
     co_return look(keys, now_us);
   }
+  int lookup_manys = 0;  // batch lookups (one round trip each)
+  net::awaitable<std::vector<cache::Lookup>> lookup_many(const std::vector<std::vector<std::string>>& sets,
+                                                         std::uint64_t now_us) override {
+    ++lookup_manys;
+    std::vector<cache::Lookup> out;
+    for (const auto& keys : sets) out.push_back(look(keys, now_us));
+    co_return out;
+  }
   net::awaitable<cache::Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
                                           const std::string& token, std::uint64_t, std::uint64_t now_us) override {
     ++begins;

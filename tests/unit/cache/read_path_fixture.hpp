@@ -78,13 +78,13 @@ struct ReadPathFixture {
   }
   // A value as an earlier fill left it: created `age` ago, fresh for `fresh_for` more (negative: expired).
   void put_value(const std::string& body, std::chrono::microseconds age, std::chrono::microseconds fresh_for,
-                 std::uint32_t fill_us = 1000) {
+                 std::uint32_t fill_us = 1000, const std::string& id = "7") {
     cache::ValueHeader h;
     std::uint64_t now = store.now();
     h.created_us = now - static_cast<std::uint64_t>(age.count());
     h.soft_expiry_us = static_cast<std::uint64_t>(static_cast<std::int64_t>(now) + fresh_for.count());
     h.fill_us = fill_us;
-    store.put(key(), h, body);
+    store.put(key(id), h, body);
   }
 };
 

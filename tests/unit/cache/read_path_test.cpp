@@ -302,3 +302,37 @@ TEST_CASE("read path: a store that got no answer in time says it may or may not 
   CHECK_FALSE(r->result->stored);
   CHECK(cache::cache_status(*r->result) == "sidecache; fwd=miss; detail=store-unknown");
 }
+
+TEST_CASE("batch read: hits come from one store lookup for every item, misses fill once per key, results keep their order") {
+  ReadPathFixture f;
+  auto run_batch = [&](std::vector<std::string> ids) {
+    std::vector<cache::EntityRequest> reqs;
+    for (const auto& id : ids) reqs.push_back(f.request(id));
+    auto out = std::make_shared<std::vector<cache::ReadResult>>();
+    boost::asio::co_spawn(f.ioc, f.reads.get_many(std::move(reqs), 0),
+                  [out](std::exception_ptr, std::vector<cache::ReadResult> r) { *out = std::move(r); });
+    f.settle();
+    return *out;
+  };
+  f.put_value(R"({"id":1})", std::chrono::seconds(1), std::chrono::minutes(1), 1000, "1");
+  f.put_value(R"({"id":2})", std::chrono::seconds(1), std::chrono::minutes(1), 1000, "2");
+  // 1 and 2 cached; 3 and 4 cold, 3 asked twice.
+  auto first = run_batch({"1", "3", "2", "3", "4"});
+  REQUIRE(first.size() == 5);
+  CHECK(first[0].kind == cache::ReadResult::Kind::hit);
+  CHECK(first[0].body == R"({"id":1})");
+  CHECK(first[2].kind == cache::ReadResult::Kind::hit);
+  CHECK(first[2].body == R"({"id":2})");
+  for (int i : {1, 3, 4}) CHECK(first[static_cast<std::size_t>(i)].status == 200);
+  CHECK(f.filler.calls == 2);  // 3 once (collapsed), 4 once
+  CHECK(f.store.lookup_manys == 1);
+  // Now everything is cached: one lookup for all, no fill, no single lookup.
+  int lookups_before = f.store.lookups;
+  auto second = run_batch({"4", "3", "2", "1"});
+  for (const auto& r : second) CHECK(r.kind == cache::ReadResult::Kind::hit);
+  CHECK(second[0].body == f.filler.body);
+  CHECK(second[3].body == R"({"id":1})");
+  CHECK(f.filler.calls == 2);
+  CHECK(f.store.lookup_manys == 2);
+  CHECK(f.store.lookups == lookups_before);
+}

@@ -1,0 +1,150 @@
+// POST /v1/batch against real Redis and PostgreSQL: order, per-item
+// answers, tenant isolation, one query per key under concurrency, and the
+// refusals of a bad body.
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace sidecache::it;
+namespace json = boost::json;
+
+namespace {
+
+std::string tenant(int t) {
+  std::string n = std::to_string(t);
+  return "00000000-0000-0000-0000-" + std::string(12 - n.size(), '0') + n;
+}
+
+std::string item(const std::string& entity, const std::vector<std::pair<std::string, std::string>>& params) {
+  json::object p;
+  for (const auto& [k, v] : params) p[k] = v;
+  json::object o;
+  o["entity"] = entity;
+  o["params"] = std::move(p);
+  return json::serialize(o);
+}
+
+Response batch(const Daemon& d, const std::vector<std::string>& items) {
+  std::string body = R"({"requests":[)";
+  for (std::size_t i = 0; i < items.size(); ++i) body += (i ? "," : "") + items[i];
+  body += "]}";
+  return http_request(d.port(), "POST", "/v1/batch", {"Content-Type: application/json"}, body);
+}
+
+}  // namespace
+
+TEST_CASE("batch: 100 mixed items (hits, misses, 404s, bad params, two tenants) answer in order, and nothing crosses tenants") {
+  Daemon d;
+  const int ta = 31, tb = 32;
+  // Warm half of tenant A's rows: those are hits.
+  for (int k = 1; k <= 12; ++k) REQUIRE(d.get("/v1/entities/tenant_row?org_id=" + tenant(ta) + "&k=" + std::to_string(k)).status == 200);
+  struct Want {
+    int status;
+    std::string org;  // for 200: the tenant the row must name
+    int k = 0;
+    std::string param;  // for 400: the parameter named
+  };
+  std::vector<std::string> items;
+  std::vector<Want> want;
+  for (int k = 1; k <= 25; ++k)
+    for (int t : {ta, tb}) {
+      items.push_back(item("tenant_row", {{"org_id", tenant(t)}, {"k", std::to_string(k)}}));
+      want.push_back({200, tenant(t), k});
+    }
+  for (int i = 0; i < 20; ++i) {  // no such row: 404
+    items.push_back(item("tenant_row", {{"org_id", tenant(i % 2 ? ta : tb)}, {"k", std::to_string(900 + i)}}));
+    want.push_back({404, "", 0});
+  }
+  for (int i = 0; i < 15; ++i) {  // bad params, each named
+    items.push_back(item("tenant_row", {{"org_id", tenant(ta)}, {"k", "x" + std::to_string(i)}}));
+    want.push_back({400, "", 0, "k"});
+  }
+  for (int i = 0; i < 10; ++i) {
+    items.push_back(item("tenant_row", {{"org_id", "not-a-uuid"}, {"k", "1"}}));
+    want.push_back({400, "", 0, "org_id"});
+  }
+  for (int i = 0; i < 5; ++i) {
+    items.push_back(R"({"entity":"no_such_entity","params":{}})");
+    want.push_back({400, "", 0});
+  }
+  REQUIRE(items.size() == 100);
+  for (int round = 0; round < 2; ++round) {  // cold then warm
+    Response r = batch(d, items);
+    REQUIRE(r.status == 200);
+    json::value v = json::parse(r.body);
+    const json::array& results = v.at("results").as_array();
+    REQUIRE(results.size() == 100);
+    int hits = 0;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const json::object& got = results[i].as_object();
+      INFO("item " << i << ": " << json::serialize(got));
+      REQUIRE(got.at("status").to_number<int>() == want[i].status);
+      if (want[i].status == 200) {
+        const json::object& body = got.at("body").as_object();
+        CHECK(body.at("org_id").as_string() == want[i].org);
+        CHECK(body.at("k").to_number<int>() == want[i].k);
+        std::string cache(got.at("cache").as_string());
+        if (cache.rfind("hit", 0) == 0) ++hits;
+      } else if (want[i].status == 404) {
+        CHECK(got.at("error").at("error").as_string() == "not_found");
+        CHECK(got.contains("cache"));
+      } else {
+        CHECK_FALSE(got.contains("cache"));
+        if (!want[i].param.empty()) CHECK(got.at("error").at("param").as_string() == want[i].param);
+      }
+    }
+    if (round == 0) CHECK(hits == 12);  // the warmed rows
+    else CHECK(hits == 50);             // everything filled by the first batch
+  }
+}
+
+TEST_CASE("batch: concurrent batches and GETs on overlapping cold keys make one query per key") {
+  Services& s = Services::get();
+  Daemon d;
+  std::vector<std::string> users;
+  for (int i = 0; i < 5; ++i)
+    users.push_back(s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), "
+                          "'11111111-1111-1111-1111-111111111111', 'batch" + std::to_string(i) +
+                          "@test.example', 'batch') RETURNING id"));
+  std::vector<std::string> items;
+  for (const auto& u : users)
+    items.push_back(item("slow_user", {{"org_id", "11111111-1111-1111-1111-111111111111"}, {"user_id", u}}));
+  long long before = s.query_count("AS slow");
+  auto answers = all_at_once(16, [&](int i) {
+    if (i % 2) return batch(d, items);
+    return d.get("/v1/entities/slow_user?org_id=11111111-1111-1111-1111-111111111111&user_id=" + users[static_cast<std::size_t>(i / 2) % users.size()]);
+  });
+  long long queries = s.query_count("AS slow") - before;
+  for (const auto& a : answers) {
+    REQUIRE(a.status == 200);
+    if (a.body.find("results") == std::string::npos) continue;
+    json::value v = json::parse(a.body);  // (a range-for over a temporary's member would dangle)
+    for (const auto& r : v.at("results").as_array()) CHECK(r.at("status").to_number<int>() == 200);
+  }
+  CHECK(queries == 5);
+}
+
+TEST_CASE("batch: a body that is not a batch is a 400, too many items a 413, and a GET of /v1/batch a 405") {
+  Daemon::Options o;
+  o.extra_main = "http: { max_batch: 3 }\n";
+  Daemon d(o);
+  auto post = [&](const std::string& body) {
+    return http_request(d.port(), "POST", "/v1/batch", {"Content-Type: application/json"}, body);
+  };
+  CHECK(post("not json").status == 400);
+  CHECK(post("[]").status == 400);
+  CHECK(post(R"({"requests":[],"extra":1})").body.find("unknown_field") != std::string::npos);
+  CHECK(post(R"({"requests":[{"entity":"user","params":{},"x":1}]})").status == 400);
+  CHECK(post(R"({"requests":[1]})").status == 400);
+  CHECK(post(R"({"requests":{}})").status == 400);
+  Response too_many = post(R"({"requests":[{"entity":"user"},{"entity":"user"},{"entity":"user"},{"entity":"user"}]})");
+  CHECK(too_many.status == 413);
+  CHECK(too_many.body.find("max_batch") != std::string::npos);
+  Response empty = post(R"({"requests":[]})");
+  CHECK(empty.status == 200);
+  CHECK(empty.body == R"({"results":[]})");
+  CHECK(http_request(d.port(), "GET", "/v1/batch").status == 405);
+}
