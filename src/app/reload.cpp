@@ -42,6 +42,10 @@ bool Service::reload(const std::string& path) {
     bool known = std::any_of(was.entities.begin(), was.entities.end(),
                              [&](const config::Entity& w) { return w.statement == e.statement; });
     if (!known) check.push_back(cache::statement_of(e));
+    bool batch_known = !e.batch || std::any_of(was.entities.begin(), was.entities.end(), [&](const config::Entity& w) {
+      return w.batch && w.batch->statement == e.batch->statement;
+    });
+    if (!batch_known) check.push_back(cache::batch_statement_of(e));
   }
   pool_.prepare_in_background(std::move(check));
   std::size_t n = fresh->entities.size();

@@ -90,7 +90,10 @@ Service::~Service() {
 
 void Service::start() {
   std::vector<pg::Statement> warm;
-  for (const auto& e : current()->cfg->entities) warm.push_back(cache::statement_of(e));
+  for (const auto& e : current()->cfg->entities) {
+    warm.push_back(cache::statement_of(e));
+    if (e.batch) warm.push_back(cache::batch_statement_of(e));
+  }
   replicas_.start(warm);
   pool_.start(std::move(warm));
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });

@@ -37,39 +37,35 @@ AuditOutcome::Kind decide(const AuditCase& c, const Lookup& now) {
   return AuditOutcome::Kind::stale;
 }
 
-net::awaitable<AuditOutcome> audit_one(Store& store, Filler& filler, const AuditCase& c,
-                                       std::chrono::microseconds grace) {
+net::awaitable<Reread> reread(Filler& filler, const AuditCase& c) {
   const config::Entity& e = *c.req.entity;
   std::vector<std::string> args;
   args.reserve(e.bind.size());
   for (std::size_t i : e.bind) args.push_back(c.req.values[i]);
   // No floor is known: a replica serves it only if it has replayed as far
   // as the primary had written when the fill was asked for.
-  pg::FillResult fr = co_await filler.fill(e, std::move(args), std::nullopt);
-  AuditOutcome out;
-  std::uint64_t reread_us = wall_us();
-  switch (compare(c, fr)) {
-    case Reread::unknown: co_return out;
-    case Reread::same: out.kind = AuditOutcome::Kind::same; co_return out;
-    case Reread::differs: break;
-  }
+  pg::FillResult fr = co_await filler.fill_background(e, std::move(args), std::nullopt);
+  co_return compare(c, fr);
+}
+
+net::awaitable<AuditOutcome::Kind> confirm(Store& store, const AuditCase& c, std::chrono::microseconds grace) {
   if (grace.count() > 0) {
     net::steady_timer timer(co_await net::this_coro::executor, grace);
     co_await timer.async_wait(net::as_tuple(net::use_awaitable));
   }
+  const config::Entity& e = *c.req.entity;
   std::vector<std::string> keys = read_keys(c.req.snapshot->cfg->key_prefix, e, c.req.values, c.req.key);
   Lookup now = co_await store.lookup(keys, wall_us());
-  out.kind = decide(c, now);
-  if (reread_us > c.header.created_us) out.age_seconds = static_cast<double>(reread_us - c.header.created_us) / 1e6;
-  co_return out;
+  co_return decide(c, now);
 }
 
 Auditor::Auditor(std::vector<Store*> stores, Filler& filler, metrics::Metrics* metrics)
     : stores_(std::move(stores)), filler_(filler), metrics_(metrics) {}
 
 bool Auditor::admit(const config::AuditConfig& a) {
-  // A backlog beyond a few seconds' worth means PostgreSQL is slow: skip.
-  if (pending_->load(std::memory_order_relaxed) >= 4 * a.max_per_second) return false;
+  // Audits run one at a time per pool: a backlog means PostgreSQL is busy
+  // or slow, and the queue is for fills. Skip.
+  if (pending_->load(std::memory_order_relaxed) >= std::min(4u * a.max_per_second, kMaxBacklog)) return false;
   std::lock_guard lock(mu_);
   auto now = std::chrono::steady_clock::now();
   const double rate = a.max_per_second;
@@ -92,22 +88,31 @@ void Auditor::offer(AuditCase c, unsigned worker, net::any_io_executor ex) {
 }
 
 net::awaitable<void> Auditor::run(AuditCase c, unsigned worker) {
-  struct Done {
+  struct Slot {  // the backlog counts audits waiting for their query
     std::shared_ptr<std::atomic<unsigned>> n;
-    ~Done() { n->fetch_sub(1, std::memory_order_relaxed); }
-  } done{pending_};
+    void release() {
+      if (n) n->fetch_sub(1, std::memory_order_relaxed);
+      n.reset();
+    }
+    ~Slot() { release(); }
+  } slot{pending_};
   const config::Entity& e = *c.req.entity;
-  AuditOutcome o = co_await audit_one(*stores_[worker], filler_, c, c.req.snapshot->cfg->audit.grace);
-  if (o.kind == AuditOutcome::Kind::unknown) co_return;
+  Reread r = co_await reread(filler_, c);
+  std::uint64_t reread_us = wall_us();
+  slot.release();
+  if (r == Reread::unknown) co_return;
   if (metrics_) metrics_->audit_check(e.name);
-  if (o.kind == AuditOutcome::Kind::covered && metrics_) metrics_->audit_covered(e.name);
-  if (o.kind != AuditOutcome::Kind::stale) co_return;
-  if (metrics_) metrics_->audit_stale(e.name, o.age_seconds);
+  if (r == Reread::same) co_return;
+  AuditOutcome::Kind k = co_await confirm(*stores_[worker], c, c.req.snapshot->cfg->audit.grace);
+  if (k == AuditOutcome::Kind::covered && metrics_) metrics_->audit_covered(e.name);
+  if (k != AuditOutcome::Kind::stale) co_return;
+  double age = reread_us > c.header.created_us ? static_cast<double>(reread_us - c.header.created_us) / 1e6 : 0;
+  if (metrics_) metrics_->audit_stale(e.name, age);
   // The key names the entity instance; the value never appears in a log.
   spdlog::warn("audit: entity '{}' key {}: the cached value differs from PostgreSQL and no invalidation covering it "
                "was recorded (filled {:.1f} s before the re-read); a table it reads is missing from its invalidate_on, "
                "or its triggers are not installed",
-               e.name, c.req.key, o.age_seconds);
+               e.name, c.req.key, age);
 }
 
 }  // namespace sidecache::cache

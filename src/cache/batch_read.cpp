@@ -8,7 +8,13 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+
+#include <map>
+
 #include "sidecache/cache/audit.hpp"
+#include "sidecache/cache/batch_group.hpp"
 #include "sidecache/cache/early_refresh.hpp"
 #include "sidecache/cache/error_body.hpp"
 #include "sidecache/cache/key.hpp"
@@ -72,14 +78,43 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
     }
   }
 
-  // The rest, each as a GET would be, all at once.
-  for (std::size_t i = 0; i < reqs.size(); ++i)
-    if (!answered[i]) ++st->pending;
+  // The rest, each as a GET would be, all at once. Keys of one entity with
+  // a batch form that differ only in its batch param share a group: their
+  // fills become one query.
+  std::map<std::string, std::shared_ptr<BatchGroup>> groups;
+  std::map<std::string_view, bool> seen_key;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (answered[i]) continue;
+    ++st->pending;
+    const config::Entity& e = *reqs[i].entity;
+    if (!e.batch || !seen_key.emplace(reqs[i].key, true).second) continue;  // a repeated key collapses on its own
+    std::string gk = e.name;
+    for (std::size_t p = 0; p < reqs[i].values.size(); ++p)
+      if (p != e.batch->param) gk += std::string("\0", 1) + reqs[i].values[p];
+    auto& g = groups[gk];
+    if (!g) {
+      g = std::make_shared<BatchGroup>();
+      g->entity = &e;
+      g->snapshot = reqs[i].snapshot;
+    }
+    ++g->expected;
+    reqs[i].batch_group = g;
+  }
+  for (auto& [_, g] : groups)
+    if (g->expected < 2) g->expected = 0;  // alone: no group
+  for (auto& r : reqs)
+    if (r.batch_group && r.batch_group->expected == 0) r.batch_group.reset();
   if (st->pending == 0) co_return std::move(st->out);
   st->all_done.emplace(ex, net::steady_timer::time_point::max());
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (answered[i]) continue;
-    net::co_spawn(ex, get(reqs[i], false, worker), [st, i](std::exception_ptr thrown, ReadResult r) {
+    net::co_spawn(ex, get(reqs[i], false, worker), [this, st, i, g = reqs[i].batch_group, ex](std::exception_ptr thrown, ReadResult r) {
+      // A read that ended before its group's query did not fill through
+      // it: the group stops waiting for it.
+      if (g && !g->flushed) {
+        --g->expected;
+        maybe_flush(g, ex);
+      }
       if (thrown) {
         r = ReadResult{};
         r.status = 503;
@@ -92,6 +127,79 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
   }
   co_await st->all_done->async_wait(net::as_tuple(net::use_awaitable));
   co_return std::move(st->out);
+}
+
+net::awaitable<pg::FillResult> ReadPath::fill_in_group(const EntityRequest& req, std::optional<std::uint64_t> floor) {
+  std::shared_ptr<BatchGroup> g = req.batch_group;
+  if (g->flushed) {  // too late for the shared query: a query of its own
+    std::vector<std::string> args;
+    for (std::size_t i : req.entity->bind) args.push_back(req.values[i]);
+    co_return co_await filler_.fill(*req.entity, std::move(args), floor);
+  }
+  auto ex = co_await net::this_coro::executor;
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(pg::FillResult)>(
+      [&](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        g->waiting.push_back({req.values, floor, [ex, h](pg::FillResult r) {
+                                net::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+                              }});
+        ++g->arrivals;
+        maybe_flush(g, ex);
+      },
+      net::use_awaitable);
+}
+
+void ReadPath::maybe_flush(const std::shared_ptr<BatchGroup>& g, net::any_io_executor ex) {
+  if (g->flushed || g->waiting.empty()) return;
+  if (g->waiting.size() >= g->expected) {
+    flush(g, ex);
+    return;
+  }
+  // Some keys of the group have not reached their fill yet (their begin is
+  // on its way, or another process holds their lease): wait while they keep
+  // coming, not for one that does not.
+  auto now = std::chrono::steady_clock::now();
+  if (!g->timer) {
+    g->timer.emplace(ex);
+    g->first_arrival = now;
+  }
+  auto deadline = std::min(now + std::chrono::milliseconds(5), g->first_arrival + std::chrono::milliseconds(100));
+  g->timer->expires_at(deadline);  // cancels the wait set before
+  g->timer->async_wait([this, g, ex, seen = g->arrivals](const boost::system::error_code& ec) {
+    if (!ec && !g->flushed && seen == g->arrivals) flush(g, ex);
+  });
+}
+
+void ReadPath::flush(const std::shared_ptr<BatchGroup>& g, net::any_io_executor ex) {
+  g->flushed = true;
+  if (g->timer) g->timer->cancel();
+  auto waiting = std::make_shared<std::vector<BatchGroup::Waiting>>(std::move(g->waiting));
+  g->waiting.clear();
+  std::vector<std::vector<std::string>> values;
+  std::optional<std::uint64_t> floor = 0;
+  for (auto& w : *waiting) {
+    values.push_back(w.values);
+    // The answer must include every key's floor; one unknown, and it is unknown.
+    if (!w.floor) floor.reset();
+    else if (floor) floor = std::max(*floor, *w.floor);
+  }
+  net::co_spawn(
+      ex,
+      [this, g, waiting, values = std::move(values), floor]() mutable -> net::awaitable<void> {
+        std::vector<pg::FillResult> results;
+        try {
+          results = co_await filler_.fill_batch(*g->entity, std::move(values), floor);
+        } catch (const std::exception& e) {
+          results.clear();
+          pg::FillResult failed;
+          failed.status = pg::FillResult::Status::error;
+          failed.message = std::string("the batch query failed: ") + e.what();
+          results.assign(waiting->size(), failed);
+        }
+        results.resize(waiting->size());
+        for (std::size_t i = 0; i < waiting->size(); ++i) (*waiting)[i].done(std::move(results[i]));
+      },
+      net::detached);
 }
 
 }  // namespace sidecache::cache

@@ -94,7 +94,10 @@ net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64
       --self->fills_in_flight_[*entity];
     }
   } uncap{this, capped ? &e.name : nullptr};
-  pg::FillResult fr = co_await filler_.fill(e, std::move(args), floor);
+  // (Not `c ? co_await a : co_await b`: gcc 12 destroys the result twice.)
+  pg::FillResult fr;
+  if (req.batch_group && e.batch) fr = co_await fill_in_group(req, floor);
+  else fr = co_await filler_.fill(e, std::move(args), floor);
   if (metrics_) metrics_->fill(e.name, std::chrono::duration<double>(fr.took).count());
 
   FillOutcome o;

@@ -1,6 +1,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <tuple>
+#include <unordered_map>
 
 #include "sidecache/cache/filler.hpp"
 
@@ -8,6 +9,15 @@ namespace sidecache::cache {
 
 pg::Statement statement_of(const config::Entity& e) {
   return pg::Statement{e.statement, e.query, e.result == config::ResultShape::row, false, e.name, e.file};
+}
+
+pg::Statement batch_statement_of(const config::Entity& e) {
+  pg::Statement st = statement_of(e);
+  st.name = e.batch->statement;
+  st.sql = e.batch->query;
+  st.single_row = false;
+  st.batch = true;
+  return st;
 }
 
 namespace {
@@ -44,14 +54,85 @@ void PoolFiller::count(const pg::Statement& st, const pg::FillResult& r) {
 
 net::awaitable<pg::FillResult> PoolFiller::fill(const config::Entity& e, std::vector<std::string> args,
                                                 std::optional<std::uint64_t> floor) {
+  co_return co_await run(fill_statement(e, args), std::move(args), floor);
+}
+
+net::awaitable<pg::FillResult> PoolFiller::fill_background(const config::Entity& e, std::vector<std::string> args,
+                                                           std::optional<std::uint64_t> floor) {
+  pg::Statement st = statement_of(e);
+  st.tenant = "(audit)";
+  st.tenant_cap = 1;
+  co_return co_await run(std::move(st), std::move(args), floor);
+}
+
+net::awaitable<std::vector<pg::FillResult>> PoolFiller::fill_batch(const config::Entity& e,
+                                                                   std::vector<std::vector<std::string>> values,
+                                                                   std::optional<std::uint64_t> floor) {
+  const config::BatchForm& b = *e.batch;
+  // The batch statement's args: the shared params as any key has them, and
+  // the varying one as a PostgreSQL array literal of every key's value.
+  std::string array = "{";
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    if (k) array += ',';
+    array += '"';
+    for (char c : values[k][b.param]) {
+      if (c == '"' || c == '\\') array += '\\';
+      array += c;
+    }
+    array += '"';
+  }
+  array += '}';
+  std::vector<std::string> args;
+  for (std::size_t i : b.bind) args.push_back(i == b.param ? array : values[0][i]);
+  std::vector<std::string> single_args;
+  for (std::size_t i : e.bind) single_args.push_back(values[0][i]);
+  pg::Statement st = fill_statement(e, single_args);  // its tenant and cap
+  pg::Statement batch = batch_statement_of(e);
+  st.name = batch.name;
+  st.sql = batch.sql;
+  st.single_row = false;
+  st.batch = true;
+  pg::FillResult all = co_await run(std::move(st), std::move(args), floor);
+  std::vector<pg::FillResult> out(values.size());
+  if (all.status != pg::FillResult::Status::ok) {
+    for (auto& r : out) r = all;
+    co_return out;
+  }
+  // Rows by key; a key with two rows is an error, as for a single fill.
+  std::unordered_map<std::string_view, std::vector<std::size_t>> want;
+  for (std::size_t k = 0; k < values.size(); ++k) want[values[k][b.param]].push_back(k);
+  for (auto& r : out) {
+    r.status = pg::FillResult::Status::not_found;
+    r.took = all.took;
+    r.waited = all.waited;
+  }
+  std::vector<int> seen(values.size(), 0);
+  for (auto& [key, json] : all.rows) {
+    auto it = want.find(key);
+    if (it == want.end()) continue;  // a row no key asked for
+    for (std::size_t k : it->second) {
+      if (++seen[k] > 1) {
+        out[k].status = pg::FillResult::Status::error;
+        out[k].message = "the entity is 'result: row' but its batch query returned more than one row for this key";
+        continue;
+      }
+      out[k].status = pg::FillResult::Status::ok;
+      out[k].json = json;
+    }
+  }
+  co_return out;
+}
+
+net::awaitable<pg::FillResult> PoolFiller::run(pg::Statement st, std::vector<std::string> args,
+                                               std::optional<std::uint64_t> floor) {
   if (replicas_ && !replicas_->empty()) {
     std::uint64_t need = floor ? *floor : replicas_->conservative_floor();
     if (pg::Replica* r = replicas_->pick(need)) {
-      pg::Statement st = fill_statement(e, args);
-      st.min_lsn = need;
-      st.wait = replicas_->wait();
-      std::tie(st.known_server, st.known_replayed) = r->known();
-      pg::FillResult got = co_await r->pool().async_run(st, args, net::use_awaitable);
+      pg::Statement on_replica = st;
+      on_replica.min_lsn = need;
+      on_replica.wait = replicas_->wait();
+      std::tie(on_replica.known_server, on_replica.known_replayed) = r->known();
+      pg::FillResult got = co_await r->pool().async_run(std::move(on_replica), args, net::use_awaitable);
       if (metrics_ && got.waited) metrics_->replica_wait(r->label(), got.status != pg::FillResult::Status::behind);
       const char* reason = fallback_reason(got);
       // The tenant's own queue is full: the primary would only let it take
@@ -64,15 +145,13 @@ net::awaitable<pg::FillResult> PoolFiller::fill(const config::Entity& e, std::ve
       if (got.status == pg::FillResult::Status::unavailable && !got.conflict && !got.rejected) r->mark_down();  // a lost connection
       if (metrics_) metrics_->replica_fallback(r->label(), reason);
       auto took = got.took;
-      pg::Statement again = fill_statement(e, args);
-      pg::FillResult primary = co_await pool_.async_run(again, std::move(args), net::use_awaitable);
+      pg::FillResult primary = co_await pool_.async_run(st, std::move(args), net::use_awaitable);
       primary.took += took;
-      count(again, primary);
+      count(st, primary);
       if (metrics_ && !primary.rejected) metrics_->pg_fill("primary");
       co_return primary;
     }
   }
-  pg::Statement st = fill_statement(e, args);
   pg::FillResult r = co_await pool_.async_run(st, std::move(args), net::use_awaitable);
   count(st, r);
   if (metrics_ && !r.rejected) metrics_->pg_fill("primary");

@@ -1,6 +1,8 @@
 // Entity files: one entity per file in entities_dir.
 #include "entity_loader.hpp"
 
+#include "entity_batch.hpp"
+
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -91,7 +93,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   std::size_t before = problems.size();
   ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on",
                         "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills", "l1_ttl",
-                        "max_value_bytes", "tenants"},
+                        "max_value_bytes", "tenants", "batch"},
                  "an entity file");
 
   Entity e;
@@ -316,6 +318,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   }
 
   if (const YAML::Node& inv = root["invalidate_on"]; inv) load_invalidate_on(inv, cfg, e, ctx);
+  if (const YAML::Node& b = root["batch"]; b && problems.size() == before) load_batch(b, cfg, e, ctx);
 
   if (problems.size() != before) return;
   name_statement(e);

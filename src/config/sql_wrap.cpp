@@ -35,11 +35,17 @@ std::string wrap_query(const std::string& inner, ResultShape shape) {
   return "SELECT coalesce(json_agg(_sidecache_row), '[]'::json)::text FROM (\n" + inner + "\n) _sidecache_row";
 }
 
+std::string wrap_batch_query(const std::string& inner, const std::string& key_column) {
+  return "SELECT (_sidecache_row.\"" + key_column + "\")::text, row_to_json(_sidecache_row)::text FROM (\n" + inner +
+         "\n) _sidecache_row";
+}
+
 void name_statement(Entity& e) {
   std::string shape = std::string(e.result == ResultShape::row ? "row" : "rows") + '\0' + e.query;
   for (const auto& p : e.params) shape += std::string("\0", 1) + p.name + '=' + to_string(p.type);
   e.shape_hash = fnv_hex(shape, 8);
   e.statement = "sc_" + e.name + "_" + e.shape_hash;
+  if (e.batch) e.batch->statement = "scb_" + e.name + "_" + fnv_hex(e.batch->query, 8);
 }
 
 }  // namespace sidecache::config::detail

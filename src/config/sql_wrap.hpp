@@ -14,6 +14,9 @@ namespace sidecache::config::detail {
 std::string trim_sql(std::string s);
 // The wrapped query for `inner` (already rewritten to $n parameters).
 std::string wrap_query(const std::string& inner, ResultShape shape);
+// The batch form's query: each row as (its key column as text, its JSON),
+// the JSON built exactly as wrap_query() builds a row entity's.
+std::string wrap_batch_query(const std::string& inner, const std::string& key_column);
 // Sets e.shape_hash and e.statement from e's result shape, query and params.
 void name_statement(Entity& e);
 

@@ -38,33 +38,37 @@ std::vector<std::string> check_entities(const config::Config& cfg) {
       // Unique per run: a statement left behind on a pooled server
       // connection by an earlier failed check does not clash.
       std::string name = "sidecache_check_" + std::to_string(::getpid()) + "_" + std::to_string(i++);
-      std::string where = e.file + ": entity '" + e.name + "': ";
-      try {
-        // One transaction per entity, so that behind a pooler in transaction
-        // mode every statement meets the same server session.
-        pqxx::work tx(conn);
-        // The plan of any parameter values: the one that must filter.
-        tx.exec("SET LOCAL plan_cache_mode = force_generic_plan");
-        tx.exec("PREPARE " + name + " AS " + e.query);
-        if (e.scope == config::Scope::tenant) {
-          std::string nulls;
-          for (std::size_t k = 0; k < e.bind.size(); ++k) nulls += k ? ", NULL" : "NULL";
-          std::string plan;
-          for (const auto& row : tx.exec("EXPLAIN (VERBOSE, COSTS OFF) EXECUTE " + name + (nulls.empty() ? "" : "(" + nulls + ")")))
-            plan += std::string(row[0].c_str()) + "\n";
-          bool filters = false;
-          for (std::size_t k = 0; k < e.bind.size(); ++k)
-            if (e.bind[k] == 0 && plan_filters_by(plan, k + 1)) filters = true;
-          if (!filters)
-            problems.push_back(where + "the tenant param :" + e.params.at(0).name +
-                               " filters no rows: PostgreSQL's plan uses it in no WHERE, JOIN or ON condition. A "
-                               "tenant-scoped entity must select only the tenant's rows (WHERE org_id = :" +
-                               e.params.at(0).name + "), or be 'scope: global'");
+      // The entity's query, and its batch form's.
+      auto check = [&](const std::string& query, const std::vector<std::size_t>& bind, const std::string& where) {
+        try {
+          // One transaction per query, so that behind a pooler in transaction
+          // mode every statement meets the same server session.
+          pqxx::work tx(conn);
+          // The plan of any parameter values: the one that must filter.
+          tx.exec("SET LOCAL plan_cache_mode = force_generic_plan");
+          tx.exec("PREPARE " + name + " AS " + query);
+          if (e.scope == config::Scope::tenant) {
+            std::string nulls;
+            for (std::size_t k = 0; k < bind.size(); ++k) nulls += k ? ", NULL" : "NULL";
+            std::string plan;
+            for (const auto& row : tx.exec("EXPLAIN (VERBOSE, COSTS OFF) EXECUTE " + name + (nulls.empty() ? "" : "(" + nulls + ")")))
+              plan += std::string(row[0].c_str()) + "\n";
+            bool filters = false;
+            for (std::size_t k = 0; k < bind.size(); ++k)
+              if (bind[k] == 0 && plan_filters_by(plan, k + 1)) filters = true;
+            if (!filters)
+              problems.push_back(where + "the tenant param :" + e.params.at(0).name +
+                                 " filters no rows: PostgreSQL's plan uses it in no WHERE, JOIN or ON condition. A "
+                                 "tenant-scoped entity must select only the tenant's rows (WHERE org_id = :" +
+                                 e.params.at(0).name + "), or be 'scope: global'");
+          }
+          tx.exec("DEALLOCATE " + name);
+        } catch (const std::exception& ex) {
+          problems.push_back(where + "its SQL does not prepare: " + one_line_sql_error(ex.what()));
         }
-        tx.exec("DEALLOCATE " + name);
-      } catch (const std::exception& ex) {
-        problems.push_back(where + "its SQL does not prepare: " + one_line_sql_error(ex.what()));
-      }
+      };
+      check(e.query, e.bind, e.file + ": entity '" + e.name + "': ");
+      if (e.batch) check(e.batch->query, e.batch->bind, e.file + ": entity '" + e.name + "' (batch.sql): ");
     }
   } catch (const std::exception& ex) {
     problems.push_back("postgres: " + config::mask_secrets(ex.what()));

@@ -275,7 +275,11 @@ void Pool::run(std::size_t id, std::shared_ptr<const std::vector<Statement>> war
           }
           queries_.fetch_add(1, std::memory_order_relaxed);
           forget_failure(st.entity);  // its SQL runs now (fixed and reloaded)
-          if (st.single_row && r.empty()) {
+          if (st.batch) {
+            result = {Status::ok, {}, {}, {}};
+            result.rows.reserve(r.size());
+            for (const auto& row : r) result.rows.emplace_back(row[0].c_str(), std::string(row[1].c_str(), row[1].size()));
+          } else if (st.single_row && r.empty()) {
             result = {Status::not_found, {}, {}, {}};
           } else if (st.single_row && r.size() > 1) {
             result = {Status::error, {}, {}, "the entity is 'result: row' but its query returned more than one row"};

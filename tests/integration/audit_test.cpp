@@ -61,7 +61,7 @@ std::string target(const char* entity, const std::string& org, const std::string
 Daemon::Options audited() {
   Daemon::Options o;
   o.extra_entities = {{"audit_unwired.yaml", kUnwired}, {"audit_wired.yaml", kWired}};
-  o.extra_main = "audit:\n  sample: 1\n  max_per_second: 10000\n  grace: 300ms\n";
+  o.extra_main = "audit:\n  sample: 1\n  max_per_second: 1000\n  grace: 300ms\n";
   o.log_level = "info";
   return o;
 }

@@ -148,3 +148,113 @@ TEST_CASE("batch: a body that is not a batch is a 400, too many items a 413, and
   CHECK(empty.body == R"({"results":[]})");
   CHECK(http_request(d.port(), "GET", "/v1/batch").status == 405);
 }
+
+namespace {
+// A user read with a batch form. pg_stat_statements merges queries that
+// differ only in constants and aliases, so each counted entity here has a
+// query shape of its own (md5(), upper()), and the alias names it.
+const char* kBatchUser = R"(name: batch_user
+scope: tenant
+params:
+  user_id: uuid
+result: row
+sql: SELECT id, email, md5(display_name) AS batch_user_name FROM users WHERE org_id = :org_id AND id = :user_id
+batch:
+  param: user_id
+  sql: SELECT id, email, md5(display_name) AS batch_user_name FROM users WHERE org_id = :org_id AND id = ANY(:user_id)
+  key_column: id
+)";
+const std::string kOrg = "11111111-1111-1111-1111-111111111111";
+}  // namespace
+
+TEST_CASE("batch form: 50 cold keys make one query, rows land under their own keys, a key without a row is a cached 404") {
+  Services& s = Services::get();
+  Daemon::Options o;
+  o.extra_entities = {{"batch_user.yaml", kBatchUser}};
+  Daemon d(o);
+  std::vector<std::string> users;
+  for (int i = 0; i < 45; ++i)
+    users.push_back(s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg +
+                          "', 'bf" + std::to_string(i) + "@test.example', 'bf " + std::to_string(i) + "') RETURNING id"));
+  std::vector<std::string> missing;
+  for (int i = 0; i < 5; ++i) missing.push_back(s.sql("SELECT gen_random_uuid()"));
+  std::vector<std::string> items;
+  for (const auto& u : users) items.push_back(item("batch_user", {{"org_id", kOrg}, {"user_id", u}}));
+  for (const auto& u : missing) items.push_back(item("batch_user", {{"org_id", kOrg}, {"user_id", u}}));
+  const std::string single_marker = "AS batch_user_name FROM users WHERE org_id = $1 AND id = $2";
+  long long single_before = s.query_count(single_marker), any_before = s.query_count("ANY($2)");
+  Response r = batch(d, items);
+  long long batch_queries = s.query_count("ANY($2)") - any_before;
+  long long single_queries = s.query_count(single_marker) - single_before;
+  REQUIRE(r.status == 200);
+  INFO(r.body.substr(0, 600));
+  CHECK(batch_queries == 1);
+  CHECK(single_queries == 0);
+  json::value v = json::parse(r.body);
+  const json::array& res = v.at("results").as_array();
+  REQUIRE(res.size() == 50);
+  for (std::size_t i = 0; i < 45; ++i) {
+    CHECK(res[i].at("status").to_number<int>() == 200);
+    CHECK(res[i].at("body").at("id").as_string() == users[i]);
+    CHECK(std::string(res[i].at("cache").as_string()).find("stored") != std::string::npos);
+  }
+  for (std::size_t i = 45; i < 50; ++i) CHECK(res[i].at("status").to_number<int>() == 404);
+  // Each row is stored under the key a GET reads, with the very bytes a
+  // single fill would have made.
+  Response hit = d.get("/v1/entities/batch_user?org_id=" + kOrg + "&user_id=" + users[3]);
+  CHECK(hit.status == 200);
+  CHECK(hit.header("cache-status").rfind("sidecache; hit", 0) == 0);
+  Daemon other(o);  // its own key prefix: a cold key, filled by one query
+  Response single = other.get("/v1/entities/batch_user?org_id=" + kOrg + "&user_id=" + users[3]);
+  CHECK(single.body == hit.body);
+  // (and the marker above does count the single statement's runs)
+  CHECK(s.query_count(single_marker) - single_before == 1);
+  Response gone = d.get("/v1/entities/batch_user?org_id=" + kOrg + "&user_id=" + missing[0]);
+  CHECK(gone.status == 404);
+  CHECK(gone.header("cache-status").rfind("sidecache; hit", 0) == 0);
+  // Warm now: another batch makes no query at all.
+  long long any_again = s.query_count("ANY($2)");
+  REQUIRE(batch(d, items).status == 200);
+  CHECK(s.query_count("ANY($2)") == any_again);
+}
+
+TEST_CASE("batch form: concurrent batches and GETs on overlapping cold keys fetch each key's row once") {
+  Services& s = Services::get();
+  Daemon::Options o;
+  o.extra_entities = {{"batch_slow.yaml", R"(name: batch_slow
+scope: tenant
+params:
+  user_id: uuid
+result: row
+sql: SELECT id, email, upper(email) AS batch_slow_marker, (SELECT true FROM pg_sleep(0.2)) AS s FROM users WHERE org_id = :org_id AND id = :user_id
+batch:
+  param: user_id
+  sql: SELECT id, email, upper(email) AS batch_slow_marker, (SELECT true FROM pg_sleep(0.2)) AS s FROM users WHERE org_id = :org_id AND id = ANY(:user_id)
+  key_column: id
+)"}};
+  Daemon d(o);
+  std::vector<std::string> users;
+  for (int i = 0; i < 5; ++i)
+    users.push_back(s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg +
+                          "', 'bs" + std::to_string(i) + "@test.example', 'bs') RETURNING id"));
+  std::vector<std::string> items;
+  for (const auto& u : users) items.push_back(item("batch_slow", {{"org_id", kOrg}, {"user_id", u}}));
+  // Rows returned by the single and the batch statement together: each key's
+  // row once means each key was fetched once.
+  auto rows = [&] {
+    return std::stoll(s.sql("SELECT coalesce(sum(rows), 0) FROM pg_stat_statements WHERE query LIKE '%AS batch_slow_marker%' "
+                            "AND query NOT LIKE '%pg_stat_statements%'"));
+  };
+  long long before = rows();
+  auto answers = all_at_once(16, [&](int i) {
+    if (i % 2) return batch(d, items);
+    return d.get("/v1/entities/batch_slow?org_id=" + kOrg + "&user_id=" + users[static_cast<std::size_t>(i / 2) % users.size()]);
+  });
+  for (const auto& a : answers) {
+    REQUIRE(a.status == 200);
+    if (a.body.find("results") == std::string::npos) continue;
+    json::value v = json::parse(a.body);
+    for (const auto& r : v.at("results").as_array()) CHECK(r.at("status").to_number<int>() == 200);
+  }
+  CHECK(rows() - before == 5);
+}

@@ -11,7 +11,7 @@
 //
 // Auditor does this for a sample of the daemon's hits, off the request
 // path, at most audit.max_per_second; `sidecache audit` does it for keys it
-// reads from Redis (app/audit_command.cpp). Both use audit_one().
+// reads from Redis (app/audit_command.cpp). Both use compare() and decide().
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
@@ -46,7 +46,6 @@ struct AuditOutcome {
     unknown,  // PostgreSQL or the store could not answer: nothing is known
   };
   Kind kind = Kind::unknown;
-  double age_seconds = 0;  // stale: from the fill's start to the re-read
 };
 
 // Whether PostgreSQL's answer `fr` is the value served.
@@ -55,12 +54,15 @@ Reread compare(const AuditCase& c, const pg::FillResult& fr);
 // The decision after the grace: `now` is a lookup of the key's keys.
 AuditOutcome::Kind decide(const AuditCase& c, const Lookup& now);
 
-// Re-reads, and when the answer differs waits `grace` and looks the key up.
-net::awaitable<AuditOutcome> audit_one(Store& store, Filler& filler, const AuditCase& c,
-                                       std::chrono::microseconds grace);
+// Re-reads the value's query (Filler::fill_background) and compares.
+net::awaitable<Reread> reread(Filler& filler, const AuditCase& c);
+// After `grace`, looks the key up and decides.
+net::awaitable<AuditOutcome::Kind> confirm(Store& store, const AuditCase& c, std::chrono::microseconds grace);
 
 class Auditor {
  public:
+  // Audits waiting for their query, at most.
+  static constexpr unsigned kMaxBacklog = 16;
   // stores[w] is worker w's store.
   Auditor(std::vector<Store*> stores, Filler& filler, metrics::Metrics* metrics);
 

@@ -26,10 +26,33 @@ class Filler {
   // (the store could not be read), and the filler must assume the worst.
   virtual net::awaitable<pg::FillResult> fill(const config::Entity& e, std::vector<std::string> args,
                                               std::optional<std::uint64_t> floor) = 0;
+  // The same query for the staleness audit: work nobody waits for, which
+  // must not take connections from fills. This default is fill().
+  virtual net::awaitable<pg::FillResult> fill_background(const config::Entity& e, std::vector<std::string> args,
+                                                         std::optional<std::uint64_t> floor) {
+    co_return co_await fill(e, std::move(args), floor);
+  }
+  // Several keys of `e` (which has a batch form) that differ only in its
+  // batch param, each given by its values (e.params order): one result per
+  // key, in order. `floor`: the highest of the keys' floors. This default
+  // fills them one by one.
+  virtual net::awaitable<std::vector<pg::FillResult>> fill_batch(const config::Entity& e,
+                                                                 std::vector<std::vector<std::string>> values,
+                                                                 std::optional<std::uint64_t> floor) {
+    std::vector<pg::FillResult> out;
+    for (auto& v : values) {
+      std::vector<std::string> args;
+      for (std::size_t i : e.bind) args.push_back(v[i]);
+      out.push_back(co_await fill(e, std::move(args), floor));
+    }
+    co_return out;
+  }
 };
 
 // The prepared statement that fills entity `e` (the pool warms them at start).
 pg::Statement statement_of(const config::Entity& e);
+// The statement of `e`'s batch form (e.batch set).
+pg::Statement batch_statement_of(const config::Entity& e);
 
 // Runs fills on the primary's pool, or on a replica that has replayed the
 // fill's floor (waiting up to replica_wait); a replica that is behind,
@@ -40,8 +63,20 @@ class PoolFiller final : public Filler {
       : pool_(pool), replicas_(replicas), metrics_(metrics) {}
   net::awaitable<pg::FillResult> fill(const config::Entity& e, std::vector<std::string> args,
                                       std::optional<std::uint64_t> floor) override;
+  // As a tenant of its own, "(audit)", one query at a time per pool: the
+  // fair queue gives fills their turns first.
+  net::awaitable<pg::FillResult> fill_background(const config::Entity& e, std::vector<std::string> args,
+                                                 std::optional<std::uint64_t> floor) override;
+  // One query: the entity's batch form, with the varying param as an array.
+  net::awaitable<std::vector<pg::FillResult>> fill_batch(const config::Entity& e,
+                                                         std::vector<std::vector<std::string>> values,
+                                                         std::optional<std::uint64_t> floor) override;
 
  private:
+  // Runs `st` on a replica that has replayed `floor` (waiting up to
+  // replica_wait), else on the primary.
+  net::awaitable<pg::FillResult> run(pg::Statement st, std::vector<std::string> args,
+                                     std::optional<std::uint64_t> floor);
   // Counts a fill (or a refusal) for its tenant.
   void count(const pg::Statement& st, const pg::FillResult& r);
   pg::Pool& pool_;

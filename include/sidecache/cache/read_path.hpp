@@ -132,6 +132,11 @@ class ReadPath {
   void l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
               const ValueHeader& h, std::string_view body, std::string_view tenant_of);
 
+  // A fill of a key in a batch group: waits for its siblings, then one
+  // query of the entity's batch form fills them all (batch_group.hpp).
+  net::awaitable<pg::FillResult> fill_in_group(const EntityRequest& req, std::optional<std::uint64_t> floor);
+  void maybe_flush(const std::shared_ptr<BatchGroup>& g, net::any_io_executor ex);
+  void flush(const std::shared_ptr<BatchGroup>& g, net::any_io_executor ex);
   // Whether this hit is sampled for the audit; audit() hands it over.
   bool audited(const Snapshot& s) const;
   void audit(const EntityRequest& req, unsigned worker, const ValueHeader& h, std::string_view body,

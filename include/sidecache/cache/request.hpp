@@ -5,6 +5,7 @@
 // snapshot that holds that configuration travels with the request, so a
 // request that outlives a reload (a queued invalidation) never points into
 // freed memory.
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,12 +14,17 @@
 
 namespace sidecache::cache {
 
+struct BatchGroup;
+
 // A validated entity request: which entity, its normalised params, its key.
 struct EntityRequest {
   const config::Entity* entity = nullptr;  // into snapshot->cfg
   std::vector<std::string> values;         // entity->params order
   std::string key;
   SnapshotPtr snapshot;  // set by whoever hands the request to the cache
+  // A batch read's misses that one query of the entity's batch form may
+  // fill (cache/batch_group.hpp); null for every other read.
+  std::shared_ptr<BatchGroup> batch_group;
 };
 
 // A validated invalidation: what to invalidate, and how it was asked for.

@@ -36,6 +36,17 @@ struct InvalidateOn {
   std::vector<std::pair<std::string, std::string>> params;  // entity param <- column
 };
 
+// An entity's batch form: one query that fills many keys that differ only in
+// one parameter (POST /v1/batch's misses).
+struct BatchForm {
+  std::size_t param = 0;      // index into Entity::params of the parameter that varies
+  std::string sql;            // as written
+  std::string query;          // wrapped: one (key text, row JSON) pair per row, with $1..$n
+  std::vector<std::size_t> bind;  // bind[i] = index into params for $(i+1); `param` binds the array
+  std::string key_column;     // the column holding each row's value of `param`
+  std::string statement;      // prepared statement name
+};
+
 // One cached entity, loaded from one YAML file.
 struct Entity {
   std::string name;
@@ -65,6 +76,7 @@ struct Entity {
   std::size_t tenant_max_concurrent_fills = 0;
   microseconds l1_ttl{0};                  // life of a copy in the in-process L1; 0 = not kept in L1
   std::size_t max_value_bytes = 1 << 20;   // a larger result is answered but not stored (default: the main file's)
+  std::optional<BatchForm> batch;          // result: row entities only
 
   // How long past the soft expiry a value may still be served stale.
   microseconds stale_window() const { return std::max(stale_if_error, stale_while_revalidate); }

@@ -48,6 +48,7 @@ struct FillResult {
   // known down, or it waited past statement_timeout).
   bool rejected = false;
   bool tenant_full = false;  // rejected because its tenant had max_queued_fills waiting
+  std::vector<std::pair<std::string, std::string>> rows;  // a batch statement's (key, JSON) rows
 };
 
 // One prepared statement. Each connection prepares it on first use, so a
@@ -73,6 +74,7 @@ struct Statement {
   // a global entity, "" for the pool's own work (checks, pings).
   std::string tenant;
   std::size_t tenant_cap = 0;  // that tenant's fills running at once while this one waits; 0: no cap
+  bool batch = false;  // an entity's batch form: every row's (key, JSON) goes to FillResult::rows
 };
 
 // The fair queue's name for every global entity's fills: one tenant of its

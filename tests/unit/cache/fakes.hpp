@@ -174,6 +174,24 @@ class FakeFiller final : public cache::Filler {
   std::function<void()> during;  // runs while the fill is in progress (before the gate)
 
   std::vector<std::optional<std::uint64_t>> floors;  // each fill's WAL floor
+  int batch_calls = 0;
+  std::vector<std::size_t> batch_sizes;
+  // One "query" for all: each key answers {"v":<its batch param value>}.
+  net::awaitable<std::vector<pg::FillResult>> fill_batch(const config::Entity& e, std::vector<std::vector<std::string>> values,
+                                                         std::optional<std::uint64_t> floor) override {
+    ++batch_calls;
+    batch_sizes.push_back(values.size());
+    floors.push_back(floor);
+    if (gate) co_await gate->wait();
+    std::vector<pg::FillResult> out;
+    for (const auto& v : values) {
+      pg::FillResult r;
+      r.status = pg::FillResult::Status::ok;
+      r.json = "{\"v\":\"" + v[e.batch->param] + "\"}";
+      out.push_back(std::move(r));
+    }
+    co_return out;
+  }
   net::awaitable<pg::FillResult> fill(const config::Entity&, std::vector<std::string>,
                                       std::optional<std::uint64_t> floor) override {
     ++calls;

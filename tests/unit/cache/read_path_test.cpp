@@ -1,6 +1,8 @@
 // The read path's rules, against FakeStore and FakeFiller (no sockets).
 #include <catch2/catch.hpp>
 
+#include <thread>
+
 #include "read_path_fixture.hpp"
 
 using namespace sidecache;
@@ -335,4 +337,46 @@ TEST_CASE("batch read: hits come from one store lookup for every item, misses fi
   CHECK(f.filler.calls == 2);
   CHECK(f.store.lookup_manys == 2);
   CHECK(f.store.lookups == lookups_before);
+}
+
+TEST_CASE("batch read with a batch form: the cold keys of one tenant fill with one query, each stored under its own key") {
+  ReadPathFixture f([](config::Entity& e) {
+    config::BatchForm b;
+    b.param = 1;
+    b.key_column = "id";
+    e.batch = b;
+  });
+  auto run_batch = [&](std::vector<std::string> ids) {
+    std::vector<cache::EntityRequest> reqs;
+    for (const auto& id : ids) reqs.push_back(f.request(id));
+    auto out = std::make_shared<std::vector<cache::ReadResult>>();
+    boost::asio::co_spawn(f.ioc, f.reads.get_many(std::move(reqs), 0),
+                          [out](std::exception_ptr, std::vector<cache::ReadResult> r) { *out = std::move(r); });
+    // The group's 2 ms timer is a real timer: run until the batch ends.
+    for (int i = 0; i < 200 && out->empty(); ++i) {
+      f.settle();
+      if (out->empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return *out;
+  };
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 50; ++i) ids.push_back(std::to_string(i));
+  ids.push_back("7");  // asked twice: one fill
+  auto first = run_batch(ids);
+  REQUIRE(first.size() == 51);
+  for (std::size_t i = 0; i < 50; ++i) {
+    CHECK(first[i].status == 200);
+    CHECK(first[i].body == "{\"v\":\"" + ids[i] + "\"}");
+    CHECK(first[i].stored);
+  }
+  CHECK(first[50].body == "{\"v\":\"7\"}");
+  CHECK(f.filler.batch_calls == 1);
+  CHECK(f.filler.calls == 0);
+  REQUIRE(f.filler.batch_sizes.size() == 1);
+  CHECK(f.filler.batch_sizes[0] == 50);
+  // Stored each under its own key: all hits now.
+  auto second = run_batch(ids);
+  for (const auto& r : second) CHECK(r.kind == cache::ReadResult::Kind::hit);
+  CHECK(second[9].body == "{\"v\":\"10\"}");
+  CHECK(f.filler.batch_calls == 1);
 }

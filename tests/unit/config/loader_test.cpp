@@ -433,3 +433,50 @@ TEST_CASE("tenants, metrics and audit: defaults, an entity's own fill cap, and m
   CHECK(has_problem(ps, "sidecache.yaml", 21, "audit.sample"));
   CHECK(has_problem(ps, "wide.yaml", 11, "tenants.max_concurrent_fills"));
 }
+
+TEST_CASE("batch form: loads with its array param, and every mistake is refused with a fix") {
+  TempDir d;
+  d.write("sidecache.yaml", kMain);
+  const std::string base = R"(name: user
+scope: tenant
+params:
+  user_id: uuid
+result: row
+sql: SELECT id, email FROM users WHERE org_id = :org_id AND id = :user_id
+)";
+  d.write("entities/user.yaml", base + R"(batch:
+  param: user_id
+  sql: SELECT id, email FROM users WHERE org_id = :org_id AND id = ANY(:user_id)
+  key_column: id
+)");
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
+  const Entity* e = c.find_entity("user");
+  REQUIRE(e->batch);
+  CHECK(e->batch->param == 1);
+  CHECK(e->batch->key_column == "id");
+  CHECK(e->batch->bind == std::vector<std::size_t>{0, 1});
+  CHECK(e->batch->query.find("row_to_json(_sidecache_row)::text") != std::string::npos);
+  CHECK(e->batch->statement.rfind("scb_user_", 0) == 0);
+
+  auto refused = [&](const std::string& batch, const std::string& text, const std::string& entity = "") {
+    d.write("entities/user.yaml", (entity.empty() ? base : entity) + batch);
+    auto ps = problems_of(d);
+    INFO(dump(ps));
+    CHECK(has_problem(ps, "user.yaml", 0, text));
+  };
+  refused("batch:\n  param: user_id\n  sql: SELECT id, email FROM users WHERE id = ANY(:user_id)\n  key_column: id\n",
+          "a tenant-scoped batch.sql must filter by the tenant: it must use :org_id");
+  refused("batch:\n  param: user_id\n  sql: SELECT id, email FROM users WHERE org_id = :org_id\n  key_column: id\n",
+          "batch.sql must use :user_id as the array");
+  refused("batch:\n  param: org_id\n  sql: SELECT 1\n  key_column: id\n", "batch.param cannot be the tenant");
+  refused("batch:\n  param: nope\n  sql: SELECT 1\n  key_column: id\n", "batch.param 'nope' is not a declared param");
+  refused("batch:\n  param: user_id\n  sql: SELECT id FROM users WHERE org_id = :org_id AND id = ANY(:user_id)\n",
+          "batch needs 'key_column'");
+  refused("batch:\n  param: user_id\n  key_column: id\n", "batch needs 'sql'");
+  refused("batch:\n  param: user_id\n  sql: SELECT id FROM users WHERE org_id = :org_id AND id = ANY(:user_id) AND x = :typo\n  key_column: id\n",
+          "batch.sql uses :typo");
+  refused("batch:\n  param: user_id\n  sql: SELECT 1\n  key_column: id\n  extra: 1\n", "unknown key 'extra'");
+  refused("batch:\n  param: user_id\n  sql: SELECT id FROM users WHERE org_id = :org_id AND id = ANY(:user_id)\n  key_column: id\n",
+          "a batch form is for 'result: row' entities",
+          "name: user\nscope: tenant\nparams:\n  user_id: uuid\nresult: rows\nsql: SELECT id FROM users WHERE org_id = :org_id AND id = :user_id\n");
+}
