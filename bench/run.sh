@@ -225,6 +225,42 @@ PGB_TPS=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$PGB")
 PGB_LAT=$(awk '/latency average/ {print $4 "ms avg"}' <<<"$PGB")
 row "pgbench, the same query" "$PGB_TPS" "$PGB_LAT" "" "sidecache miss = $(ratio "$MISS_RPS" "$PGB_TPS") x pgbench"
 
+# Batch reads: POST /v1/batch of 50 ids, hits (one MGET for all) against
+# the L2 GET hits above, and misses (the doc entity's batch form: one query
+# for all) against the GET misses above; compared per item.
+batch_script() {  # file, 1: every request 50 new ids, 0: ids 1..50
+  cat >"$1" <<LUA
+local n = 0
+local tid = 0
+local threads = 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+function init(args) n = tid * 10000000 end
+function request()
+  local items = {}
+  for i = 1, 50 do
+    local id = i
+    if $2 == 1 then n = n + 1; id = (n % 200000) + 1 end
+    items[i] = '{"entity":"doc","params":{"org_id":"$ORG","id":' .. id .. '}}'
+  end
+  return wrk.format("POST", "/v1/batch", {["Content-Type"] = "application/json"}, '{"requests":[' .. table.concat(items, ",") .. ']}')
+end
+LUA
+}
+batch_script "$WORK/batch_hits.lua" 0
+batch_script "$WORK/batch_miss.lua" 1
+wrk -t1 -c1 -d1s -s "$WORK/batch_hits.lua" "$BASE/" >/dev/null  # ids 1..50 cached
+wrk_run "$BASE/" "$WORK/batch_hits.lua"
+BATCH_HIT_ITEMS=$((WRK_RPS * 50))
+row "sidecache batch of 50 L2 hits (POST /v1/batch)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" \
+  "$BATCH_HIT_ITEMS items/s = $(ratio "$BATCH_HIT_ITEMS" "$L2_RPS") x the L2 GET hits' $L2_RPS/s; non-2xx: ${WRK_NON2XX:-0}"
+"${R[@]}" flushall >/dev/null
+scripts/services.sh psql "$WORK/svc" -qc "SELECT pg_stat_statements_reset()" >/dev/null
+wrk_run "$BASE/" "$WORK/batch_miss.lua"
+BATCH_MISS_ITEMS=$((WRK_RPS * 50))
+BATCH_QUERIES=$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT coalesce(sum(calls),0) FROM pg_stat_statements WHERE query LIKE '%ANY(\$2)%' AND query NOT LIKE '%pg_stat_statements%'")
+row "sidecache batch of 50 misses, batch form (one query per batch)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" \
+  "$BATCH_MISS_ITEMS items/s = $(ratio "$BATCH_MISS_ITEMS" "$MISS_RPS") x the GET misses' $MISS_RPS/s; $BATCH_QUERIES batch queries; non-2xx: ${WRK_NON2XX:-0}"
+
 # Poolers and replicas: the same miss through PgBouncer (transaction mode,
 # prepared: off), and on a streaming replica, each with a sidecache of its
 # own (its own key prefix, so every key is cold again).
@@ -393,6 +429,8 @@ OUT="bench/results/$DATE.md"
   echo "- stampede: $QUERIES query per stampede; median p99 $(ratio "$ST_P99" 1000) ms against a ${QMS} ms query (target: 1 query, p99 <= query + 5 ms)"
   echo "- CPU per 1000 hits at $RATE req/s: L1 $L1_CPU s, L2 $L2_CPU s (target < 0.03)"
   echo "- L2 hit at audit.sample 0.001 / at 0 = $AUD_RATIO (target >= 0.97, within the noise)"
+  echo "- batch of 50 hits / 50 GET hits, per item: $(ratio "$BATCH_HIT_ITEMS" "$L2_RPS") (target >= 5)"
+  echo "- batch of 50 misses (batch form) / 50 GET misses, per item: $(ratio "$BATCH_MISS_ITEMS" "$MISS_RPS")"
   echo "- quiet tenant's cold p99 under a noisy tenant: $FAIR_P99 ms with the fair queue (target <= 2 x the 20 ms query)"
   [[ "${SKIP_RSS:-0}" == 1 ]] || echo "- RSS growth after $RSS_KEYS keys through L1: $(((RSS_AFTER - RSS_IDLE) / 1024)) MiB (target <= l1.max_bytes 64 MiB + a few)"
   echo "- nginx with 1 worker, for reference: $NGINX1 req/s"

@@ -149,9 +149,25 @@ namespace {
 // invalidation's answer may still be served the old row from L1.
 constexpr auto kL1Propagation = std::chrono::milliseconds(200);
 
-void race(bool l1) {
+// The race's readers GET the key, or (batch) read it with POST /v1/batch
+// next to a second cold key of the same org, through an entity whose batch
+// form fills both with one 300 ms query.
+const char* kSlowBatchUser = R"(name: slow_batch_user
+scope: tenant
+params:
+  user_id: uuid
+result: row
+sql: SELECT id, email, display_name, (SELECT true FROM pg_sleep(0.3)) AS slow FROM users WHERE org_id = :org_id AND id = :user_id
+batch:
+  param: user_id
+  sql: SELECT id, email, display_name, (SELECT true FROM pg_sleep(0.3)) AS slow FROM users WHERE org_id = :org_id AND id = ANY(:user_id)
+  key_column: id
+)";
+
+void race(bool l1, bool batch = false) {
   Services& s = Services::get();
   Daemon::Options opt;
+  if (batch) opt.extra_entities = {{"slow_batch_user.yaml", kSlowBatchUser}};
   // Twelve readers and two daemons on two cores: a Redis answer can take
   // longer than the usual 50 ms, and this test is about invalidation, not
   // Redis timeouts (an invalidation that cannot reach Redis answers 503).
@@ -165,12 +181,20 @@ void race(bool l1) {
   constexpr int kIterations = 6, kReadersPerDaemon = 3;
   int late_reads = 0, stale_late_reads = 0, old_reads = 0, l1_hits = 0, propagating_stale = 0;
   Clock::duration worst_lag{};
+  const std::string batch_marker = "AS slow FROM users WHERE org_id = $1 AND id = ANY($2)";
+  const long long batch_queries_before = batch ? s.query_count(batch_marker) : 0;
 
   for (int it = 0; it < kIterations; ++it) {
     INFO("iteration " << it);
     std::string uid = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
                             "', 'race@test.example', 'v0') RETURNING id");
-    auto t = user("slow_user", kOrg1, uid);
+    const char* entity = batch ? "slow_batch_user" : "slow_user";
+    auto t = user(entity, kOrg1, uid);
+    std::string other = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
+                              "', 'race2@test.example', 'other') RETURNING id");
+    const std::string batch_body = std::string(R"({"requests":[{"entity":"slow_batch_user","params":{"org_id":")") + kOrg1 +
+                                   R"(","user_id":")" + uid + R"("}},{"entity":"slow_batch_user","params":{"org_id":")" +
+                                   kOrg1 + R"(","user_id":")" + other + R"("}}]})";
     std::atomic<bool> stop{false};
     std::mutex mu;
     std::vector<Read> reads;
@@ -178,10 +202,22 @@ void race(bool l1) {
     // One read, recorded with the moment it started.
     auto read_once = [&](const Daemon& d) {
       Read rd{Clock::now(), {}, 0, &d, false};
-      auto resp = d.get(t);
-      rd.status = resp.status;
-      rd.l1_hit = resp.header("cache-status") == "sidecache; hit; detail=l1";
-      if (resp.status == 200) rd.name = name_of(resp);
+      if (batch) {
+        auto resp = http_request(d.port(), "POST", "/v1/batch", {"Content-Type: application/json"}, batch_body);
+        rd.status = resp.status;
+        if (resp.status == 200) {
+          json::value v = json::parse(resp.body);
+          const json::object& first = v.at("results").as_array().at(0).as_object();
+          rd.status = first.at("status").to_number<int>();
+          rd.l1_hit = first.at("cache").as_string() == "hit; detail=l1";
+          if (rd.status == 200) rd.name = std::string(first.at("body").at("display_name").as_string());
+        }
+      } else {
+        auto resp = d.get(t);
+        rd.status = resp.status;
+        rd.l1_hit = resp.header("cache-status") == "sidecache; hit; detail=l1";
+        if (resp.status == 200) rd.name = name_of(resp);
+      }
       std::lock_guard lock(mu);
       reads.push_back(rd);
     };
@@ -203,7 +239,7 @@ void race(bool l1) {
     }
     s.sql("UPDATE users SET display_name = 'v1' WHERE id = '" + uid + "'");
     const Daemon& via = it % 2 ? b : a;
-    Response inv = it % 3 == 2 ? invalidate(via, R"({"entity":"slow_user","tenant":")" + kOrg1 + R"("})")
+    Response inv = it % 3 == 2 ? invalidate(via, std::string(R"({"entity":")") + entity + R"(","tenant":")" + kOrg1 + R"("})")
                                : http_request(via.port(), "DELETE", t);
     if (inv.status != 200) {
       stop = true;
@@ -255,9 +291,14 @@ void race(bool l1) {
   CHECK(old_reads > 0);  // the race was really exercised: fills did read v0
   CHECK(stale_late_reads == 0);
   if (l1) CHECK(l1_hits > 0);
+  if (batch) CHECK(s.query_count(batch_marker) > batch_queries_before);  // the batch form did fill
 }
 }  // namespace
 
 TEST_CASE("an invalidation wins over a racing fill, across two processes") { race(false); }
 
 TEST_CASE("an invalidation wins over a racing fill, across two processes, with L1 on") { race(true); }
+
+TEST_CASE("an invalidation wins over a racing fill, across two processes, read by batches filled by a batch form with L1 on") {
+  race(true, true);
+}
