@@ -108,7 +108,10 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
   st->all_done.emplace(ex, net::steady_timer::time_point::max());
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (answered[i]) continue;
-    net::co_spawn(ex, get(reqs[i], false, worker), [this, st, i, g = reqs[i].batch_group, ex](std::exception_ptr thrown, ReadResult r) {
+    // The request is copied into the spawned function (get() holds it by
+    // reference): it lives as long as its read, whatever becomes of this frame.
+    auto read = [this, req = reqs[i], worker]() -> net::awaitable<ReadResult> { co_return co_await get(req, false, worker); };
+    net::co_spawn(ex, std::move(read), [this, st, i, g = reqs[i].batch_group, ex](std::exception_ptr thrown, ReadResult r) {
       // A read that ended before its group's query did not fill through
       // it: the group stops waiting for it.
       if (g && !g->flushed) {

@@ -53,18 +53,9 @@ Route::BatchItem item_of(const config::Config& cfg, const json::object& o) {
 Route parse_batch(const config::Config& cfg, std::string_view body) {
   Route r;
   r.kind = Route::Kind::answer;
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) {
-    r.answer = detail::bad_request("bad_json", ec ? "the body is not valid JSON: " + ec.message()
-                                                  : std::string(R"(the body must be {"requests":[...]})"));
-    return r;
-  }
-  if (std::string dup = detail::duplicate_key(body); !dup.empty()) {
-    r.answer = detail::bad_request("duplicate_field", "field '" + dup + "' is given twice; give it once", {{"field", dup}});
-    return r;
-  }
-  const json::object& o = v.as_object();
+  auto parsed = detail::object_body(body, R"({"requests":[...]})", r.answer);
+  if (!parsed) return r;
+  const json::object& o = *parsed;
   for (const auto& [k, _] : o) {
     if (k != "requests") {
       r.answer = detail::bad_request("unknown_field", "unknown field '" + std::string(k) + "' (fields: requests)",

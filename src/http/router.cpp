@@ -96,6 +96,20 @@ Answer detail::bad_request(std::string_view code, std::string_view message,
   return error_answer(400, code, message, extra);
 }
 
+std::optional<json::object> detail::object_body(std::string_view body, std::string_view shape, Answer& error) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    error = bad_request("bad_json", ec ? "the body is not valid JSON: " + ec.message() : "the body must be " + std::string(shape));
+    return std::nullopt;
+  }
+  if (std::string dup = duplicate_key(body); !dup.empty()) {
+    error = bad_request("duplicate_field", "field '" + dup + "' is given twice; give it once", {{"field", dup}});
+    return std::nullopt;
+  }
+  return std::move(v.as_object());
+}
+
 std::optional<std::string> detail::scalar_text(const json::value& x) {
   if (x.is_string()) return std::string(x.as_string());
   if (x.is_int64()) return std::to_string(x.as_int64());
@@ -122,18 +136,9 @@ using detail::param_error;
 Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   Route r;
   r.kind = Route::Kind::answer;
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) {
-    r.answer = bad_request("bad_json", ec ? "the body is not valid JSON: " + ec.message()
-                                          : std::string("the body must be a JSON object"));
-    return r;
-  }
-  if (std::string dup = duplicate_key(body); !dup.empty()) {
-    r.answer = bad_request("duplicate_field", "field '" + dup + "' is given twice; give it once", {{"field", dup}});
-    return r;
-  }
-  const json::object& o = v.as_object();
+  auto parsed = detail::object_body(body, "a JSON object", r.answer);
+  if (!parsed) return r;
+  const json::object& o = *parsed;
   for (const auto& [k, _] : o) {
     if (k != "entity" && k != "params" && k != "tenant") {
       r.answer = bad_request("unknown_field", "unknown field '" + std::string(k) + "' (fields: entity, params, tenant)",

@@ -14,6 +14,9 @@
 
 namespace sidecache::http::detail {
 
+// `body` as a JSON object with no key given twice; nullopt and a 400 in
+// `error` (what a good body looks like: `shape`) otherwise.
+std::optional<boost::json::object> object_body(std::string_view body, std::string_view shape, Answer& error);
 // The first key given twice in one object of `body` (valid JSON), or "".
 std::string duplicate_key(std::string_view body);
 // The 400 for a parameter that does not validate, naming it.

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "../entity_fixture.hpp"
 #include "fakes.hpp"
@@ -63,6 +64,20 @@ struct ReadPathFixture {
       else slot->result = std::move(r);
     });
     return slot;
+  }
+  // A batch read of `ids`, run to its end (a batch group's timer is a real
+  // timer: the loop waits for it).
+  std::vector<cache::ReadResult> get_many(const std::vector<std::string>& ids) {
+    std::vector<cache::EntityRequest> reqs;
+    for (const auto& id : ids) reqs.push_back(request(id));
+    auto out = std::make_shared<std::optional<std::vector<cache::ReadResult>>>();
+    net::co_spawn(ioc, reads.get_many(std::move(reqs), 0),
+                  [out](std::exception_ptr, std::vector<cache::ReadResult> r) { *out = std::move(r); });
+    for (int i = 0; i < 1000 && !*out; ++i) {
+      settle();
+      if (!*out) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return out->value_or(std::vector<cache::ReadResult>{});
   }
   // Runs a store call to its end.
   template <class Awaitable>
