@@ -197,20 +197,29 @@ fixed_row l1 "sidecache L1 hit, fixed rate" yes; L1_FX_P99=$MED_P99; L1_CPU=$MED
 # Miss: every request a new id of the never-in-L1 entity, against pgbench
 # running the very query sidecache runs, at the same concurrency.
 "${R[@]}" flushall >/dev/null
-# A wrk script that asks for a new id on every request: file, target
-# prefix, Lua expression of the id from n (1, 2, ...; each thread its own).
-id_script() {
-  cat >"$1" <<LUA
+# The start of a wrk script whose requests count n up (1, 2, ...), each
+# thread from its own ten million.
+counter_lua() {
+  cat <<LUA
 local n = 0
 local tid = 0
 local threads = 0
 function setup(thread) thread:set("tid", threads); threads = threads + 1 end
 function init(args) n = tid * 10000000 end
+LUA
+}
+# A wrk script that asks for a new id on every request: file, target
+# prefix, Lua expression of the id from n.
+id_script() {
+  {
+    counter_lua
+    cat <<LUA
 function request()
   n = n + 1
   return wrk.format("GET", "$2" .. ($3))
 end
 LUA
+  } >"$1"
 }
 id_script "$WORK/miss.lua" "/v1/entities/doc?org_id=$ORG&id=" "(n % 200000) + 1"
 wrk_run "$BASE/" "$WORK/miss.lua"
@@ -229,12 +238,9 @@ row "pgbench, the same query" "$PGB_TPS" "$PGB_LAT" "" "sidecache miss = $(ratio
 # the L2 GET hits above, and misses (the doc entity's batch form: one query
 # for all) against the GET misses above; compared per item.
 batch_script() {  # file, 1: every request 50 new ids, 0: ids 1..50
-  cat >"$1" <<LUA
-local n = 0
-local tid = 0
-local threads = 0
-function setup(thread) thread:set("tid", threads); threads = threads + 1 end
-function init(args) n = tid * 10000000 end
+  {
+    counter_lua
+    cat <<LUA
 function request()
   local items = {}
   for i = 1, 50 do
@@ -245,6 +251,7 @@ function request()
   return wrk.format("POST", "/v1/batch", {["Content-Type"] = "application/json"}, '{"requests":[' .. table.concat(items, ",") .. ']}')
 end
 LUA
+  } >"$1"
 }
 batch_script "$WORK/batch_hits.lua" 0
 batch_script "$WORK/batch_miss.lua" 1

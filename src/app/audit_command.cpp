@@ -91,9 +91,7 @@ net::awaitable<int> run(const config::Config& cfg, cache::SnapshotPtr snap, redi
       if (l.status != cache::Lookup::Status::fresh && l.status != cache::Lookup::Status::expired) continue;
       c.header = l.header;
       if (!l.header.negative()) c.body = std::move(l.body);
-      std::vector<std::string> args;
-      for (std::size_t i : e.bind) args.push_back(c.req.values[i]);
-      pg::FillResult fr = co_await filler.fill(e, std::move(args), std::nullopt);
+      pg::FillResult fr = co_await filler.fill(e, cache::query_args(e, c.req.values), std::nullopt);
       cache::Reread rr = cache::compare(c, fr);
       if (rr == cache::Reread::unknown) {
         std::cerr << "sidecache audit: entity '" << e.name << "': PostgreSQL did not answer: " << fr.message << "\n";
@@ -108,13 +106,10 @@ net::awaitable<int> run(const config::Config& cfg, cache::SnapshotPtr snap, redi
   net::steady_timer timer(co_await net::this_coro::executor, cfg.audit.grace);
   co_await timer.async_wait(net::as_tuple(net::use_awaitable));
   for (auto& d : differing) {
-    const config::Entity& e = *d.c.req.entity;
-    cache::Lookup now = co_await store.lookup(cache::read_keys(cfg.key_prefix, e, d.c.req.values, d.c.req.key), cache::wall_us());
-    if (cache::decide(d.c, now) != cache::AuditOutcome::Kind::stale) continue;
+    if (co_await cache::confirm(store, d.c, {}) != cache::AuditOutcome::Kind::stale) continue;  // (the grace is past)
     Row& r = rows[d.row];
     ++r.stale;
-    double age = d.reread_us > d.c.header.created_us ? static_cast<double>(d.reread_us - d.c.header.created_us) / 1e6 : 0;
-    r.oldest = std::max(r.oldest, age);
+    r.oldest = std::max(r.oldest, cache::filled_ago(d.c, d.reread_us));
     r.stale_keys.push_back(d.c.req.key);
   }
   co_return 0;

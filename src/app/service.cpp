@@ -275,9 +275,8 @@ net::awaitable<Answer> Service::batch(std::vector<http::Route::BatchItem> items,
     }
     cache::ReadResult& r = got[next++];
     metrics_.request(items[i].request->entity->name, cache::outcome_of(r), r.status, seconds);
-    std::string detail = cache::cache_status(r);
-    if (detail.rfind("sidecache; ", 0) == 0) detail.erase(0, 11);
-    body += R"({"status":)" + std::to_string(r.status) + R"(,"cache":)" + boost::json::serialize(boost::json::string(detail));
+    body += R"({"status":)" + std::to_string(r.status) + R"(,"cache":)" +
+            boost::json::serialize(boost::json::string(cache::cache_status_detail(r)));
     body += r.status == 200 ? R"(,"body":)" : R"(,"error":)";
     body += r.body;
     body += '}';

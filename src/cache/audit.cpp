@@ -39,12 +39,9 @@ AuditOutcome::Kind decide(const AuditCase& c, const Lookup& now) {
 
 net::awaitable<Reread> reread(Filler& filler, const AuditCase& c) {
   const config::Entity& e = *c.req.entity;
-  std::vector<std::string> args;
-  args.reserve(e.bind.size());
-  for (std::size_t i : e.bind) args.push_back(c.req.values[i]);
   // No floor is known: a replica serves it only if it has replayed as far
   // as the primary had written when the fill was asked for.
-  pg::FillResult fr = co_await filler.fill_background(e, std::move(args), std::nullopt);
+  pg::FillResult fr = co_await filler.fill_background(e, query_args(e, c.req.values), std::nullopt);
   co_return compare(c, fr);
 }
 
@@ -83,7 +80,6 @@ void Auditor::offer(AuditCase c, unsigned worker, net::any_io_executor ex) {
     return;
   }
   pending_->fetch_add(1, std::memory_order_relaxed);
-  started_.fetch_add(1, std::memory_order_relaxed);
   net::co_spawn(ex, run(std::move(c), worker), net::detached);
 }
 
@@ -106,7 +102,7 @@ net::awaitable<void> Auditor::run(AuditCase c, unsigned worker) {
   AuditOutcome::Kind k = co_await confirm(*stores_[worker], c, c.req.snapshot->cfg->audit.grace);
   if (k == AuditOutcome::Kind::covered && metrics_) metrics_->audit_covered(e.name);
   if (k != AuditOutcome::Kind::stale) co_return;
-  double age = reread_us > c.header.created_us ? static_cast<double>(reread_us - c.header.created_us) / 1e6 : 0;
+  double age = filled_ago(c, reread_us);
   if (metrics_) metrics_->audit_stale(e.name, age);
   // The key names the entity instance; the value never appears in a log.
   spdlog::warn("audit: entity '{}' key {}: the cached value differs from PostgreSQL and no invalidation covering it "

@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 
 #include <map>
+#include <set>
 
 #include "sidecache/cache/audit.hpp"
 #include "sidecache/cache/batch_group.hpp"
@@ -66,14 +67,8 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
     for (std::size_t j = 0; j < asked.size() && j < seen.size(); ++j) {
       if (seen[j].status != Lookup::Status::fresh) continue;
       std::size_t i = asked[j];
-      const config::Entity& e = *reqs[i].entity;
-      if (e.early_refresh_beta > 0 &&
-          xfetch_due(now, seen[j].header.soft_expiry_us, seen[j].header.fill_us, e.early_refresh_beta, draw_()))
-        spawn_refresh(reqs[i], worker, ex);
-      if (l1_ && e.l1_ttl.count() > 0)
-        l1_put(e, tickets[i], sets[j], seen[j].header, seen[j].body, reqs[i].values.empty() ? std::string_view{} : std::string_view(reqs[i].values[0]));
-      if (audited(*reqs[i].snapshot)) audit(reqs[i], worker, seen[j].header, seen[j].body, ex);
-      st->out[i] = cached_result(ReadResult::Kind::hit, e, seen[j].header, std::move(seen[j].body), now);
+      bool use_l1 = l1_ && reqs[i].entity->l1_ttl.count() > 0;
+      st->out[i] = serve_hit(reqs[i], worker, sets[j], use_l1 ? &tickets[i] : nullptr, seen[j], now, ex);
       answered[i] = true;
     }
   }
@@ -82,12 +77,12 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
   // a batch form that differ only in its batch param share a group: their
   // fills become one query.
   std::map<std::string, std::shared_ptr<BatchGroup>> groups;
-  std::map<std::string_view, bool> seen_key;
+  std::set<std::string_view> seen_key;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (answered[i]) continue;
     ++st->pending;
     const config::Entity& e = *reqs[i].entity;
-    if (!e.batch || !seen_key.emplace(reqs[i].key, true).second) continue;  // a repeated key collapses on its own
+    if (!e.batch || !seen_key.insert(reqs[i].key).second) continue;  // a repeated key collapses on its own
     std::string gk = e.name;
     for (std::size_t p = 0; p < reqs[i].values.size(); ++p)
       if (p != e.batch->param) gk += std::string("\0", 1) + reqs[i].values[p];
@@ -100,10 +95,8 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
     ++g->expected;
     reqs[i].batch_group = g;
   }
-  for (auto& [_, g] : groups)
-    if (g->expected < 2) g->expected = 0;  // alone: no group
   for (auto& r : reqs)
-    if (r.batch_group && r.batch_group->expected == 0) r.batch_group.reset();
+    if (r.batch_group && r.batch_group->expected < 2) r.batch_group.reset();  // alone: no group
   if (st->pending == 0) co_return std::move(st->out);
   st->all_done.emplace(ex, net::steady_timer::time_point::max());
   for (std::size_t i = 0; i < reqs.size(); ++i) {
@@ -135,9 +128,7 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
 net::awaitable<pg::FillResult> ReadPath::fill_in_group(const EntityRequest& req, std::optional<std::uint64_t> floor) {
   std::shared_ptr<BatchGroup> g = req.batch_group;
   if (g->flushed) {  // too late for the shared query: a query of its own
-    std::vector<std::string> args;
-    for (std::size_t i : req.entity->bind) args.push_back(req.values[i]);
-    co_return co_await filler_.fill(*req.entity, std::move(args), floor);
+    co_return co_await filler_.fill(*req.entity, query_args(*req.entity, req.values), floor);
   }
   auto ex = co_await net::this_coro::executor;
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(pg::FillResult)>(
@@ -193,7 +184,6 @@ void ReadPath::flush(const std::shared_ptr<BatchGroup>& g, net::any_io_executor 
         try {
           results = co_await filler_.fill_batch(*g->entity, std::move(values), floor);
         } catch (const std::exception& e) {
-          results.clear();
           pg::FillResult failed;
           failed.status = pg::FillResult::Status::error;
           failed.message = std::string("the batch query failed: ") + e.what();

@@ -67,9 +67,7 @@ void ReadPath::warn_too_large(const config::Entity& e, std::size_t bytes) {
 net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64_t start_us,
                                            std::optional<std::uint64_t> floor) {
   const config::Entity& e = *req.entity;
-  std::vector<std::string> args;
-  args.reserve(e.bind.size());
-  for (std::size_t i : e.bind) args.push_back(req.values[i]);
+  std::vector<std::string> args = query_args(e, req.values);
   // The per-entity cap: beyond it, a fast 503 rather than a longer queue.
   bool capped = e.max_concurrent_fills > 0;
   if (capped) {

@@ -55,7 +55,6 @@ struct NearCache::Shard {
   void track(const Entry* e) {
     if (e->tenant) tenant_bytes[e->tenant] += e->bytes;
   }
-  // Every path by which an entry leaves the map comes through here.
   void untrack(const Entry* e) {
     if (!e->tenant) return;
     auto it = tenant_bytes.find(e->tenant);
@@ -93,6 +92,11 @@ struct NearCache::Shard {
   }
   void remove(Entry* e) {
     unlink(e);
+    erase(e);
+  }
+  // Every path by which an entry leaves the map comes through here (its
+  // FIFO node already gone).
+  void erase(Entry* e) {
     untrack(e);
     map.erase(std::string_view(e->keys[0]));  // destroys *e
   }
@@ -127,8 +131,7 @@ struct NearCache::Shard {
       } else {
         remember(std::hash<std::string_view>{}(e->keys[0]));
         ++evictions;
-        untrack(e);
-        map.erase(std::string_view(e->keys[0]));
+        erase(e);
       }
       return;
     }
@@ -141,8 +144,7 @@ struct NearCache::Shard {
     main.pop_back();
     main_bytes -= e->bytes;
     ++evictions;
-    untrack(e);
-    map.erase(std::string_view(e->keys[0]));
+    erase(e);
   }
 };
 

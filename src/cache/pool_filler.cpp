@@ -21,20 +21,21 @@ pg::Statement batch_statement_of(const config::Entity& e) {
 }
 
 namespace {
-// The statement for one fill of `e`: its tenant (args follow e.bind, and a
-// tenant-scoped entity's SQL always binds the tenant, params[0]) and that
-// tenant's cap, for the pool's fair queue.
-pg::Statement fill_statement(const config::Entity& e, const std::vector<std::string>& args) {
-  pg::Statement st = statement_of(e);
-  st.tenant = pg::kGlobalTenant;
-  if (e.scope == config::Scope::tenant)
-    for (std::size_t i = 0; i < e.bind.size() && i < args.size(); ++i)
-      if (e.bind[i] == 0) {
-        st.tenant = args[i];
-        break;
-      }
+// `st` as a fill of `e` for the pool's fair queue: its tenant (`tenant`, the
+// tenant param's value; a global entity's fills are one tenant of their
+// own) and that tenant's cap.
+pg::Statement for_tenant(pg::Statement st, const config::Entity& e, std::string_view tenant) {
+  st.tenant = e.scope == config::Scope::tenant ? std::string(tenant) : pg::kGlobalTenant;
   st.tenant_cap = e.tenant_max_concurrent_fills;
   return st;
+}
+
+// The tenant among a fill's args (e.bind order; a tenant-scoped entity's
+// SQL always binds the tenant, params[0]).
+std::string_view tenant_in(const config::Entity& e, const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < e.bind.size() && i < args.size(); ++i)
+    if (e.bind[i] == 0) return args[i];
+  return {};
 }
 
 // Why a replica's answer is not the answer: the fill goes to the primary.
@@ -46,21 +47,26 @@ const char* fallback_reason(const pg::FillResult& r) {
 }
 }  // namespace
 
-void PoolFiller::count(const pg::Statement& st, const pg::FillResult& r) {
+void PoolFiller::count(const pg::Statement& st, const pg::FillResult& r, const std::string& target) {
   if (!metrics_) return;
-  if (r.rejected) metrics_->tenant_rejection(st.tenant);
-  else metrics_->tenant_fill(st.tenant);
+  if (r.rejected) {
+    metrics_->tenant_rejection(st.tenant);
+    return;
+  }
+  metrics_->tenant_fill(st.tenant);
+  metrics_->pg_fill(target);
 }
 
 net::awaitable<pg::FillResult> PoolFiller::fill(const config::Entity& e, std::vector<std::string> args,
                                                 std::optional<std::uint64_t> floor) {
-  co_return co_await run(fill_statement(e, args), std::move(args), floor);
+  pg::Statement st = for_tenant(statement_of(e), e, tenant_in(e, args));
+  co_return co_await run(std::move(st), std::move(args), floor);
 }
 
 net::awaitable<pg::FillResult> PoolFiller::fill_background(const config::Entity& e, std::vector<std::string> args,
                                                            std::optional<std::uint64_t> floor) {
   pg::Statement st = statement_of(e);
-  st.tenant = "(audit)";
+  st.tenant = pg::kAuditTenant;
   st.tenant_cap = 1;
   co_return co_await run(std::move(st), std::move(args), floor);
 }
@@ -84,14 +90,7 @@ net::awaitable<std::vector<pg::FillResult>> PoolFiller::fill_batch(const config:
   array += '}';
   std::vector<std::string> args;
   for (std::size_t i : b.bind) args.push_back(i == b.param ? array : values[0][i]);
-  std::vector<std::string> single_args;
-  for (std::size_t i : e.bind) single_args.push_back(values[0][i]);
-  pg::Statement st = fill_statement(e, single_args);  // its tenant and cap
-  pg::Statement batch = batch_statement_of(e);
-  st.name = batch.name;
-  st.sql = batch.sql;
-  st.single_row = false;
-  st.batch = true;
+  pg::Statement st = for_tenant(batch_statement_of(e), e, values[0][0]);  // (values: tenant first)
   pg::FillResult all = co_await run(std::move(st), std::move(args), floor);
   std::vector<pg::FillResult> out(values.size());
   if (all.status != pg::FillResult::Status::ok) {
@@ -138,8 +137,7 @@ net::awaitable<pg::FillResult> PoolFiller::run(pg::Statement st, std::vector<std
       // The tenant's own queue is full: the primary would only let it take
       // a second share.
       if (!reason || got.tenant_full) {
-        count(st, got);
-        if (metrics_ && !got.rejected) metrics_->pg_fill(r->label());
+        count(st, got, r->label());
         co_return got;
       }
       if (got.status == pg::FillResult::Status::unavailable && !got.conflict && !got.rejected) r->mark_down();  // a lost connection
@@ -147,14 +145,12 @@ net::awaitable<pg::FillResult> PoolFiller::run(pg::Statement st, std::vector<std
       auto took = got.took;
       pg::FillResult primary = co_await pool_.async_run(st, std::move(args), net::use_awaitable);
       primary.took += took;
-      count(st, primary);
-      if (metrics_ && !primary.rejected) metrics_->pg_fill("primary");
+      count(st, primary, "primary");
       co_return primary;
     }
   }
   pg::FillResult r = co_await pool_.async_run(st, std::move(args), net::use_awaitable);
-  count(st, r);
-  if (metrics_ && !r.rejected) metrics_->pg_fill("primary");
+  count(st, r, "primary");
   co_return r;
 }
 

@@ -26,20 +26,6 @@ std::string not_found_body(const config::Entity& e) {
   return error_body("not_found", "no " + e.name + " matches these parameters", {{"entity", e.name}});
 }
 
-// A cached value's result (a cached 404 too), with its age.
-ReadResult cached(K kind, const config::Entity& e, const ValueHeader& h, std::string body, std::uint64_t now) {
-  ReadResult r;
-  r.kind = kind;
-  if (h.negative()) {
-    r.status = 404;
-    r.body = not_found_body(e);
-  } else {
-    r.body = std::move(body);
-  }
-  r.age_s = now > h.created_us ? (now - h.created_us) / 1000000 : 0;
-  return r;
-}
-
 // A shared fill outcome's result.
 ReadResult filled(K kind, const FillOutcome& o, std::string body) {
   ReadResult r;
@@ -57,19 +43,18 @@ bool failed(const FillOutcome& o) { return o.status >= 500; }
 
 }  // namespace
 
-ReadResult cached_result(ReadResult::Kind kind, const config::Entity& e, const ValueHeader& h, std::string body,
-                         std::uint64_t now) {
-  return cached(kind, e, h, std::move(body), now);
+ReadResult cached_result(K kind, const config::Entity& e, const ValueHeader& h, std::string body, std::uint64_t now) {
+  ReadResult r;
+  r.kind = kind;
+  if (h.negative()) {
+    r.status = 404;
+    r.body = not_found_body(e);
+  } else {
+    r.body = std::move(body);
+  }
+  r.age_s = now > h.created_us ? (now - h.created_us) / 1000000 : 0;
+  return r;
 }
-
-namespace {
-
-// The tenant, for a tenant-scoped entity (its parameter comes first).
-std::string_view first_value(const EntityRequest& req) {
-  return req.values.empty() ? std::string_view{} : std::string_view(req.values[0]);
-}
-
-}  // namespace
 
 // Publishes a failure if the leader never got to publish (an exception, or
 // the coroutine being destroyed at shutdown), so that no waiter hangs.
@@ -123,7 +108,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     std::string body;
     if (l1_->get(req.key, NearCache::Clock::now(), h, body)) {
       if (audited(s)) audit(req, worker, h, body, co_await net::this_coro::executor);
-      co_return cached(K::l1_hit, e, h, std::move(body), wall_us());
+      co_return cached_result(K::l1_hit, e, h, std::move(body), wall_us());
     }
     // Taken before the store is read: a copy is refused if L1 lost its
     // invalidation feed in between.
@@ -157,7 +142,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
       std::uint64_t now = wall_us();
       if (old.status == Lookup::Status::expired &&
           now - old.header.soft_expiry_us < static_cast<std::uint64_t>(e.stale_if_error.count()))
-        co_return cached(K::stale_error, e, old.header, std::move(old.body), now);
+        co_return cached_result(K::stale_error, e, old.header, std::move(old.body), now);
       co_return filled(K::collapsed, *shared, shared->body);
     }
   }
@@ -174,18 +159,13 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     Lookup seen = co_await store.lookup(keys, wall_us());
     std::uint64_t now = wall_us();
     if (seen.status == Lookup::Status::fresh) {
-      if (e.early_refresh_beta > 0 &&
-          xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, draw_()))
-        spawn_refresh(req, worker, co_await net::this_coro::executor);
-      if (use_l1) l1_put(e, ticket, keys, seen.header, seen.body, first_value(req));
-      if (audited(s)) audit(req, worker, seen.header, seen.body, co_await net::this_coro::executor);
-      co_return cached(K::hit, e, seen.header, std::move(seen.body), now);
+      co_return serve_hit(req, worker, keys, use_l1 ? &ticket : nullptr, seen, now, co_await net::this_coro::executor);
     }
     if (seen.status == Lookup::Status::expired) {
       std::uint64_t past = now - seen.header.soft_expiry_us;
       if (past < static_cast<std::uint64_t>(e.stale_while_revalidate.count())) {
         spawn_refresh(req, worker, co_await net::this_coro::executor);
-        co_return cached(K::stale_revalidating, e, seen.header, std::move(seen.body), now);
+        co_return cached_result(K::stale_revalidating, e, seen.header, std::move(seen.body), now);
       }
       if (past < static_cast<std::uint64_t>(e.stale_if_error.count())) {
         have_stale = true;
@@ -206,8 +186,8 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
         auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
         if (shared->status == 0) continue;  // a background refresh that did nothing
         if (shared->read_began_us != 0 && !reflects(shared->read_began_us, seen.seen_watermark_us)) continue;
-        if (shared->from_cache) co_return cached(K::hit, e, shared->header, shared->body, wall_us());
-        if (failed(*shared) && have_stale) co_return cached(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
+        if (shared->from_cache) co_return cached_result(K::hit, e, shared->header, shared->body, wall_us());
+        if (failed(*shared) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
         co_return filled(K::collapsed, *shared, shared->body);
       }
       LeaderGuard guard(flights_, req.key, joined.call);
@@ -221,10 +201,9 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     }
     // What this process read (stored, or found by the leader's second
     // look) is what L1 may keep.
-    if (use_l1 && (o.stored || o.from_cache))
-      l1_put(e, ticket, keys, o.header, o.status == 200 ? o.body : std::string(), first_value(req));
-    if (o.from_cache) co_return cached(K::hit, e, o.header, std::move(o.body), wall_us());
-    if (failed(o) && have_stale) co_return cached(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
+    if (use_l1 && (o.stored || o.from_cache)) l1_put(req, ticket, keys, o.header, o.status == 200 ? o.body : std::string());
+    if (o.from_cache) co_return cached_result(K::hit, e, o.header, std::move(o.body), wall_us());
+    if (failed(o) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
     std::string body = std::move(o.body);
     co_return filled(K::miss, o, std::move(body));
   }
@@ -322,13 +301,26 @@ void ReadPath::audit(const EntityRequest& req, unsigned worker, const ValueHeade
   auditor_->offer(std::move(c), worker, std::move(ex));
 }
 
-void ReadPath::l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
-                      const ValueHeader& h, std::string_view body, std::string_view tenant_of) {
+ReadResult ReadPath::serve_hit(const EntityRequest& req, unsigned worker, const std::vector<std::string>& keys,
+                               const NearCache::Ticket* ticket, Lookup& seen, std::uint64_t now, net::any_io_executor ex) {
+  const config::Entity& e = *req.entity;
+  if (e.early_refresh_beta > 0 &&
+      xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, draw_()))
+    spawn_refresh(req, worker, ex);
+  if (ticket) l1_put(req, *ticket, keys, seen.header, seen.body);
+  if (audited(*req.snapshot)) audit(req, worker, seen.header, seen.body, ex);
+  return cached_result(K::hit, e, seen.header, std::move(seen.body), now);
+}
+
+void ReadPath::l1_put(const EntityRequest& req, const NearCache::Ticket& t, const std::vector<std::string>& keys,
+                      const ValueHeader& h, std::string_view body) {
+  const config::Entity& e = *req.entity;
   auto now = NearCache::Clock::now();
   std::uint64_t wall = wall_us();
   if (h.soft_expiry_us <= wall) return;
   auto life = std::min<std::chrono::microseconds>(e.l1_ttl, std::chrono::microseconds(h.soft_expiry_us - wall));
-  std::string_view tenant = e.scope == config::Scope::tenant && !tenant_of.empty() ? tenant_of : std::string_view{};
+  // The tenant, for l1.max_tenant_share: a tenant-scoped entity's first value.
+  std::string_view tenant = e.scope == config::Scope::tenant ? std::string_view(req.values.at(0)) : std::string_view{};
   l1_->put(t, keys, h, body, now + life, now, tenant);
 }
 

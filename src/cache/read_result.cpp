@@ -5,6 +5,11 @@
 namespace sidecache::cache {
 
 std::string cache_status(const ReadResult& r) {
+  std::string detail = cache_status_detail(r);
+  return detail.empty() ? "sidecache" : "sidecache; " + detail;
+}
+
+std::string cache_status_detail(const ReadResult& r) {
   using K = ReadResult::Kind;
   // Whether a fill was stored, as far as is known.
   auto store = [&r](std::string fwd) {
@@ -14,16 +19,16 @@ std::string cache_status(const ReadResult& r) {
     return fwd;
   };
   switch (r.kind) {
-    case K::hit: return "sidecache; hit";
-    case K::l1_hit: return "sidecache; hit; detail=l1";
+    case K::hit: return "hit";
+    case K::l1_hit: return "hit; detail=l1";
     // RFC 9211: served from the cache (hit) and stale (fwd=stale); detail says why.
-    case K::stale_revalidating: return "sidecache; hit; fwd=stale; detail=revalidating";
-    case K::stale_error: return "sidecache; hit; fwd=stale; detail=error";
-    case K::miss: return store("sidecache; fwd=miss");
-    case K::collapsed: return "sidecache; fwd=miss; collapsed";
-    case K::bypass: return store("sidecache; fwd=request");
+    case K::stale_revalidating: return "hit; fwd=stale; detail=revalidating";
+    case K::stale_error: return "hit; fwd=stale; detail=error";
+    case K::miss: return store("fwd=miss");
+    case K::collapsed: return "fwd=miss; collapsed";
+    case K::bypass: return store("fwd=request");
   }
-  return "sidecache";
+  return "";
 }
 
 metrics::Outcome outcome_of(const ReadResult& r) {

@@ -207,8 +207,7 @@ net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<st
         v.value.erase(0, kValueHeaderSize);
       }
     } else {
-      one.status = r.status == redis::Reply::Status::ok || r.status == redis::Reply::Status::value
-                       ? redis::Reply::Status::error : r.status;
+      one.status = r.failed() ? r.status : redis::Reply::Status::error;  // (an answer of the wrong shape)
       one.error = r.error.empty() ? "unexpected reply" : r.error;
     }
     at += keys.size();

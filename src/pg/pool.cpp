@@ -391,7 +391,6 @@ PoolStats Pool::stats() const {
   {
     std::lock_guard lock(mu_);
     s.queued = queue_.size();
-    s.tenants = queue_.tenants();
   }
   s.rejected = rejected_.load();
   s.queries = queries_.load();

@@ -56,6 +56,10 @@ AuditOutcome::Kind decide(const AuditCase& c, const Lookup& now);
 
 // Re-reads the value's query (Filler::fill_background) and compares.
 net::awaitable<Reread> reread(Filler& filler, const AuditCase& c);
+// Seconds from the served value's fill start to `at_us` (0 if before).
+inline double filled_ago(const AuditCase& c, std::uint64_t at_us) {
+  return at_us > c.header.created_us ? static_cast<double>(at_us - c.header.created_us) / 1e6 : 0;
+}
 // After `grace`, looks the key up and decides.
 net::awaitable<AuditOutcome::Kind> confirm(Store& store, const AuditCase& c, std::chrono::microseconds grace);
 
@@ -74,7 +78,6 @@ class Auditor {
   // unless over audit.max_per_second or the backlog bound.
   void offer(AuditCase c, unsigned worker, net::any_io_executor ex);
 
-  std::uint64_t started() const { return started_.load(std::memory_order_relaxed); }
 
  private:
   bool admit(const config::AuditConfig& a);
@@ -89,7 +92,6 @@ class Auditor {
   // Shared with each audit's coroutine: a frame destroyed with its
   // io_context after the Auditor still has a counter to give back to.
   std::shared_ptr<std::atomic<unsigned>> pending_ = std::make_shared<std::atomic<unsigned>>(0);
-  std::atomic<std::uint64_t> started_{0};
 };
 
 }  // namespace sidecache::cache

@@ -17,6 +17,15 @@ namespace sidecache::cache {
 
 namespace net = boost::asio;
 
+// The args of `e`'s query ($1..$n, its bind order) from a request's values
+// (e.params order).
+inline std::vector<std::string> query_args(const config::Entity& e, const std::vector<std::string>& values) {
+  std::vector<std::string> args;
+  args.reserve(e.bind.size());
+  for (std::size_t i : e.bind) args.push_back(values[i]);
+  return args;
+}
+
 class Filler {
  public:
   virtual ~Filler() = default;
@@ -40,11 +49,7 @@ class Filler {
                                                                  std::vector<std::vector<std::string>> values,
                                                                  std::optional<std::uint64_t> floor) {
     std::vector<pg::FillResult> out;
-    for (auto& v : values) {
-      std::vector<std::string> args;
-      for (std::size_t i : e.bind) args.push_back(v[i]);
-      out.push_back(co_await fill(e, std::move(args), floor));
-    }
+    for (auto& v : values) out.push_back(co_await fill(e, query_args(e, v), floor));
     co_return out;
   }
 };
@@ -77,8 +82,8 @@ class PoolFiller final : public Filler {
   // replica_wait), else on the primary.
   net::awaitable<pg::FillResult> run(pg::Statement st, std::vector<std::string> args,
                                      std::optional<std::uint64_t> floor);
-  // Counts a fill (or a refusal) for its tenant.
-  void count(const pg::Statement& st, const pg::FillResult& r);
+  // Counts a fill for its tenant and its server (`target`), or a refusal.
+  void count(const pg::Statement& st, const pg::FillResult& r, const std::string& target);
   pg::Pool& pool_;
   pg::Replicas* replicas_;
   metrics::Metrics* metrics_;

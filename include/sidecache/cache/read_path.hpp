@@ -61,6 +61,9 @@ ReadResult cached_result(ReadResult::Kind kind, const config::Entity& e, const V
 
 // RFC 9211 Cache-Status for a result, e.g. "sidecache; fwd=miss; stored".
 std::string cache_status(const ReadResult& r);
+// Its parameters without the cache's name ("fwd=miss; stored"): a batch
+// item's `cache`.
+std::string cache_status_detail(const ReadResult& r);
 // The `outcome` label: 5xx answers are errors unless a stale value served.
 metrics::Outcome outcome_of(const ReadResult& r);
 
@@ -128,9 +131,12 @@ class ReadPath {
   void spawn_refresh(const EntityRequest& req, unsigned worker, net::any_io_executor ex);
   net::awaitable<void> refresh(EntityRequest req, unsigned worker, Flights::CallPtr call);
   // L1: keeps a copy of a value just read from the store or stored.
-  // `tenant_of`: the request's first value (the tenant, for a tenant-scoped entity).
-  void l1_put(const config::Entity& e, const NearCache::Ticket& t, const std::vector<std::string>& keys,
-              const ValueHeader& h, std::string_view body, std::string_view tenant_of);
+  void l1_put(const EntityRequest& req, const NearCache::Ticket& t, const std::vector<std::string>& keys,
+              const ValueHeader& h, std::string_view body);
+  // A fresh value found in the store (GET and batch alike): XFetch, a copy
+  // in L1 when `ticket` is given, the audit's sample; its result.
+  ReadResult serve_hit(const EntityRequest& req, unsigned worker, const std::vector<std::string>& keys,
+                       const NearCache::Ticket* ticket, Lookup& seen, std::uint64_t now, net::any_io_executor ex);
 
   // A fill of a key in a batch group: waits for its siblings, then one
   // query of the entity's batch form fills them all (batch_group.hpp).

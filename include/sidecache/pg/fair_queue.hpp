@@ -118,7 +118,7 @@ class FairQueue {
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  // Tenants with a job waiting or running (the pool's stats).
+  // Tenants with a job waiting or running: the only ones it remembers.
   std::size_t tenants() const { return tenants_.size(); }
   // How many of `tenant`'s jobs wait.
   std::size_t queued(const std::string& tenant) const {

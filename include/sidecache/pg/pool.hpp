@@ -80,6 +80,8 @@ struct Statement {
 // The fair queue's name for every global entity's fills: one tenant of its
 // own (no tenant id can contain parentheses).
 inline constexpr const char* kGlobalTenant = "(global)";
+// ... and the staleness audit's re-reads (cache::Filler::fill_background).
+inline constexpr const char* kAuditTenant = "(audit)";
 
 // SQL that names the server a session is on: its address, port and the
 // postmaster's start time (a restarted or different server differs).
@@ -90,7 +92,6 @@ struct PoolStats {
   std::size_t size = 0;
   std::size_t in_use = 0;
   std::size_t queued = 0;
-  std::size_t tenants = 0;  // tenants with a fill waiting or running
   std::uint64_t rejected = 0;
   std::uint64_t queries = 0;
   bool up = false;

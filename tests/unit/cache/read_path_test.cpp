@@ -360,3 +360,28 @@ TEST_CASE("batch read with a batch form: the cold keys of one tenant fill with o
   CHECK(second[9].body == "{\"v\":\"10\"}");
   CHECK(f.filler.batch_calls == 1);
 }
+
+TEST_CASE("read path with L1: copies are kept under their request's tenant, so l1.max_tenant_share bounds each tenant") {
+  ReadPathFixture f([](config::Entity& e) { e.l1_ttl = std::chrono::seconds(30); });
+  const std::size_t max = 4 << 20;
+  cache::NearCache l1(max, std::chrono::milliseconds(60000), 0.25);
+  l1.enable();
+  cache::ReadPath reads({&f.store}, f.filler, &l1);
+  f.filler.body = std::string(1000, 'x');
+  auto read = [&](const std::string& org, int id) {
+    cache::EntityRequest r = f.request(std::to_string(id));
+    r.values[0] = org;
+    r.key = cache::build_key(f.snap->cfg->key_prefix, *f.entity, r.values);
+    f.requests.push_back(r);
+    boost::asio::co_spawn(f.ioc, reads.get(f.requests.back(), false, 0), boost::asio::detached);
+    f.settle();
+  };
+  const std::string quiet = "00000000-0000-0000-0000-000000000001", noisy = "00000000-0000-0000-0000-000000000002";
+  for (int i = 0; i < 50; ++i) read(quiet, i);
+  for (int i = 0; i < 8000; ++i) read(noisy, i);
+  CHECK(l1.tenant_bytes(quiet) > 0);
+  CHECK(l1.tenant_bytes(noisy) > 0);
+  CHECK(l1.tenant_bytes(noisy) <= max / 4);
+  for (int i = 0; i < 50; ++i) read(quiet, i);  // still in L1: no fill
+  CHECK(f.filler.calls == 50 + 8000);
+}
