@@ -44,6 +44,19 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_org_time ON events (org_id, occurred_at);
 
+-- Tasks of projects: cached per project (project_tasks) and one by one
+-- (task), both tagged "project:<id>", so a write to a task flushes its
+-- project's list and every task of that project (docs/invalidation.md, "Tags").
+CREATE TABLE IF NOT EXISTS tasks (
+  id         bigint NOT NULL,
+  org_id     uuid NOT NULL REFERENCES orgs(id),
+  project_id bigint NOT NULL,
+  title      text NOT NULL,
+  done       boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (org_id, id)
+);
+CREATE INDEX IF NOT EXISTS tasks_project ON tasks (org_id, project_id);
+
 INSERT INTO orgs (id, name, plan) VALUES
   ('11111111-1111-1111-1111-111111111111', 'Acme Corp', 'business'),
   ('22222222-2222-2222-2222-222222222222', 'Globex', 'free')
@@ -68,6 +81,14 @@ INSERT INTO org_config (org_id, settings, seat_limit) VALUES
   ('11111111-1111-1111-1111-111111111111', '{"theme": "dark", "locale": "en", "sso": {"provider": "okta"}}', 250),
   ('22222222-2222-2222-2222-222222222222', '{"theme": "light", "locale": "fr"}', 5)
 ON CONFLICT (org_id) DO NOTHING;
+
+-- Both orgs have a project 42 with a task 1: tags are per tenant.
+INSERT INTO tasks (id, org_id, project_id, title) VALUES
+  (1, '11111111-1111-1111-1111-111111111111', 42, 'Ship the cache'),
+  (2, '11111111-1111-1111-1111-111111111111', 42, 'Write the docs'),
+  (3, '11111111-1111-1111-1111-111111111111', 7, 'Plan the launch'),
+  (1, '22222222-2222-2222-2222-222222222222', 42, 'Globex task one')
+ON CONFLICT DO NOTHING;
 
 INSERT INTO events (org_id, user_id, kind, occurred_at)
 SELECT CASE WHEN g % 3 = 0 THEN '22222222-2222-2222-2222-222222222222'::uuid

@@ -86,7 +86,8 @@ net::awaitable<int> run(const config::Config& cfg, cache::SnapshotPtr snap, redi
       c.req.values = std::move(*values);
       c.req.key = key;
       c.req.snapshot = snap;
-      cache::Lookup l = co_await store.lookup(cache::read_keys(cfg.key_prefix, e, c.req.values, key), cache::wall_us());
+      cache::Lookup l =
+          co_await store.lookup(cache::read_keys(cfg.key_prefix, e, c.req.values, key), cache::wall_us(), e.column_tags());
       // Only what a reader would be served (fresh, or within its stale window).
       if (l.status != cache::Lookup::Status::fresh && l.status != cache::Lookup::Status::expired) continue;
       c.header = l.header;

@@ -306,6 +306,7 @@ net::awaitable<Answer> Service::invalidate(cache::Invalidation inv, unsigned wor
   if (inv.entity) o["entity"] = inv.entity->name;
   if (!inv.tenant.empty()) o["tenant"] = inv.tenant;
   if (inv.scope == cache::Invalidation::Scope::key) o["key"] = inv.request.key;
+  if (inv.scope == cache::Invalidation::Scope::tag) o["tag"] = inv.tag;
   o["at_us"] = *at;
   Answer a;
   a.body = json::serialize(o);

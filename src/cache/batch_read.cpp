@@ -56,13 +56,15 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
   // The store: one lookup of every other key.
   std::vector<std::size_t> asked;
   std::vector<std::vector<std::string>> sets;
+  std::vector<bool> column_tags;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (answered[i]) continue;
     asked.push_back(i);
     sets.push_back(read_keys(reqs[i].snapshot->cfg->key_prefix, *reqs[i].entity, reqs[i].values, reqs[i].key));
+    column_tags.push_back(reqs[i].entity->column_tags());
   }
   if (!sets.empty()) {
-    std::vector<Lookup> seen = co_await stores_[worker]->lookup_many(sets, wall_us());
+    std::vector<Lookup> seen = co_await stores_[worker]->lookup_many(sets, wall_us(), column_tags);
     std::uint64_t now = wall_us();
     for (std::size_t j = 0; j < asked.size() && j < seen.size(); ++j) {
       if (seen[j].status != Lookup::Status::fresh) continue;

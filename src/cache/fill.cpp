@@ -6,6 +6,7 @@
 #include "sidecache/cache/error_body.hpp"
 #include "sidecache/cache/random.hpp"
 #include "sidecache/cache/read_path.hpp"
+#include "sidecache/cache/tags.hpp"
 #include "sidecache/cache/wall_clock.hpp"
 
 namespace sidecache::cache {
@@ -25,16 +26,29 @@ net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityR
   if (!begin.ok) co_return o;
   if (o.status == 200 || o.status == 404) {
     std::string_view body = o.status == 200 ? std::string_view(o.body) : std::string_view{};
+    // Column tags, from the row just read: stored with the value, and
+    // checked by the commit like its other watermarks (a tag invalidated
+    // since the fill began stops it).
+    if (o.status == 200 && req.entity->column_tags())
+      o.tag_keys = column_tag_keys(req.snapshot->cfg->key_prefix, *req.entity, req.values, body);
+    std::size_t tag_bytes = 0;
+    for (const auto& k : o.tag_keys) tag_bytes += k.size() + 1;
     // Checked before encoding: an over-size value is never copied again.
-    if (kValueHeaderSize + body.size() > req.entity->max_value_bytes) {
+    if (kValueHeaderSize + body.size() + tag_bytes > req.entity->max_value_bytes) {
       // Answered, not stored: reading it back would outlast redis.timeout.
       o.too_large = true;
-      warn_too_large(*req.entity, kValueHeaderSize + body.size());
+      warn_too_large(*req.entity, kValueHeaderSize + body.size() + tag_bytes);
     } else {
-      std::string bytes = encode_value(o.header, body);
+      std::string bytes = encode_value(o.header, body, o.tag_keys);
       std::uint64_t ttl_ms = redis_ttl_ms(o.header, *req.entity);
+      std::vector<std::string> with_tags;
+      if (!o.tag_keys.empty()) {
+        with_tags = keys;
+        with_tags.insert(with_tags.end(), o.tag_keys.begin(), o.tag_keys.end());
+      }
       // The commit releases the lease itself, whatever it decides.
-      Commit c = co_await store.commit(keys, lease, token, begin.start_us, req.snapshot->max_fill_age_us, bytes, ttl_ms);
+      Commit c = co_await store.commit(o.tag_keys.empty() ? keys : with_tags, lease, token, begin.start_us,
+                                       req.snapshot->max_fill_age_us, bytes, ttl_ms);
       switch (c) {
         case Commit::stored: o.stored = true; break;
         case Commit::invalidated: spdlog::debug("cache: {} was invalidated while it was read; not stored", req.key); break;

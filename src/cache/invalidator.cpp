@@ -46,7 +46,8 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
     co_return at;
   }
   std::vector<std::string> wm;
-  if (inv.scope == Scope::tenant) wm.push_back(tenant_watermark(p, inv.tenant));
+  if (inv.scope == Scope::tag) wm.push_back(tag_watermark(p, inv.tenant, inv.tag));
+  else if (inv.scope == Scope::tenant) wm.push_back(tenant_watermark(p, inv.tenant));
   else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(entity_tenant_watermark(p, inv.tenant, inv.entity->name));
   else wm.push_back(entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
   std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_, lsn);

@@ -1,4 +1,5 @@
 #include "sidecache/cache/key.hpp"
+#include "sidecache/cache/tags.hpp"
 
 namespace sidecache::cache {
 
@@ -124,16 +125,27 @@ std::string entity_watermark(std::string_view prefix, std::string_view entity) {
   return std::string(prefix) + "wm:e:" + std::string(entity);
 }
 
+std::string tag_watermark(std::string_view prefix, std::string_view tenant, std::string_view tag) {
+  if (tenant.empty()) return std::string(prefix) + "wm:tag:" + encode_component(tag);
+  return std::string(prefix) + "wm:tag:" + encode_component(tenant) + ":" + encode_component(tag);
+}
+
 std::vector<std::string> read_keys(std::string_view prefix, const config::Entity& entity,
                                    const std::vector<std::string>& values, std::string value_key) {
   std::vector<std::string> keys;
-  keys.reserve(4);
+  keys.reserve(4 + entity.tags.size());
   keys.push_back(std::move(value_key));
   if (entity.scope == config::Scope::tenant) {
     keys.push_back(tenant_watermark(prefix, values.at(0)));
     keys.push_back(entity_tenant_watermark(prefix, values.at(0), entity.name));
   }
   keys.push_back(entity_watermark(prefix, entity.name));
+  const std::string_view tenant = entity.scope == config::Scope::tenant ? std::string_view(values.at(0)) : std::string_view{};
+  for (const auto& t : entity.tags) {
+    if (t.from_row()) continue;
+    if (auto tag = render_tag(t, values, [](std::string_view) { return std::optional<std::string>(); }))
+      keys.push_back(tag_watermark(prefix, tenant, *tag));
+  }
   return keys;
 }
 

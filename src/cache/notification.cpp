@@ -5,6 +5,7 @@
 
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
+#include "sidecache/cache/tags.hpp"
 
 namespace sidecache::cache {
 namespace json = boost::json;
@@ -12,20 +13,41 @@ using Scope = Invalidation::Scope;
 
 namespace {
 
-std::optional<std::string> text_of(const json::value* v) {
-  if (!v) return std::nullopt;
-  if (v->is_string()) return std::string(v->as_string());
-  if (v->is_int64()) return std::to_string(v->as_int64());
-  if (v->is_uint64()) return std::to_string(v->as_uint64());
-  if (v->is_bool()) return v->as_bool() ? "true" : "false";
-  return std::nullopt;  // null, double, object: not a key value
-}
+// null, a fraction, an object: not a key value.
+std::optional<std::string> text_of(const json::value* v) { return column_text(v); }
 
 bool table_matches(const std::string& rule, const std::string& schema, const std::string& table) {
   return rule == table || rule == schema + "." + table;
 }
 
 Invalidation whole(const config::Entity& e) { return whole_entity(e); }
+
+// The tag invalidations a rule with tags makes for one image of a row: each
+// tag rendered from the row's columns, in the row's tenant. A tag whose
+// column is NULL names nothing (no value carries such a tag). If the
+// tenant cannot be told, the whole entity, every tenant.
+std::vector<Invalidation> tags_for_row(const config::Entity& e, const config::InvalidateOn& rule, const json::object& row) {
+  std::vector<Invalidation> out;
+  std::string tenant;
+  if (e.scope == config::Scope::tenant) {
+    auto raw = text_of(row.if_contains(rule.tenant_column));
+    std::string why;
+    auto t = raw ? normalize(e.params.at(0), *raw, why) : std::nullopt;
+    if (!t) return {whole(e)};
+    tenant = *t;
+  }
+  auto column = [&](std::string_view name) { return text_of(row.if_contains(name)); };
+  for (const auto& t : rule.tags) {
+    auto tag = render_tag(t, {}, column);
+    if (!tag) continue;
+    Invalidation inv;
+    inv.scope = Scope::tag;
+    inv.tenant = tenant;
+    inv.tag = std::move(*tag);
+    out.push_back(std::move(inv));
+  }
+  return out;
+}
 
 Invalidation for_row(const config::Config& cfg, const config::Entity& e, const config::InvalidateOn& rule,
                            const json::object& row) {
@@ -89,7 +111,8 @@ std::vector<Invalidation> invalidations_for(const config::Config& cfg, std::stri
   std::string schema = text_of(o.if_contains("schema")).value_or("public");
   std::set<std::string> seen;
   auto add = [&](Invalidation inv) {
-    std::string id = std::string(to_string(inv.scope)) + '\0' + inv.entity->name + '\0' + inv.tenant + '\0' + inv.request.key;
+    std::string id = std::string(to_string(inv.scope)) + '\0' + (inv.entity ? inv.entity->name : "") + '\0' + inv.tenant +
+                     '\0' + inv.request.key + '\0' + inv.tag;
     if (seen.insert(id).second) out.push_back(std::move(inv));
   };
   for (const auto& e : cfg.entities) {
@@ -104,7 +127,9 @@ std::vector<Invalidation> invalidations_for(const config::Config& cfg, std::stri
         const json::value* row = o.if_contains(image);
         if (!row || !row->is_object()) continue;
         any = true;
-        add(for_row(cfg, e, rule, row->as_object()));
+        if (rule.tags.empty()) add(for_row(cfg, e, rule, row->as_object()));
+        else
+          for (auto& inv : tags_for_row(e, rule, row->as_object())) add(std::move(inv));
       }
       if (!any) add(whole(e));
     }

@@ -60,7 +60,7 @@ void PoolFiller::count(const pg::Statement& st, const pg::FillResult& r, const s
 net::awaitable<pg::FillResult> PoolFiller::fill(const config::Entity& e, std::vector<std::string> args,
                                                 std::optional<std::uint64_t> floor) {
   pg::Statement st = for_tenant(statement_of(e), e, tenant_in(e, args));
-  co_return co_await run(std::move(st), std::move(args), floor);
+  co_return co_await run(e, std::move(st), std::move(args), floor);
 }
 
 net::awaitable<pg::FillResult> PoolFiller::fill_background(const config::Entity& e, std::vector<std::string> args,
@@ -68,7 +68,7 @@ net::awaitable<pg::FillResult> PoolFiller::fill_background(const config::Entity&
   pg::Statement st = statement_of(e);
   st.tenant = pg::kAuditTenant;
   st.tenant_cap = 1;
-  co_return co_await run(std::move(st), std::move(args), floor);
+  co_return co_await run(e, std::move(st), std::move(args), floor);
 }
 
 net::awaitable<std::vector<pg::FillResult>> PoolFiller::fill_batch(const config::Entity& e,
@@ -91,7 +91,7 @@ net::awaitable<std::vector<pg::FillResult>> PoolFiller::fill_batch(const config:
   std::vector<std::string> args;
   for (std::size_t i : b.bind) args.push_back(i == b.param ? array : values[0][i]);
   pg::Statement st = for_tenant(batch_statement_of(e), e, values[0][0]);  // (values: tenant first)
-  pg::FillResult all = co_await run(std::move(st), std::move(args), floor);
+  pg::FillResult all = co_await run(e, std::move(st), std::move(args), floor);
   std::vector<pg::FillResult> out(values.size());
   if (all.status != pg::FillResult::Status::ok) {
     for (auto& r : out) r = all;
@@ -122,9 +122,9 @@ net::awaitable<std::vector<pg::FillResult>> PoolFiller::fill_batch(const config:
   co_return out;
 }
 
-net::awaitable<pg::FillResult> PoolFiller::run(pg::Statement st, std::vector<std::string> args,
+net::awaitable<pg::FillResult> PoolFiller::run(const config::Entity& e, pg::Statement st, std::vector<std::string> args,
                                                std::optional<std::uint64_t> floor) {
-  if (replicas_ && !replicas_->empty()) {
+  if (replicas_ && !replicas_->empty() && !e.column_tags()) {
     std::uint64_t need = floor ? *floor : replicas_->conservative_floor();
     if (pg::Replica* r = replicas_->pick(need)) {
       pg::Statement on_replica = st;

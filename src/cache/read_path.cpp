@@ -138,7 +138,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     if (failed(*shared)) {
       // The fill failed: no second fill from every waiter; a stale value
       // if the entity allows one, else the same failure.
-      Lookup old = co_await store.lookup(keys, wall_us());
+      Lookup old = co_await store.lookup(keys, wall_us(), e.column_tags());
       std::uint64_t now = wall_us();
       if (old.status == Lookup::Status::expired &&
           now - old.header.soft_expiry_us < static_cast<std::uint64_t>(e.stale_if_error.count()))
@@ -156,7 +156,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
   // round again; after a few rounds it reads PostgreSQL on its own.
   constexpr int kRounds = 4;
   for (int round = 0;; ++round) {
-    Lookup seen = co_await store.lookup(keys, wall_us());
+    Lookup seen = co_await store.lookup(keys, wall_us(), e.column_tags());
     std::uint64_t now = wall_us();
     if (seen.status == Lookup::Status::fresh) {
       co_return serve_hit(req, worker, keys, use_l1 ? &ticket : nullptr, seen, now, co_await net::this_coro::executor);
@@ -201,7 +201,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     }
     // What this process read (stored, or found by the leader's second
     // look) is what L1 may keep.
-    if (use_l1 && (o.stored || o.from_cache)) l1_put(req, ticket, keys, o.header, o.status == 200 ? o.body : std::string());
+    if (use_l1 && (o.stored || o.from_cache)) l1_put(req, ticket, keys, o.tag_keys, o.header, o.status == 200 ? o.body : std::string());
     if (o.from_cache) co_return cached_result(K::hit, e, o.header, std::move(o.body), wall_us());
     if (failed(o) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
     std::string body = std::move(o.body);
@@ -237,6 +237,7 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
         o.header = begin.lookup.header;
         o.body = std::move(begin.lookup.body);
         o.read_began_us = begin.lookup.header.created_us;
+        o.tag_keys = std::move(begin.lookup.tag_keys);
         co_return o;
       }
       if (!begin.ok || begin.leased || mode == LeaseMode::none) break;
@@ -307,13 +308,13 @@ ReadResult ReadPath::serve_hit(const EntityRequest& req, unsigned worker, const 
   if (e.early_refresh_beta > 0 &&
       xfetch_due(now, seen.header.soft_expiry_us, seen.header.fill_us, e.early_refresh_beta, draw_()))
     spawn_refresh(req, worker, ex);
-  if (ticket) l1_put(req, *ticket, keys, seen.header, seen.body);
+  if (ticket) l1_put(req, *ticket, keys, seen.tag_keys, seen.header, seen.body);
   if (audited(*req.snapshot)) audit(req, worker, seen.header, seen.body, ex);
   return cached_result(K::hit, e, seen.header, std::move(seen.body), now);
 }
 
 void ReadPath::l1_put(const EntityRequest& req, const NearCache::Ticket& t, const std::vector<std::string>& keys,
-                      const ValueHeader& h, std::string_view body) {
+                      const std::vector<std::string>& tag_keys, const ValueHeader& h, std::string_view body) {
   const config::Entity& e = *req.entity;
   auto now = NearCache::Clock::now();
   std::uint64_t wall = wall_us();
@@ -321,7 +322,13 @@ void ReadPath::l1_put(const EntityRequest& req, const NearCache::Ticket& t, cons
   auto life = std::min<std::chrono::microseconds>(e.l1_ttl, std::chrono::microseconds(h.soft_expiry_us - wall));
   // The tenant, for l1.max_tenant_share: a tenant-scoped entity's first value.
   std::string_view tenant = e.scope == config::Scope::tenant ? std::string_view(req.values.at(0)) : std::string_view{};
-  l1_->put(t, keys, h, body, now + life, now, tenant);
+  if (tag_keys.empty()) {
+    l1_->put(t, keys, h, body, now + life, now, tenant);
+    return;
+  }
+  std::vector<std::string> all(keys);
+  all.insert(all.end(), tag_keys.begin(), tag_keys.end());
+  l1_->put(t, all, h, body, now + life, now, tenant);
 }
 
 }  // namespace sidecache::cache

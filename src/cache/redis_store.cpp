@@ -9,78 +9,10 @@
 #include <cstdlib>
 
 #include "sidecache/pg/lsn.hpp"
+#include "redis_scripts.hpp"
 
 namespace sidecache::cache {
 namespace {
-
-// Redis TIME as integer microseconds, printed without losing digits (Lua
-// numbers are doubles: exact below 2^53, but tostring() rounds).
-constexpr const char* kNow =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n";
-
-// KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
-// Returns MGET(value, watermarks), then now, then 1 if the lease was taken.
-const redis::Script kBegin(std::string(kNow) +
-                           "local n = #KEYS - 1\n"
-                           "local r = redis.call('MGET', unpack(KEYS, 1, n))\n"
-                           "r[n + 1] = string.format('%.0f', now)\n"
-                           "r[n + 2] = redis.call('SET', KEYS[#KEYS], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
-                           "return r\n");
-
-// KEYS: value key, watermarks, lease key (last). ARGV: start_us,
-// max_age_us, bytes, ttl_ms, token. Releases the lease held by token, then:
-// 1 stored, 0 invalidated (watermark, tombstone or newer value at or after
-// start), -1 too old.
-const redis::Script kCommit(std::string(kNow) +
-                            "local lease = KEYS[#KEYS]\n"
-                            "if redis.call('GET', lease) == ARGV[5] then redis.call('DEL', lease) end\n"
-                            "local start = tonumber(ARGV[1])\n"
-                            "if now - start > tonumber(ARGV[2]) then return -1 end\n"
-                            "for i = 2, #KEYS - 1 do\n"
-                            "  local w = redis.call('GET', KEYS[i])\n"
-                            "  if w and tonumber(string.match(w, '^%d+')) >= start then return 0 end\n"
-                            "end\n"
-                            "local head = redis.call('GETRANGE', KEYS[1], 0, 23)\n"
-                            "if string.len(head) == 24 and string.sub(head, 1, 2) == 'SC' then\n"
-                            "  if struct.unpack('<I8', head, 9) >= start then return 0 end\n"
-                            "end\n"
-                            "redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])\n"
-                            "return 1\n");
-
-// KEYS: lease key. ARGV: token. Deletes the lease if token holds it.
-const redis::Script kRelease("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-                             "return 0\n");
-
-// KEYS: value key. ARGV: ttl_ms, L1 channel ('' for none), WAL position
-// ('' or 16 hex digits). Writes a tombstone header (flags 2, created = now)
-// followed by the position, tells every L1 on the channel ("<now>\n<key>");
-// returns now.
-const redis::Script kTombstone(std::string(kNow) +
-                               "local v = 'SC' .. string.char(1, 2) .. struct.pack('<I4I8I8', 0, now, 0) .. ARGV[3]\n"
-                               "redis.call('SET', KEYS[1], v, 'PX', ARGV[1])\n"
-                               "local s = string.format('%.0f', now)\n"
-                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. KEYS[1]) end\n"
-                               "return s\n");
-
-// KEYS: watermarks. ARGV: ttl_ms, L1 channel ('' for none), WAL position
-// ('' or 16 hex digits). A watermark is "<time>" or "<time>:<position>".
-// Raises each time to now and each position to ARGV[3] (never lowers
-// either), tells every L1 on the channel ("<now>\n<key>\n<key>...");
-// returns now.
-const redis::Script kWatermark(std::string(kNow) +
-                               "local s = string.format('%.0f', now)\n"
-                               "for i = 1, #KEYS do\n"
-                               "  local cur = redis.call('GET', KEYS[i]) or '0'\n"
-                               "  local t = string.match(cur, '^%d+') or '0'\n"
-                               "  if tonumber(t) < now then t = s end\n"
-                               "  local lsn = string.match(cur, ':(%x+)$') or ''\n"
-                               "  if ARGV[3] > lsn then lsn = ARGV[3] end\n"
-                               "  if lsn ~= '' then t = t .. ':' .. lsn end\n"
-                               "  redis.call('SET', KEYS[i], t, 'PX', ARGV[1])\n"
-                               "end\n"
-                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. table.concat(KEYS, '\\n')) end\n"
-                               "return s\n");
 
 std::uint64_t parse_us(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
 
@@ -101,22 +33,31 @@ bool answered(const redis::Reply& r) {
 
 }  // namespace
 
-Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us) {
+Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us, const redis::Reply* tag_marks) {
   Lookup out;
   if (reply.failed() || reply.elements.size() < n_keys) {
     out.status = Lookup::Status::error;
     out.error = reply.error.empty() ? "unexpected reply" : reply.error;
     return out;
   }
-  for (std::size_t i = 1; i < n_keys; ++i)
-    if (reply.elements[i].is_value()) {
-      out.seen_watermark_us = std::max(out.seen_watermark_us, parse_us(reply.elements[i].value));
-      out.floor_lsn = std::max(out.floor_lsn, watermark_lsn(reply.elements[i].value));
-    }
+  auto see = [&](const redis::Reply& w) {
+    if (!w.is_value()) return;
+    out.seen_watermark_us = std::max(out.seen_watermark_us, parse_us(w.value));
+    out.floor_lsn = std::max(out.floor_lsn, watermark_lsn(w.value));
+  };
+  for (std::size_t i = 1; i < n_keys; ++i) see(reply.elements[i]);
   redis::Reply& v = reply.elements[0];
   if (!v.is_value()) return out;  // absent
   auto h = decode_header({v.head.data(), v.head_len});
   if (!h) return out;  // foreign bytes: a miss, overwritten by the fill
+  if (h->tagged()) {
+    // Its column tags' watermarks were read with it, or it cannot be
+    // judged: a miss (the fill that follows reads them).
+    auto keys = tag_marks ? take_tag_keys(v.value) : std::nullopt;
+    if (!keys || tag_marks->elements.size() != keys->size()) return out;
+    for (const auto& w : tag_marks->elements) see(w);
+    out.tag_keys = std::move(*keys);
+  }
   if (h->tombstone()) {
     out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
     // Its WAL position follows the header (split off as the value).
@@ -185,15 +126,34 @@ net::awaitable<redis::Reply> RedisStore::join(SharedLookup& l) {
 }
 
 net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<std::vector<std::string>>& sets,
-                                                            std::uint64_t now_us) {
+                                                            std::uint64_t now_us, const std::vector<bool>& column_tags) {
   std::vector<std::string> all;
-  for (const auto& keys : sets) all.insert(all.end(), keys.begin(), keys.end());
-  redis::Reply r = co_await guarded_mget(all, 0);
+  // With column tags, one script: the MGET, then each tagged set's tag
+  // watermarks (positions of their value keys in ARGV).
+  std::vector<std::string> tagged_at;
+  std::vector<std::size_t> marks_of(sets.size(), SIZE_MAX);
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    if (i < column_tags.size() && column_tags[i]) {
+      marks_of[i] = tagged_at.size();
+      tagged_at.push_back(std::to_string(all.size() + 1));
+    }
+    all.insert(all.end(), sets[i].begin(), sets[i].end());
+  }
+  redis::Reply r;
+  if (tagged_at.empty()) {
+    redis::Reply got = co_await guarded_mget(all, 0);
+    r = std::move(got);
+  } else {
+    std::vector<std::string_view> args(tagged_at.begin(), tagged_at.end());
+    redis::Reply got = co_await guarded_eval(scripts::kLookupManyTagged, all, args, 0);
+    r = std::move(got);
+  }
   std::vector<Lookup> out;
   out.reserve(sets.size());
-  const bool whole = !r.failed() && r.elements.size() == all.size();
+  const bool whole = !r.failed() && r.elements.size() == all.size() + tagged_at.size();
   std::size_t at = 0;
-  for (const auto& keys : sets) {
+  for (std::size_t s_i = 0; s_i < sets.size(); ++s_i) {
+    const auto& keys = sets[s_i];
     redis::Reply one;
     if (whole) {
       one.status = redis::Reply::Status::ok;
@@ -211,12 +171,26 @@ net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<st
       one.error = r.error.empty() ? "unexpected reply" : r.error;
     }
     at += keys.size();
-    out.push_back(interpret(std::move(one), keys.size(), now_us));
+    const redis::Reply* marks = whole && marks_of[s_i] != SIZE_MAX ? &r.elements[all.size() + marks_of[s_i]] : nullptr;
+    out.push_back(interpret(std::move(one), keys.size(), now_us, marks));
   }
   co_return out;
 }
 
-net::awaitable<Lookup> RedisStore::lookup(const std::vector<std::string>& keys, std::uint64_t now_us) {
+net::awaitable<Lookup> RedisStore::lookup(const std::vector<std::string>& keys, std::uint64_t now_us,
+                                          bool column_tags) {
+  if (column_tags) {
+    // One script: the MGET and the value's own tag watermarks (not shared
+    // with plain lookups: another command).
+    std::vector<std::string_view> none;
+    redis::Reply r = co_await guarded_eval(scripts::kLookupTagged, keys, none, kValueHeaderSize);
+    redis::Reply marks;
+    if (!r.failed() && r.elements.size() == keys.size() + 1) {
+      marks = std::move(r.elements.back());
+      r.elements.pop_back();
+    }
+    co_return interpret(std::move(r), keys.size(), now_us, &marks);
+  }
   if (auto it = pending_lookups_.find(keys.front());
       it != pending_lookups_.end() && it->second->writes == conn_->writes() && *it->second->keys == keys) {
     redis::Reply shared = co_await join(*it->second);
@@ -258,18 +232,20 @@ net::awaitable<Begin> RedisStore::begin_fill(const std::vector<std::string>& key
   std::vector<std::string_view> args;
   args.push_back(token);
   args.push_back(ttl);
-  redis::Reply r = co_await guarded_eval(kBegin, all, args, kValueHeaderSize);
+  redis::Reply r = co_await guarded_eval(scripts::kBegin, all, args, kValueHeaderSize);
   Begin b;
-  if (r.failed() || r.elements.size() != keys.size() + 2 || !r.elements[keys.size()].is_value()) {
+  if (r.failed() || r.elements.size() != keys.size() + 3 || !r.elements[keys.size()].is_value()) {
     b.lookup.status = Lookup::Status::error;
     b.lookup.error = r.error;
     co_return b;
   }
   b.ok = true;
-  b.leased = r.elements.back().integer == 1;
+  b.leased = r.elements[keys.size() + 1].integer == 1;
   b.start_us = parse_us(r.elements[keys.size()].value);
+  redis::Reply marks;
+  if (r.elements.size() == keys.size() + 3) marks = std::move(r.elements.back());
   r.elements.resize(keys.size());
-  b.lookup = interpret(std::move(r), keys.size(), now_us);
+  b.lookup = interpret(std::move(r), keys.size(), now_us, &marks);
   co_return b;
 }
 
@@ -286,7 +262,7 @@ net::awaitable<Commit> RedisStore::commit(const std::vector<std::string>& keys, 
   args.push_back(bytes);
   args.push_back(ttl);
   args.push_back(token);
-  redis::Reply r = co_await guarded_eval(kCommit, all, args, 0);
+  redis::Reply r = co_await guarded_eval(scripts::kCommit, all, args, 0);
   // A timed-out script may still have run (a large value is slow to send):
   // whether it stored is not known.
   if (r.status == redis::Reply::Status::timeout) co_return Commit::unknown;
@@ -299,7 +275,7 @@ net::awaitable<Commit> RedisStore::commit(const std::vector<std::string>& keys, 
 net::awaitable<void> RedisStore::release(const std::string& lease_key, const std::string& token) {
   std::vector<std::string> keys(1, lease_key);
   std::vector<std::string_view> args(1, token);
-  redis::Reply r = co_await guarded_eval(kRelease, keys, args, 0);
+  redis::Reply r = co_await guarded_eval(scripts::kRelease, keys, args, 0);
   (void)r;
 }
 
@@ -311,7 +287,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const std::st
   std::vector<std::string_view> args(1, ttl);
   args.emplace_back(channel);
   args.emplace_back(position);
-  redis::Reply r = co_await guarded_eval(kTombstone, keys, args, 0);
+  redis::Reply r = co_await guarded_eval(scripts::kTombstone, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);
 }
@@ -324,7 +300,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const 
   std::vector<std::string_view> args(1, ttl);
   args.emplace_back(channel);
   args.emplace_back(position);
-  redis::Reply r = co_await guarded_eval(kWatermark, keys, args, 0);
+  redis::Reply r = co_await guarded_eval(scripts::kWatermark, keys, args, 0);
   if (!r.is_value()) co_return std::nullopt;
   co_return parse_us(r.value);
 }

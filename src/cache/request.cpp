@@ -8,6 +8,7 @@ const char* to_string(Invalidation::Scope s) {
     case Invalidation::Scope::entity: return "entity";
     case Invalidation::Scope::tenant: return "tenant";
     case Invalidation::Scope::entity_all_tenants: return "entity_all_tenants";
+    case Invalidation::Scope::tag: return "tag";
   }
   return "?";
 }

@@ -17,18 +17,45 @@ T get(std::string_view in, std::size_t at) {
 
 }  // namespace
 
-std::string encode_value(const ValueHeader& h, std::string_view body) {
+std::string encode_value(const ValueHeader& h, std::string_view body, const std::vector<std::string>& tag_keys) {
+  std::string section;
+  for (const auto& k : tag_keys) {
+    if (!section.empty()) section += '\n';
+    section += k;
+  }
+  const bool tagged = !section.empty() && section.size() <= 0xffff;
   std::string out;
-  out.reserve(kValueHeaderSize + body.size());
+  out.reserve(kValueHeaderSize + body.size() + (tagged ? section.size() + 2 : 0));
   out += 'S';
   out += 'C';
   out += static_cast<char>(kValueVersion);
-  out += static_cast<char>(h.flags);
+  out += static_cast<char>(tagged ? (h.flags | ValueHeader::kTagged) : (h.flags & ~ValueHeader::kTagged));
   put<std::uint32_t>(out, h.fill_us);
   put<std::uint64_t>(out, h.created_us);
   put<std::uint64_t>(out, h.soft_expiry_us);
   out.append(body);
+  if (tagged) {
+    out += section;
+    put<std::uint16_t>(out, static_cast<std::uint16_t>(section.size()));
+  }
   return out;
+}
+
+std::optional<std::vector<std::string>> take_tag_keys(std::string& body) {
+  if (body.size() < 2) return std::nullopt;
+  std::size_t n = get<std::uint16_t>(body, body.size() - 2);
+  if (n == 0 || n + 2 > body.size()) return std::nullopt;
+  std::string_view section(body.data() + body.size() - 2 - n, n);
+  std::vector<std::string> keys;
+  for (std::size_t at = 0; at <= section.size();) {
+    std::size_t nl = section.find('\n', at);
+    if (nl == std::string_view::npos) nl = section.size();
+    if (nl == at) return std::nullopt;  // an empty key
+    keys.emplace_back(section.substr(at, nl - at));
+    at = nl + 1;
+  }
+  body.resize(body.size() - 2 - n);
+  return keys;
 }
 
 std::optional<ValueHeader> decode_header(std::string_view in) {

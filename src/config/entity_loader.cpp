@@ -2,6 +2,7 @@
 #include "entity_loader.hpp"
 
 #include "entity_batch.hpp"
+#include "entity_tags.hpp"
 
 #include <algorithm>
 #include <set>
@@ -33,7 +34,7 @@ void load_invalidate_on(const YAML::Node& list, const Config& cfg, Entity& e, Fi
       ctx.error(item, "each invalidate_on entry must be a mapping with 'table' (and optional 'params', 'tenant_column')");
       continue;
     }
-    ctx.check_keys(item, {"table", "params", "tenant_column"}, "an invalidate_on entry");
+    ctx.check_keys(item, {"table", "params", "tenant_column", "tags"}, "an invalidate_on entry");
     InvalidateOn rule;
     if (!item["table"]) {
       ctx.error(item, "an invalidate_on entry needs 'table': the table whose changes invalidate this entity");
@@ -77,6 +78,11 @@ void load_invalidate_on(const YAML::Node& list, const Config& cfg, Entity& e, Fi
         }
       }
     }
+    if (const YAML::Node& tags = item["tags"]; tags) {
+      load_tags(tags, e, TagSource::written_row, rule.tags, ctx);
+      if (!rule.params.empty() && !rule.tags.empty())
+        ctx.error(tags, "an invalidate_on entry gives either params (one key) or tags, not both; split it into two entries");
+    }
     e.invalidate_on.push_back(std::move(rule));
   }
 }
@@ -93,7 +99,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
   std::size_t before = problems.size();
   ctx.check_keys(root, {"name", "scope", "params", "result", "sql", "ttl", "ttl_jitter", "negative_ttl", "invalidate_on",
                         "stale_if_error", "stale_while_revalidate", "early_refresh", "max_concurrent_fills", "l1_ttl",
-                        "max_value_bytes", "tenants", "batch"},
+                        "max_value_bytes", "tenants", "batch", "tags"},
                  "an entity file");
 
   Entity e;
@@ -317,6 +323,7 @@ void load_entity(const std::string& path, const Config& cfg, std::vector<Problem
     }
   }
 
+  if (const YAML::Node& tags = root["tags"]; tags) load_tags(tags, e, TagSource::entity, e.tags, ctx);
   if (const YAML::Node& inv = root["invalidate_on"]; inv) load_invalidate_on(inv, cfg, e, ctx);
   if (const YAML::Node& b = root["batch"]; b && problems.size() == before) load_batch(b, cfg, e, ctx);
 

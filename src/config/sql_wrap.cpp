@@ -43,6 +43,9 @@ std::string wrap_batch_query(const std::string& inner, const std::string& key_co
 void name_statement(Entity& e) {
   std::string shape = std::string(e.result == ResultShape::row ? "row" : "rows") + '\0' + e.query;
   for (const auto& p : e.params) shape += std::string("\0", 1) + p.name + '=' + to_string(p.type);
+  // Tags change what a value carries and which invalidations cover it: a
+  // value stored under other tags is not read.
+  for (const auto& t : e.tags) shape += std::string("\0tag ", 5) + t.text;
   e.shape_hash = fnv_hex(shape, 8);
   e.statement = "sc_" + e.name + "_" + e.shape_hash;
   if (e.batch) e.batch->statement = "scb_" + e.name + "_" + fnv_hex(e.batch->query, 8);

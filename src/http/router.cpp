@@ -10,6 +10,7 @@
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
 #include "sidecache/config/duration.hpp"
+#include "sidecache/config/tag_template.hpp"
 
 namespace sidecache::http {
 namespace json = boost::json;
@@ -133,6 +134,54 @@ using detail::duplicate_key;
 using detail::entity_request;
 using detail::param_error;
 
+namespace {
+
+// {"tenant": …, "tag": …}, or {"tag": …} for global entities' tags.
+Route parse_tag_invalidation(const config::Config& cfg, const json::object& o, Route& r) {
+  if (o.contains("entity") || o.contains("params")) {
+    std::string field = o.contains("entity") ? "entity" : "params";
+    r.answer = bad_request("bad_field", "a tag spans entities: give 'tag' with 'tenant' (or alone, for global entities), "
+                           "without '" + field + "'", {{"field", field}});
+    return r;
+  }
+  const json::value& tv = o.at("tag");
+  std::string tag = tv.is_string() ? std::string(tv.as_string()) : std::string();
+  if (!tv.is_string() || !config::valid_tag(tag)) {
+    r.answer = bad_request("bad_field", "'tag' must be a string of 1 to " + std::to_string(config::kMaxTagBytes) +
+                           " printable bytes, like \"project:42\"", {{"field", "tag"}});
+    return r;
+  }
+  std::string tenant;
+  if (auto it = o.find("tenant"); it != o.end()) {
+    auto s = detail::scalar_text(it->value());
+    config::ParamSpec spec{cfg.tenant.param, cfg.tenant.type, 256, true};
+    std::string why;
+    auto t = s ? cache::normalize(spec, *s, why) : std::nullopt;
+    if (!t) {
+      r.answer = bad_request("bad_param", s ? "tenant " + why : "'tenant' must be a string or an integer",
+                             {{"param", cfg.tenant.param}});
+      return r;
+    }
+    tenant = std::move(*t);
+  } else {
+    bool global_tags = std::any_of(cfg.entities.begin(), cfg.entities.end(), [](const config::Entity& e) {
+      return e.scope == config::Scope::global && !e.tags.empty();
+    });
+    if (!global_tags) {
+      r.answer = bad_request("missing_field", "tags are per tenant: give 'tenant' with 'tag' (no global entity declares tags)",
+                             {{"field", "tenant"}});
+      return r;
+    }
+  }
+  r.kind = Route::Kind::invalidate;
+  r.invalidation.scope = Invalidation::Scope::tag;
+  r.invalidation.tenant = std::move(tenant);
+  r.invalidation.tag = std::move(tag);
+  return r;
+}
+
+}  // namespace
+
 Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   Route r;
   r.kind = Route::Kind::answer;
@@ -140,8 +189,8 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   if (!parsed) return r;
   const json::object& o = *parsed;
   for (const auto& [k, _] : o) {
-    if (k != "entity" && k != "params" && k != "tenant") {
-      r.answer = bad_request("unknown_field", "unknown field '" + std::string(k) + "' (fields: entity, params, tenant)",
+    if (k != "entity" && k != "params" && k != "tenant" && k != "tag") {
+      r.answer = bad_request("unknown_field", "unknown field '" + std::string(k) + "' (fields: entity, params, tenant, tag)",
                              {{"field", std::string(k)}});
       return r;
     }
@@ -163,6 +212,7 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   }
   auto params_it = o.find("params");
   auto tenant_it = o.find("tenant");
+  if (auto tag_it = o.find("tag"); tag_it != o.end()) return parse_tag_invalidation(cfg, o, r);
   if (params_it != o.end()) {
     if (!entity) { r.answer = bad_request("missing_field", "'params' needs 'entity'", {{"field", "entity"}}); return r; }
     if (tenant_it != o.end()) {

@@ -35,6 +35,9 @@ std::string trigger_sql(const config::Config& cfg, bool drop) {
       auto& cols = columns[rule.table];
       if (!rule.tenant_column.empty()) cols.insert(rule.tenant_column);
       for (const auto& [param, col] : rule.params) cols.insert(col);
+      for (const auto& tag : rule.tags)
+        for (const auto& part : tag.parts)
+          if (!part.column.empty()) cols.insert(part.column);
       users[rule.table].insert(e.name);
     }
   }

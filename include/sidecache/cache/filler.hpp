@@ -79,8 +79,10 @@ class PoolFiller final : public Filler {
 
  private:
   // Runs `st` on a replica that has replayed `floor` (waiting up to
-  // replica_wait), else on the primary.
-  net::awaitable<pg::FillResult> run(pg::Statement st, std::vector<std::string> args,
+  // replica_wait), else on the primary. Entity `e`'s column tags are known
+  // only after its read, so no floor can cover the invalidations of the
+  // tags its row will carry: such an entity reads the primary.
+  net::awaitable<pg::FillResult> run(const config::Entity& e, pg::Statement st, std::vector<std::string> args,
                                      std::optional<std::uint64_t> floor);
   // Counts a fill for its tenant and its server (`target`), or a refusal.
   void count(const pg::Statement& st, const pg::FillResult& r, const std::string& target);

@@ -39,10 +39,16 @@ namespace sidecache::cache {
 std::string tenant_watermark(std::string_view prefix, std::string_view tenant);
 std::string entity_tenant_watermark(std::string_view prefix, std::string_view tenant, std::string_view entity);
 std::string entity_watermark(std::string_view prefix, std::string_view entity);
+// One tag's watermark (docs/invalidation.md, "Tags"):
+//   <prefix>wm:tag:<tenant>:<tag>    a tag of one tenant
+//   <prefix>wm:tag:<tag>             a tag of global entities (tenant "")
+// Both components are encoded, so the two forms never meet.
+std::string tag_watermark(std::string_view prefix, std::string_view tenant, std::string_view tag);
 
 // The keys one read consults, in one MGET: the value key first, then every
 // watermark that covers it (three for a tenant-scoped entity, one for a
-// global entity).
+// global entity), then the watermarks of its param tags. (Column tags are
+// known once filled: they travel with the value, cache/tags.hpp.)
 std::vector<std::string> read_keys(std::string_view prefix, const config::Entity& entity,
                                    const std::vector<std::string>& values, std::string value_key);
 

@@ -81,6 +81,9 @@ struct FillOutcome {
   // When the read behind this outcome began (store clock); 0 when unknown
   // (the store was down). Waiters compare it with the invalidations they saw.
   std::uint64_t read_began_us = 0;
+  // The watermarks of the value's column tags (stored with it; L1 keeps
+  // them with its copy).
+  std::vector<std::string> tag_keys;
 };
 
 class ReadPath {
@@ -130,9 +133,10 @@ class ReadPath {
   // One background refresh per key per process (stale-while-revalidate, XFetch).
   void spawn_refresh(const EntityRequest& req, unsigned worker, net::any_io_executor ex);
   net::awaitable<void> refresh(EntityRequest req, unsigned worker, Flights::CallPtr call);
-  // L1: keeps a copy of a value just read from the store or stored.
+  // L1: keeps a copy of a value just read from the store or stored, under
+  // its keys and its column tags' watermarks.
   void l1_put(const EntityRequest& req, const NearCache::Ticket& t, const std::vector<std::string>& keys,
-              const ValueHeader& h, std::string_view body);
+              const std::vector<std::string>& tag_keys, const ValueHeader& h, std::string_view body);
   // A fresh value found in the store (GET and batch alike): XFetch, a copy
   // in L1 when `ticket` is given, the audit's sample; its result.
   ReadResult serve_hit(const EntityRequest& req, unsigned worker, const std::vector<std::string>& keys,

@@ -15,8 +15,11 @@
 namespace sidecache::cache {
 
 // Interprets an MGET (or the begin script's) reply for `keys` (value key
-// first, then watermarks). Pure; unit-tested.
-Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us);
+// first, then watermarks). `tag_marks`: the watermarks of the value's column
+// tags, read by the same script (an array reply); a tagged value read
+// without them is a miss. Pure; unit-tested.
+Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us,
+                 const redis::Reply* tag_marks = nullptr);
 
 class RedisStore final : public Store {
  public:
@@ -30,11 +33,14 @@ class RedisStore final : public Store {
   // of sending another: Redis executes it after this call began, so it is as
   // fresh as a read of this call's own. (A stampede's requests, read in one
   // batch, make one Redis read per worker instead of one each.)
-  net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us) override;
+  // With column_tags, one script instead: the MGET and the watermarks the
+  // value names.
+  net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us,
+                                bool column_tags = false) override;
   // One MGET of every set's keys; each value's header is taken off its
   // bytes in place (no second copy of the body).
   net::awaitable<std::vector<Lookup>> lookup_many(const std::vector<std::vector<std::string>>& sets,
-                                                  std::uint64_t now_us) override;
+                                                  std::uint64_t now_us, const std::vector<bool>& column_tags = {}) override;
   // Looks again and reads Redis' clock, atomically: the fill's start time.
   // Also tries to take the key's lease (SET NX PX) with `token`, so that one
   // process in the whole fleet fills a cold key.

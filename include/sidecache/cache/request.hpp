@@ -34,10 +34,12 @@ struct Invalidation {
     entity,              // every key of one entity for one tenant, or of a global entity
     tenant,              // every key of one tenant
     entity_all_tenants,  // every key of a tenant-scoped entity, all tenants
+    tag,                 // every value that carries a tag: of one tenant, or of global entities
   };
   Scope scope = Scope::key;
   const config::Entity* entity = nullptr;  // null for Scope::tenant; into snapshot->cfg
   std::string tenant;                      // normalised; empty for global / all tenants
+  std::string tag;                         // Scope::tag: the tag
   EntityRequest request;                   // Scope::key: the key
   SnapshotPtr snapshot;                    // set by whoever hands it to the cache
 

@@ -32,6 +32,8 @@ struct Lookup {
   // The highest WAL position recorded by those invalidations: a replica
   // that has not replayed this far may still hold what they invalidated.
   std::uint64_t floor_lsn = 0;
+  // A value with column tags: their watermark keys (judged with it).
+  std::vector<std::string> tag_keys;
   std::string error;
 };
 
@@ -60,26 +62,33 @@ class Store {
   virtual ~Store() = default;
 
   // The value and its watermarks (value key first, then the watermarks that
-  // cover it).
-  virtual net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us) = 0;
-  // Several lookups at once (a batch read): RedisStore makes them one MGET.
-  // This default makes them one by one.
+  // cover it). `column_tags`: the entity has column tags, whose watermarks
+  // the value names; they are read in the same round trip. A value that
+  // names some is never served without them.
+  virtual net::awaitable<Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us,
+                                        bool column_tags = false) = 0;
+  // Several lookups at once (a batch read): RedisStore makes them one MGET
+  // (one script when some set has column tags: column_tags[i]). This
+  // default makes them one by one.
   virtual net::awaitable<std::vector<Lookup>> lookup_many(const std::vector<std::vector<std::string>>& sets,
-                                                          std::uint64_t now_us) {
+                                                          std::uint64_t now_us,
+                                                          const std::vector<bool>& column_tags = {}) {
     std::vector<Lookup> out;
     out.reserve(sets.size());
-    for (const auto& keys : sets) out.push_back(co_await lookup(keys, now_us));
+    for (std::size_t i = 0; i < sets.size(); ++i)
+      out.push_back(co_await lookup(sets[i], now_us, i < column_tags.size() && column_tags[i]));
     co_return out;
   }
-  // Looks again and reads the store's clock, atomically: the fill's start
-  // time. Also tries to take the key's lease with `token`, so that one
+  // Looks again (column tags included) and reads the store's clock,
+  // atomically: the fill's start time. Also tries to take the key's lease with `token`, so that one
   // process in the whole fleet fills a cold key.
   virtual net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
                                            const std::string& token, std::uint64_t lease_ttl_ms,
                                            std::uint64_t now_us) = 0;
-  // Stores `bytes` under keys[0] unless an invalidation in keys[1..] or on
-  // the key itself (a tombstone or a newer value) is at or after start_us.
-  // Releases the lease if `token` holds it, whatever the outcome.
+  // Stores `bytes` under keys[0] unless an invalidation in keys[1..] (the
+  // value's column tags' watermarks included) or on the key itself (a
+  // tombstone or a newer value) is at or after start_us. Releases the lease
+  // if `token` holds it, whatever the outcome.
   virtual net::awaitable<Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
                                         const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
                                         std::string_view bytes, std::uint64_t ttl_ms) = 0;

@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sidecache::cache {
 
@@ -17,6 +18,7 @@ namespace sidecache::cache {
 struct ValueHeader {
   static constexpr std::uint8_t kNegative = 0x01;   // "no such row": answer 404
   static constexpr std::uint8_t kTombstone = 0x02;  // an invalidated key; created_us is when
+  static constexpr std::uint8_t kTagged = 0x04;     // column tags follow the body (see below)
 
   std::uint8_t flags = 0;
   std::uint32_t fill_us = 0;         // how long the fill took (for early refresh)
@@ -25,6 +27,7 @@ struct ValueHeader {
 
   bool negative() const { return flags & kNegative; }
   bool tombstone() const { return flags & kTombstone; }
+  bool tagged() const { return flags & kTagged; }
 };
 
 // Layout (little-endian), also read by the Lua scripts in src/cache/store.cpp:
@@ -32,8 +35,18 @@ struct ValueHeader {
 inline constexpr std::size_t kValueHeaderSize = 24;
 inline constexpr std::uint8_t kValueVersion = 1;
 
-// Header followed by the body, ready for a Redis SET.
-std::string encode_value(const ValueHeader& h, std::string_view body);
+// A tagged value (kTagged) ends with its column tags' watermark keys, so
+// that a read (a script) finds them in the value itself:
+//   24 body | keys joined by '\n' | u16 length of those keys
+// They sit after the body so that taking them off costs no copy.
+//
+// Header followed by the body (and `tag_keys`, when any: the flag is set),
+// ready for a Redis SET.
+std::string encode_value(const ValueHeader& h, std::string_view body, const std::vector<std::string>& tag_keys = {});
+
+// Takes a tagged value's keys off the end of `body` (the bytes after the
+// header); nullopt, and `body` untouched, when they are not well formed.
+std::optional<std::vector<std::string>> take_tag_keys(std::string& body);
 
 // Reads the header from the first kValueHeaderSize bytes; nullopt when the
 // bytes are not a value of this version (treated as a miss).

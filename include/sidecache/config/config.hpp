@@ -28,12 +28,33 @@ struct ParamSpec {
 enum class Scope { tenant, global };
 enum class ResultShape { row, rows };
 
+// A tag template ("project:{project_id}", "project:{row.project_id}"):
+// literal text and placeholders. In an entity's `tags`, a placeholder names
+// a param, or a column of the result (`row.` prefix); in an `invalidate_on`
+// rule's, a column of the written row.
+struct TagTemplate {
+  struct Part {
+    std::string literal;     // text, when index and column are unset
+    int param = -1;          // an entity param (index into Entity::params)
+    std::string column;      // a column (of the result, or of the written row)
+  };
+  std::string text;          // as written
+  std::vector<Part> parts;
+  bool from_row() const {    // known only once filled (uses a result column)
+    for (const auto& p : parts)
+      if (!p.column.empty()) return true;
+    return false;
+  }
+};
+
 // One `invalidate_on` rule: a change to a row of `table` invalidates this
-// entity for the row's tenant, or the one key its mapped columns name.
+// entity for the row's tenant, or the one key its mapped columns name, or
+// (with `tags`) the tags the row names.
 struct InvalidateOn {
   std::string table;          // "users" or "schema.users"
   std::string tenant_column;  // tenant-scoped entities: the column holding the tenant
   std::vector<std::pair<std::string, std::string>> params;  // entity param <- column
+  std::vector<TagTemplate> tags;  // placeholders are the written row's columns
 };
 
 // An entity's batch form: one query that fills many keys that differ only in
@@ -77,6 +98,16 @@ struct Entity {
   microseconds l1_ttl{0};                  // life of a copy in the in-process L1; 0 = not kept in L1
   std::size_t max_value_bytes = 1 << 20;   // a larger result is answered but not stored (default: the main file's)
   std::optional<BatchForm> batch;          // result: row entities only
+  // Tags (docs/invalidation.md, "Tags"): a tag invalidation of the tenant
+  // (or, for a global entity, of the global tag) drops every value that
+  // carries it. Param tags are known before the read; column tags
+  // (from_row) once filled, and are stored with the value.
+  std::vector<TagTemplate> tags;
+  bool column_tags() const {
+    for (const auto& t : tags)
+      if (t.from_row()) return true;
+    return false;
+  }
 
   // How long past the soft expiry a value may still be served stale.
   microseconds stale_window() const { return std::max(stale_if_error, stale_while_revalidate); }

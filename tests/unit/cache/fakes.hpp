@@ -67,23 +67,26 @@ class FakeStore final : public cache::Store {
     return h && !h->tombstone();
   }
 
-  net::awaitable<cache::Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us) override {
+  net::awaitable<cache::Lookup> lookup(const std::vector<std::string>& keys, std::uint64_t now_us,
+                                       bool column_tags = false) override {
     ++lookups;
-    co_return look(keys, now_us);
+    co_return look(keys, now_us, column_tags);
   }
   int lookup_manys = 0;  // batch lookups (one round trip each)
   net::awaitable<std::vector<cache::Lookup>> lookup_many(const std::vector<std::vector<std::string>>& sets,
-                                                         std::uint64_t now_us) override {
+                                                         std::uint64_t now_us,
+                                                         const std::vector<bool>& column_tags = {}) override {
     ++lookup_manys;
     std::vector<cache::Lookup> out;
-    for (const auto& keys : sets) out.push_back(look(keys, now_us));
+    for (std::size_t i = 0; i < sets.size(); ++i)
+      out.push_back(look(sets[i], now_us, i < column_tags.size() && column_tags[i]));
     co_return out;
   }
   net::awaitable<cache::Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
                                           const std::string& token, std::uint64_t, std::uint64_t now_us) override {
     ++begins;
     cache::Begin b;
-    b.lookup = look(keys, now_us);
+    b.lookup = look(keys, now_us, true);
     if (down) co_return b;
     b.ok = true;
     b.start_us = now();
@@ -134,7 +137,9 @@ class FakeStore final : public cache::Store {
   std::map<std::string, std::uint64_t> lsn_of;  // WAL positions recorded with invalidations
 
  private:
-  cache::Lookup look(const std::vector<std::string>& keys, std::uint64_t now_us) const {
+  // As RedisStore: a tagged value is judged with its column tags'
+  // watermarks when the caller reads them (column_tags), else is a miss.
+  cache::Lookup look(const std::vector<std::string>& keys, std::uint64_t now_us, bool column_tags) const {
     cache::Lookup out;
     if (down) {
       out.status = cache::Lookup::Status::error;
@@ -150,6 +155,15 @@ class FakeStore final : public cache::Store {
     if (it == kv.end()) return out;
     auto h = cache::decode_header(it->second);
     if (!h) return out;
+    std::string body = it->second.substr(cache::kValueHeaderSize);
+    if (h->tagged()) {
+      auto tags = column_tags ? cache::take_tag_keys(body) : std::nullopt;
+      if (!tags) return out;
+      for (const auto& k : *tags)
+        if (auto w = kv.find(k); w != kv.end())
+          out.seen_watermark_us = std::max<std::uint64_t>(out.seen_watermark_us, std::strtoull(w->second.c_str(), nullptr, 10));
+      out.tag_keys = *tags;
+    }
     if (h->tombstone()) {
       out.seen_watermark_us = std::max(out.seen_watermark_us, h->created_us);
       if (auto l = lsn_of.find(keys[0]); l != lsn_of.end()) out.floor_lsn = std::max(out.floor_lsn, l->second);
@@ -158,7 +172,7 @@ class FakeStore final : public cache::Store {
     if (v == cache::Verdict::invalidated) return out;
     out.status = v == cache::Verdict::fresh ? cache::Lookup::Status::fresh : cache::Lookup::Status::expired;
     out.header = *h;
-    out.body = it->second.substr(cache::kValueHeaderSize);
+    out.body = std::move(body);
     return out;
   }
   std::uint64_t last_ = 0;

@@ -1,0 +1,109 @@
+// The Lua scripts of the cache's Redis protocol; see redis_scripts.hpp and
+// docs/invalidation.md.
+#include "redis_scripts.hpp"
+
+#include <string>
+
+namespace sidecache::cache::scripts {
+namespace {
+
+// Redis TIME as integer microseconds, printed without losing digits (Lua
+// numbers are doubles: exact below 2^53, but tostring() rounds).
+const char* const kNow =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n";
+
+// tag_marks(v): the watermarks a tagged value (flag 4, cache/value.hpp)
+// names at its end, read with one MGET; {} for anything else. The keys are
+// the value's own column tags, stored by the fill that computed them.
+const char* const kTagMarks =
+    "local function tag_marks(v)\n"
+    "  if type(v) ~= 'string' or string.len(v) < 27 or string.sub(v, 1, 2) ~= 'SC' then return {} end\n"
+    "  if math.floor(string.byte(v, 4) / 4) % 2 == 0 then return {} end\n"
+    "  local len = string.len(v)\n"
+    "  local n = struct.unpack('<I2', v, len - 1)\n"
+    "  if n == 0 or n + 26 > len then return {} end\n"
+    "  local keys = {}\n"
+    "  for k in string.gmatch(string.sub(v, len - 1 - n, len - 2), '[^\\n]+') do keys[#keys + 1] = k end\n"
+    "  if #keys == 0 then return {} end\n"
+    "  return redis.call('MGET', unpack(keys))\n"
+    "end\n";
+
+}  // namespace
+
+const redis::Script kLookupTagged(std::string(kTagMarks) +
+                                  "local r = redis.call('MGET', unpack(KEYS))\n"
+                                  "r[#KEYS + 1] = tag_marks(r[1])\n"
+                                  "return r\n");
+
+const redis::Script kLookupManyTagged(std::string(kTagMarks) +
+                                      "local r = redis.call('MGET', unpack(KEYS))\n"
+                                      "for i = 1, #ARGV do r[#KEYS + i] = tag_marks(r[tonumber(ARGV[i])]) end\n"
+                                      "return r\n");
+
+// KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
+// Returns MGET(value, watermarks), then now, then 1 if the lease was taken.
+const redis::Script kBegin(std::string(kNow) + kTagMarks +
+                           "local n = #KEYS - 1\n"
+                           "local r = redis.call('MGET', unpack(KEYS, 1, n))\n"
+                           "r[n + 1] = string.format('%.0f', now)\n"
+                           "r[n + 2] = redis.call('SET', KEYS[#KEYS], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
+                           "r[n + 3] = tag_marks(r[1])\n"
+                           "return r\n");
+
+// KEYS: value key, watermarks, lease key (last). ARGV: start_us,
+// max_age_us, bytes, ttl_ms, token. Releases the lease held by token, then:
+// 1 stored, 0 invalidated (watermark, tombstone or newer value at or after
+// start), -1 too old.
+const redis::Script kCommit(std::string(kNow) +
+                            "local lease = KEYS[#KEYS]\n"
+                            "if redis.call('GET', lease) == ARGV[5] then redis.call('DEL', lease) end\n"
+                            "local start = tonumber(ARGV[1])\n"
+                            "if now - start > tonumber(ARGV[2]) then return -1 end\n"
+                            "for i = 2, #KEYS - 1 do\n"
+                            "  local w = redis.call('GET', KEYS[i])\n"
+                            "  if w and tonumber(string.match(w, '^%d+')) >= start then return 0 end\n"
+                            "end\n"
+                            "local head = redis.call('GETRANGE', KEYS[1], 0, 23)\n"
+                            "if string.len(head) == 24 and string.sub(head, 1, 2) == 'SC' then\n"
+                            "  if struct.unpack('<I8', head, 9) >= start then return 0 end\n"
+                            "end\n"
+                            "redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])\n"
+                            "return 1\n");
+
+// KEYS: lease key. ARGV: token. Deletes the lease if token holds it.
+const redis::Script kRelease("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+                             "return 0\n");
+
+// KEYS: value key. ARGV: ttl_ms, L1 channel ('' for none), WAL position
+// ('' or 16 hex digits). Writes a tombstone header (flags 2, created = now)
+// followed by the position, tells every L1 on the channel ("<now>\n<key>");
+// returns now.
+const redis::Script kTombstone(std::string(kNow) +
+                               "local v = 'SC' .. string.char(1, 2) .. struct.pack('<I4I8I8', 0, now, 0) .. ARGV[3]\n"
+                               "redis.call('SET', KEYS[1], v, 'PX', ARGV[1])\n"
+                               "local s = string.format('%.0f', now)\n"
+                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. KEYS[1]) end\n"
+                               "return s\n");
+
+// KEYS: watermarks. ARGV: ttl_ms, L1 channel ('' for none), WAL position
+// ('' or 16 hex digits). A watermark is "<time>" or "<time>:<position>".
+// Raises each time to now and each position to ARGV[3] (never lowers
+// either), tells every L1 on the channel ("<now>\n<key>\n<key>...");
+// returns now.
+const redis::Script kWatermark(std::string(kNow) +
+                               "local s = string.format('%.0f', now)\n"
+                               "for i = 1, #KEYS do\n"
+                               "  local cur = redis.call('GET', KEYS[i]) or '0'\n"
+                               "  local t = string.match(cur, '^%d+') or '0'\n"
+                               "  if tonumber(t) < now then t = s end\n"
+                               "  local lsn = string.match(cur, ':(%x+)$') or ''\n"
+                               "  if ARGV[3] > lsn then lsn = ARGV[3] end\n"
+                               "  if lsn ~= '' then t = t .. ':' .. lsn end\n"
+                               "  redis.call('SET', KEYS[i], t, 'PX', ARGV[1])\n"
+                               "end\n"
+                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. table.concat(KEYS, '\\n')) end\n"
+                               "return s\n");
+
+
+}  // namespace sidecache::cache::scripts

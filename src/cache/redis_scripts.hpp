@@ -1,0 +1,30 @@
+#pragma once
+// The Lua scripts of the cache's Redis protocol (RedisStore). Private to
+// the cache module. Each is atomic in Redis; every time is Redis' TIME.
+#include "sidecache/redis/connection.hpp"
+
+namespace sidecache::cache::scripts {
+
+// MGET(KEYS), then the tag watermarks the value (KEYS[1]) names, as one
+// more element: an array, empty for an untagged value.
+extern const redis::Script kLookupTagged;
+// MGET(KEYS), then per ARGV[i] (the position in KEYS of a tagged entity's
+// value key) the tag watermarks that value names, as element #KEYS + i.
+extern const redis::Script kLookupManyTagged;
+// KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
+// Returns MGET(value, watermarks), then now, then 1 if the lease was taken,
+// then the value's tag watermarks (an array).
+extern const redis::Script kBegin;
+// KEYS: value key, watermarks (column tags' included), lease key (last).
+// ARGV: start_us, max_age_us, bytes, ttl_ms, token. Releases the lease held
+// by token, then: 1 stored, 0 invalidated (watermark, tombstone or newer
+// value at or after start), -1 too old.
+extern const redis::Script kCommit;
+// KEYS: lease key. ARGV: token. Deletes the lease if token holds it.
+extern const redis::Script kRelease;
+// KEYS: value key. ARGV: ttl_ms, L1 channel, WAL position. Writes a tombstone.
+extern const redis::Script kTombstone;
+// KEYS: watermarks. ARGV: ttl_ms, L1 channel, WAL position. Raises them.
+extern const redis::Script kWatermark;
+
+}  // namespace sidecache::cache::scripts
