@@ -164,10 +164,22 @@ batch:
   key_column: id
 )";
 
-void race(bool l1, bool batch = false) {
+// The race by tags: the same slow read, tagged by a param and by a result
+// column; the writer invalidates by one tag or the other.
+const char* kSlowTaggedUser = R"(name: slow_tagged_user
+scope: tenant
+params:
+  user_id: uuid
+result: row
+sql: SELECT id, email, display_name, (SELECT true FROM pg_sleep(0.3)) AS slow FROM users WHERE org_id = :org_id AND id = :user_id
+tags: ["user:{user_id}", "mail:{row.email}"]
+)";
+
+void race(bool l1, bool batch = false, bool tags = false) {
   Services& s = Services::get();
   Daemon::Options opt;
   if (batch) opt.extra_entities = {{"slow_batch_user.yaml", kSlowBatchUser}};
+  if (tags) opt.extra_entities = {{"slow_tagged_user.yaml", kSlowTaggedUser}};
   // Twelve readers and two daemons on two cores: a Redis answer can take
   // longer than the usual 50 ms, and this test is about invalidation, not
   // Redis timeouts (an invalidation that cannot reach Redis answers 503).
@@ -188,7 +200,7 @@ void race(bool l1, bool batch = false) {
     INFO("iteration " << it);
     std::string uid = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
                             "', 'race@test.example', 'v0') RETURNING id");
-    const char* entity = batch ? "slow_batch_user" : "slow_user";
+    const char* entity = batch ? "slow_batch_user" : tags ? "slow_tagged_user" : "slow_user";
     auto t = user(entity, kOrg1, uid);
     std::string other = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
                               "', 'race2@test.example', 'other') RETURNING id");
@@ -239,12 +251,19 @@ void race(bool l1, bool batch = false) {
     }
     s.sql("UPDATE users SET display_name = 'v1' WHERE id = '" + uid + "'");
     const Daemon& via = it % 2 ? b : a;
-    Response inv = it % 3 == 2 ? invalidate(via, std::string(R"({"entity":")") + entity + R"(","tenant":")" + kOrg1 + R"("})")
-                               : http_request(via.port(), "DELETE", t);
+    // By tags: a column tag (every race row of the org has this email), or
+    // the param tag of this user; each against fills in flight (even
+    // iterations) and against copies in L1 (odd ones).
+    const std::string tag = it % 4 == 0 || it % 4 == 3 ? "mail:race@test.example" : "user:" + uid;
+    Response inv = tags          ? invalidate(via, R"({"tenant":")" + kOrg1 + R"(","tag":")" + tag + R"("})")
+                   : it % 3 == 2 ? invalidate(via, std::string(R"({"entity":")") + entity + R"(","tenant":")" + kOrg1 + R"("})")
+                                 : http_request(via.port(), "DELETE", t);
     if (inv.status != 200) {
       stop = true;
       for (auto& th : readers) th.join();
-      FAIL("the invalidation answered " << inv.status << ": " << inv.body);
+      // With both logs' ends: why Redis could not be reached, if it could not.
+      auto tail = [](const std::string& log) { return log.substr(log.size() > 3000 ? log.size() - 3000 : 0); };
+      FAIL("the invalidation answered " << inv.status << ": " << inv.body << "\nA: " << tail(a.log()) << "\nB: " << tail(b.log()));
     }
     auto returned = Clock::now();
     // Requests that arrive now, while the old fill is still in flight: in
@@ -301,4 +320,8 @@ TEST_CASE("an invalidation wins over a racing fill, across two processes, with L
 
 TEST_CASE("an invalidation wins over a racing fill, across two processes, read by batches filled by a batch form with L1 on") {
   race(true, true);
+}
+
+TEST_CASE("a tag invalidation wins over a racing fill, across two processes, by a param tag and by a column tag, with L1 on") {
+  race(true, false, true);
 }
