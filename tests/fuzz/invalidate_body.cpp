@@ -8,6 +8,7 @@
 #include "fixture.hpp"
 #include "sidecache/cache/notification.hpp"
 #include "sidecache/cache/l1.hpp"
+#include "sidecache/config/tag_template.hpp"
 #include "sidecache/http/router.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -19,11 +20,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!boost::json::parse(r.answer.body).as_object().contains("error")) __builtin_trap();
   } else if (r.invalidation.scope == sidecache::http::Invalidation::Scope::key && r.invalidation.request.key.empty()) {
     __builtin_trap();
+  } else if (r.invalidation.scope == sidecache::http::Invalidation::Scope::tag && !sidecache::config::valid_tag(r.invalidation.tag)) {
+    __builtin_trap();
   }
   std::string error;
   auto invs = sidecache::cache::invalidations_for(cfg, body, error);
-  for (const auto& i : invs)
-    if (!i.entity) __builtin_trap();
+  for (const auto& i : invs) {
+    if (!i.entity && i.scope != sidecache::http::Invalidation::Scope::tag) __builtin_trap();
+    if (i.scope == sidecache::http::Invalidation::Scope::tag && !sidecache::config::valid_tag(i.tag)) __builtin_trap();
+  }
   if (auto m = sidecache::cache::parse_l1_message(body)) {
     if (m->keys.empty()) __builtin_trap();
     for (auto k : m->keys)

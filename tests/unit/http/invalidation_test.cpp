@@ -117,3 +117,38 @@ TEST_CASE("POST /v1/invalidate: every malformed body is a 400 naming the problem
   }
   CHECK(http::route(cfg, "GET", "/v1/invalidate").answer.status == 405);
 }
+
+TEST_CASE("POST /v1/invalidate with a tag: per tenant, or alone for global entities' tags; every mistake names its field") {
+  auto cfg = make_config();
+  auto r = post(cfg, R"({"tenant":"11111111-1111-1111-1111-11111111111F","tag":"project:42"})");
+  REQUIRE(r.kind == Kind::invalidate);
+  CHECK(r.invalidation.scope == IScope::tag);
+  CHECK(r.invalidation.tenant == kOrg.substr(0, 35) + "f");  // normalised as a GET's tenant
+  CHECK(r.invalidation.tag == "project:42");
+  CHECK(r.invalidation.entity == nullptr);
+  auto field = [](const http::Route& x) { return std::string(json::parse(x.answer.body).at("field").as_string()); };
+  // No global entity has tags: a tag without a tenant is a mistake.
+  auto alone = post(cfg, R"({"tag":"project:42"})");
+  CHECK(alone.answer.status == 400);
+  CHECK(field(alone) == "tenant");
+  cfg.entities[1].tags.push_back({"flags", {{"flags", -1, ""}}});
+  auto global = post(cfg, R"({"tag":"flags"})");
+  REQUIRE(global.kind == Kind::invalidate);
+  CHECK(global.invalidation.tenant.empty());
+  for (auto [body, f] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"tenant":")" + kOrg + R"(","tag":"p","entity":"user"})", "entity"},
+           {R"({"tenant":")" + kOrg + R"(","tag":"p","params":{}})", "params"},
+           {R"({"tenant":")" + kOrg + R"(","tag":""})", "tag"},
+           {R"({"tenant":")" + kOrg + R"(","tag":7})", "tag"},
+           {R"({"tenant":")" + kOrg + R"(","tag":")" + std::string(257, 'x') + R"("})", "tag"},
+           {R"({"tenant":")" + kOrg + R"(","tag":"a\nb"})", "tag"},
+           {R"({"tenant":")" + kOrg + R"(","tag":"p","colour":1})", "colour"}}) {
+    INFO(body);
+    auto bad = post(cfg, body);
+    CHECK(bad.answer.status == 400);
+    CHECK(field(bad) == f);
+  }
+  auto bad_tenant = post(cfg, R"({"tenant":"acme","tag":"p"})");
+  CHECK(bad_tenant.answer.status == 400);
+  CHECK(json::parse(bad_tenant.answer.body).at("param").as_string() == "org_id");
+}
