@@ -379,6 +379,23 @@ row "sidecache L2 hit, audit.sample 0.001" "$(median "${AUD1[@]}")" "$AUD_P50" "
 for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 EXTRA_PIDS=()
 
+# Tags: the L2 hit of doc_tagged (a param tag and a column tag: one script
+# reads the value, its watermarks and its column tags' watermarks) against
+# doc's plain MGET, on the same daemon, ABBA pairs as above.
+TAG_T="/v1/entities/doc_tagged?org_id=$ORG&id=1"
+curl -fs "$BASE$TAG_T" >/dev/null
+declare -a TAG0=() TAG1=() TAG_RATIOS=()
+for pair in $(seq 1 "$AUD_PAIRS"); do
+  for t in $( (( pair % 2 )) && echo "$L2_T $TAG_T" || echo "$TAG_T $L2_T"); do
+    wrk_run "$BASE$t"
+    if [[ $t == "$L2_T" ]]; then TAG0+=("$WRK_RPS"); else TAG1+=("$WRK_RPS"); TAG_P50=$WRK_P50; TAG_P99=$WRK_P99; fi
+  done
+  TAG_RATIOS+=("$(ratio "${TAG0[-1]}" "${TAG1[-1]}")")
+done
+TAG_RATIO=$(median "${TAG_RATIOS[@]}")
+row "sidecache L2 hit with 2 tags (a param and a column tag)" "$(median "${TAG1[@]}")" "$TAG_P50" "$TAG_P99" \
+  "time per hit = $TAG_RATIO x the untagged hit's ($(median "${TAG0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${TAG_RATIOS[@]}"))"
+
 # Stampede: 1000 connections ask for one cold key of a 20 ms query at once.
 # STAMPEDES (5) runs, each on a key of its own; the median p99 is reported
 # (one run's p99 swings by 10 ms and more on this machine).
@@ -450,6 +467,7 @@ OUT="bench/results/$DATE.md"
   echo "- stampede: $QUERIES query per stampede; median p99 $(ratio "$ST_P99" 1000) ms against a ${QMS} ms query (target: 1 query, p99 <= query + 5 ms)"
   echo "- CPU per 1000 hits at $RATE req/s: L1 $L1_CPU s, L2 $L2_CPU s (target < 0.03)"
   echo "- L2 hit at audit.sample 0.001 / at 0 = $AUD_RATIO (target >= 0.97, within the noise)"
+  echo "- L2 hit with 2 tags, time / untagged hit's = $TAG_RATIO (target <= 1.2)"
   echo "- batch of 50 hits / 50 GET hits, per item: $(ratio "$BATCH_HIT_ITEMS" "$L2_RPS") (target >= 5)"
   echo "- batch of 50 misses (batch form) / 50 GET misses, per item: $(ratio "$BATCH_MISS_ITEMS" "$MISS_RPS")"
   echo "- quiet tenant's cold p99 under a noisy tenant: $FAIR_P99 ms with the fair queue (target <= 2 x the 20 ms query)"
