@@ -47,6 +47,7 @@ TEST_CASE("the Python and Node client examples read, batch-read, invalidate and 
     auto [rc, out] = run_client(d, {"python3", dir + "python/sidecache_client.py", kOrg1, uid});
     CHECK(rc == 0);
     check_output(out, "client");
+    CHECK(out.find(R"({"tag_invalidated": "tag"})") != std::string::npos);
   }
   s.sql("UPDATE users SET display_name = 'client-2' WHERE id = '" + uid + "'");
   {

@@ -133,8 +133,8 @@ func (c *Client) InvalidateKey(ctx context.Context, entity string, params url.Va
 	return c.call(ctx, http.MethodDelete, "/v1/entities/"+entity+"?"+params.Encode(), nil, &ignored)
 }
 
-// Invalidate takes {"tenant": ...}, {"entity": ...}, {"entity": ..., "tenant": ...}
-// or {"entity": ..., "params": {...}}.
+// Invalidate takes {"tenant": ...}, {"entity": ...}, {"entity": ..., "tenant": ...},
+// {"entity": ..., "params": {...}} or {"tenant": ..., "tag": "project:42"}.
 func (c *Client) Invalidate(ctx context.Context, body map[string]any) error {
 	var ignored map[string]any
 	return c.call(ctx, http.MethodPost, "/v1/invalidate", body, &ignored)

@@ -5,6 +5,7 @@
 //   const user = await sc.get("user", { org_id, user_id });   // object, or null when not found
 //   await sc.invalidateKey("user", { org_id, user_id });      // after you write the row
 //   await sc.invalidate({ tenant: org_id });                  // every entity of one tenant
+//   await sc.invalidate({ tenant: org_id, tag: "project:42" }); // everything tagged project:42
 //   const users = await sc.getMany(ids.map((user_id) => ["user", { org_id, user_id }]));  // one request
 //
 // Run it to read one user:  node sidecache-client.mjs ORG_ID USER_ID
@@ -68,8 +69,8 @@ export class Sidecache {
     return this.#call("DELETE", `/v1/entities/${entity}?${new URLSearchParams(params)}`);
   }
 
-  invalidate({ entity, tenant, params } = {}) {
-    return this.#call("POST", "/v1/invalidate", { entity, tenant, params });
+  invalidate({ entity, tenant, params, tag } = {}) {
+    return this.#call("POST", "/v1/invalidate", { entity, tenant, params, tag });
   }
 }
 

@@ -78,8 +78,9 @@ class Sidecache:
     def invalidate_key(self, entity, **params):
         return self._call("DELETE", f"/v1/entities/{entity}?{urllib.parse.urlencode(params)}")
 
-    def invalidate(self, entity=None, tenant=None, params=None):
-        body = {k: v for k, v in (("entity", entity), ("tenant", tenant), ("params", params)) if v is not None}
+    def invalidate(self, entity=None, tenant=None, params=None, tag=None):
+        body = {k: v for k, v in (("entity", entity), ("tenant", tenant), ("params", params), ("tag", tag))
+                if v is not None}
         return self._call("POST", "/v1/invalidate", body)
 
 
@@ -97,3 +98,5 @@ if __name__ == "__main__":
     except SidecacheError as e:
         print(json.dumps({"rejected_param": e.param}))
     print(json.dumps({"batch_user": both[0], "batch_rejected_param": both[1].param}))
+    # Everything of the org tagged project:42 (the example entities' tag).
+    print(json.dumps({"tag_invalidated": sc.invalidate(tenant=sys.argv[1], tag="project:42")["invalidated"]}))
