@@ -127,17 +127,34 @@ net::awaitable<redis::Reply> RedisStore::join(SharedLookup& l) {
 
 net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<std::vector<std::string>>& sets,
                                                             std::uint64_t now_us, const std::vector<bool>& column_tags) {
+  // Each key once: a batch's items of one tenant and entity share their
+  // watermarks, so 50 items are ~53 keys, not 200. at[k]: where the k-th
+  // key of the sets (in order) is in `all`; uses[u]: how many want all[u].
   std::vector<std::string> all;
+  std::vector<std::size_t> at_of;
+  std::vector<unsigned> uses;
+  {
+    std::unordered_map<std::string_view, std::size_t> index;
+    for (const auto& keys : sets)
+      for (const auto& k : keys) {
+        auto [it, fresh] = index.emplace(k, all.size());
+        if (fresh) {
+          all.push_back(k);
+          uses.push_back(0);
+        }
+        ++uses[it->second];
+        at_of.push_back(it->second);
+      }
+  }
   // With column tags, one script: the MGET, then each tagged set's tag
   // watermarks (positions of their value keys in ARGV).
   std::vector<std::string> tagged_at;
   std::vector<std::size_t> marks_of(sets.size(), SIZE_MAX);
-  for (std::size_t i = 0; i < sets.size(); ++i) {
+  for (std::size_t i = 0, first = 0; i < sets.size(); first += sets[i].size(), ++i) {
     if (i < column_tags.size() && column_tags[i]) {
       marks_of[i] = tagged_at.size();
-      tagged_at.push_back(std::to_string(all.size() + 1));
+      tagged_at.push_back(std::to_string(at_of[first] + 1));
     }
-    all.insert(all.end(), sets[i].begin(), sets[i].end());
   }
   redis::Reply r;
   if (tagged_at.empty()) {
@@ -158,7 +175,12 @@ net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<st
     if (whole) {
       one.status = redis::Reply::Status::ok;
       one.elements.reserve(keys.size());
-      for (std::size_t i = 0; i < keys.size(); ++i) one.elements.push_back(std::move(r.elements[at + i]));
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        // The last set that wants a reply takes it; the others copy it.
+        std::size_t u = at_of[at + i];
+        if (--uses[u] == 0) one.elements.push_back(std::move(r.elements[u]));
+        else one.elements.push_back(r.elements[u]);
+      }
       // As mget(keys, kValueHeaderSize) would have split it.
       redis::Reply& v = one.elements[0];
       if (v.is_value() && v.value.size() >= kValueHeaderSize) {
@@ -177,20 +199,46 @@ net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<st
   co_return out;
 }
 
+net::awaitable<Lookup> RedisStore::lookup_tagged(const std::vector<std::string>& keys, std::uint64_t now_us) {
+  // The column tags this key's value named when this worker last read it:
+  // read their watermarks in the same MGET. The answer stands if the value
+  // still names exactly those (the MGET is atomic); else the script.
+  if (auto hint = tag_hints_.find(keys.front()); hint != tag_hints_.end()) {
+    std::vector<std::string> with(keys);
+    with.insert(with.end(), hint->second.begin(), hint->second.end());
+    redis::Reply r = co_await guarded_mget(with, kValueHeaderSize);
+    if (r.failed() || r.elements.size() != with.size()) co_return interpret(std::move(r), keys.size(), now_us);
+    redis::Reply marks;
+    marks.status = redis::Reply::Status::ok;
+    for (std::size_t i = keys.size(); i < with.size(); ++i) marks.elements.push_back(std::move(r.elements[i]));
+    r.elements.resize(keys.size());
+    const redis::Reply& v = r.elements.front();
+    auto h = v.is_value() ? decode_header({v.head.data(), v.head_len}) : std::nullopt;
+    Lookup out = interpret(std::move(r), keys.size(), now_us, &marks);
+    // (The hint may have been replaced while this read was in flight.)
+    hint = tag_hints_.find(keys.front());
+    if (!h || !h->tagged() || (hint != tag_hints_.end() && out.tag_keys == hint->second)) co_return out;
+  }
+  // One script: the MGET and the value's own tag watermarks (not shared
+  // with plain lookups: another command).
+  std::vector<std::string_view> none;
+  redis::Reply r = co_await guarded_eval(scripts::kLookupTagged, keys, none, kValueHeaderSize);
+  redis::Reply marks;
+  if (!r.failed() && r.elements.size() == keys.size() + 1) {
+    marks = std::move(r.elements.back());
+    r.elements.pop_back();
+  }
+  Lookup out = interpret(std::move(r), keys.size(), now_us, &marks);
+  if (!out.tag_keys.empty()) {
+    if (tag_hints_.size() >= kMaxTagHints) tag_hints_.clear();
+    tag_hints_[keys.front()] = out.tag_keys;
+  }
+  co_return out;
+}
+
 net::awaitable<Lookup> RedisStore::lookup(const std::vector<std::string>& keys, std::uint64_t now_us,
                                           bool column_tags) {
-  if (column_tags) {
-    // One script: the MGET and the value's own tag watermarks (not shared
-    // with plain lookups: another command).
-    std::vector<std::string_view> none;
-    redis::Reply r = co_await guarded_eval(scripts::kLookupTagged, keys, none, kValueHeaderSize);
-    redis::Reply marks;
-    if (!r.failed() && r.elements.size() == keys.size() + 1) {
-      marks = std::move(r.elements.back());
-      r.elements.pop_back();
-    }
-    co_return interpret(std::move(r), keys.size(), now_us, &marks);
-  }
+  if (column_tags) co_return co_await lookup_tagged(keys, now_us);
   if (auto it = pending_lookups_.find(keys.front());
       it != pending_lookups_.end() && it->second->writes == conn_->writes() && *it->second->keys == keys) {
     redis::Reply shared = co_await join(*it->second);

@@ -196,3 +196,52 @@ TEST_CASE("store: invalidations carry the primary's WAL position, a fill's begin
   CHECK(later.lookup.floor_lsn == 0x300000000001);
   CHECK(run(f, f.store->commit(f.keys, lease, "tok", later.start_us, 60'000'000, bytes, 60000)) == cache::Commit::stored);
 }
+
+TEST_CASE("store: a value with column tags is judged by the watermarks it names, in one round trip, and a tag hint "
+          "from an earlier read never judges a value that names other tags") {
+  Fixture f("tags");
+  const std::string lease = f.keys[0] + ":lease", tag_a = f.keys[0] + ":tagA", tag_b = f.keys[0] + ":tagB";
+  Services::get().redis_cli("DEL " + tag_a + " " + tag_b);
+  // Stores `body` carrying the tag watermark `tag`, as a fill would.
+  auto fill = [&](const std::string& body, const std::string& tag) {
+    cache::Begin b = run(f, f.store->begin_fill(f.keys, lease, "tok", 1000, unix_us()));
+    REQUIRE(b.ok);
+    cache::ValueHeader h;
+    h.created_us = b.start_us;
+    h.soft_expiry_us = unix_us() + 60'000'000;
+    std::vector<std::string> tags(1, tag), with(f.keys);
+    with.push_back(tag);
+    std::string bytes = cache::encode_value(h, body, tags);
+    REQUIRE(run(f, f.store->commit(with, lease, "tok", b.start_us, 60'000'000, bytes, 60000)) == cache::Commit::stored);
+  };
+  auto look = [&] { return run(f, f.store->lookup(f.keys, unix_us(), true)); };
+  auto raise = [&](const std::string& tag) {
+    std::vector<std::string> wm(1, tag);
+    REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0)));
+  };
+
+  fill("{\"v\":1}", tag_a);
+  cache::Lookup first = look();  // by the script
+  REQUIRE(first.status == cache::Lookup::Status::fresh);
+  CHECK(first.body == "{\"v\":1}");
+  CHECK(first.tag_keys == std::vector<std::string>{tag_a});
+  CHECK(look().status == cache::Lookup::Status::fresh);  // by the MGET with the hint
+  // Read without its tags (an entity without column tags), it is a miss.
+  CHECK(run(f, f.store->lookup(f.keys, unix_us(), false)).status == cache::Lookup::Status::miss);
+  raise(tag_a);
+  CHECK(look().status == cache::Lookup::Status::miss);
+
+  // A new fill names tag B; the hint still says A. B is invalidated before
+  // any read: the read must see it.
+  fill("{\"v\":2}", tag_b);
+  raise(tag_b);
+  CHECK(look().status == cache::Lookup::Status::miss);
+  std::vector<std::vector<std::string>> sets(1, f.keys);
+  std::vector<bool> tagged(1, true);
+  CHECK(run(f, f.store->lookup_many(sets, unix_us(), tagged)).at(0).status == cache::Lookup::Status::miss);
+  fill("{\"v\":3}", tag_b);
+  cache::Lookup third = look();
+  REQUIRE(third.status == cache::Lookup::Status::fresh);
+  CHECK(third.body == "{\"v\":3}");
+  CHECK(run(f, f.store->lookup_many(sets, unix_us(), tagged)).at(0).body == "{\"v\":3}");
+}

@@ -81,6 +81,14 @@ class RedisStore final : public Store {
   };
   net::awaitable<redis::Reply> join(SharedLookup& l);
 
+  // A lookup of an entity with column tags: one MGET with the tags the
+  // value named last time (tag_hints_), or the script.
+  net::awaitable<Lookup> lookup_tagged(const std::vector<std::string>& keys, std::uint64_t now_us);
+  // Value key -> the column tags' watermark keys its value named when this
+  // worker last read it by script. Bounded: cleared when full.
+  static constexpr std::size_t kMaxTagHints = 16384;
+  std::unordered_map<std::string, std::vector<std::string>> tag_hints_;  // this worker's only: no lock
+
   std::shared_ptr<redis::Connection> conn_;
   std::unordered_map<std::string_view, SharedLookup*> pending_lookups_;  // this worker's only: no lock
   redis::CircuitBreaker* breaker_;

@@ -51,7 +51,7 @@ std::string refusal(const config::Entity& e, const std::string& text, TagSource 
 
 }  // namespace
 
-TEST_CASE("tag templates: params, result columns and literals; every mistake is refused with a fix") {
+TEST_CASE("tag templates: params, result columns and literals, and every mistake is refused with a fix") {
   auto e = task();
   auto p = must(e, "task:{task_id}");
   REQUIRE(p.parts.size() == 2);
@@ -136,7 +136,7 @@ TEST_CASE("a tagged value carries its column tags after the body, and they come 
   }
 }
 
-TEST_CASE("invalidate_on tags: a written row invalidates its tags in its tenant, old and new image; a NULL column names none") {
+TEST_CASE("invalidate_on tags: a written row invalidates its tags in its tenant, old and new image, and a NULL column names none") {
   config::Config c;
   c.key_prefix = "sc:";
   auto list = test::make_entity("project_tasks", Scope::tenant, {{"project_id", ParamType::integer}});

@@ -118,7 +118,7 @@ TEST_CASE("POST /v1/invalidate: every malformed body is a 400 naming the problem
   CHECK(http::route(cfg, "GET", "/v1/invalidate").answer.status == 405);
 }
 
-TEST_CASE("POST /v1/invalidate with a tag: per tenant, or alone for global entities' tags; every mistake names its field") {
+TEST_CASE("POST /v1/invalidate with a tag: per tenant, or alone for global entities' tags, and every mistake names its field") {
   auto cfg = make_config();
   auto r = post(cfg, R"({"tenant":"11111111-1111-1111-1111-11111111111F","tag":"project:42"})");
   REQUIRE(r.kind == Kind::invalidate);
