@@ -172,18 +172,24 @@ long most_running(const Daemon& d, const std::string& entity, int clients, std::
   return most;
 }
 
-}  // namespace
-
-TEST_CASE("an entity's own tenants.max_concurrent_fills caps one tenant's fills below the pool and the global cap") {
-  Services& s = Services::get();
-  s.sql("CREATE SEQUENCE IF NOT EXISTS fair_order");
+// A daemon with a pool of kPool, the counting entities `entities` and the
+// main file's `tenants` section.
+Daemon::Options counting_daemon(std::vector<std::pair<std::string, std::string>> entities, const std::string& tenants) {
+  Services::get().sql("CREATE SEQUENCE IF NOT EXISTS fair_order");
   Daemon::Options o;
   o.pool_size = kPool;
   o.statement_timeout = "10s";
-  o.extra_entities = {{"capped_one.yaml", counting_entity("capped_one", "tenants:\n  max_concurrent_fills: 1\n")},
-                      {"capped_global.yaml", counting_entity("capped_global", "")}};
-  o.extra_main = "tenants:\n  max_concurrent_fills: " + std::to_string(kPool) + "\n";
-  Daemon d(o);
+  o.extra_entities = std::move(entities);
+  o.extra_main = "tenants:\n" + tenants;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("an entity's own tenants.max_concurrent_fills caps one tenant's fills below the pool and the global cap") {
+  Daemon d(counting_daemon({{"capped_one.yaml", counting_entity("capped_one", "tenants:\n  max_concurrent_fills: 1\n")},
+                            {"capped_global.yaml", counting_entity("capped_global", "")}},
+                           "  max_concurrent_fills: " + std::to_string(kPool) + "\n"));
   std::map<int, int> one_status, global_status;
   long one = most_running(d, "capped_one", 6, one_status);
   long global = most_running(d, "capped_global", 6, global_status);
@@ -199,14 +205,8 @@ TEST_CASE("an entity's own tenants.max_concurrent_fills caps one tenant's fills 
 }
 
 TEST_CASE("tenant limits apply after singleflight: 200 concurrent reads of one cold key under a cap of 1 and a queue of 1 are one fill, all 200") {
-  Services& s = Services::get();
-  s.sql("CREATE SEQUENCE IF NOT EXISTS fair_order");
-  Daemon::Options o;
-  o.pool_size = kPool;
-  o.statement_timeout = "10s";
-  o.extra_entities = {{"capped_key.yaml", counting_entity("capped_key", "")}};
-  o.extra_main = "tenants:\n  max_concurrent_fills: 1\n  max_queued_fills: 1\n";
-  Daemon d(o);
+  Daemon d(counting_daemon({{"capped_key.yaml", counting_entity("capped_key", "")}},
+                           "  max_concurrent_fills: 1\n  max_queued_fills: 1\n"));
   std::mutex mu;
   std::map<int, int> status;
   std::set<long> seqs;
