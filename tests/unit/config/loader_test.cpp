@@ -98,11 +98,20 @@ TEST_CASE("the documented example loads") {
 
 TEST_CASE("the repository's example config loads") {
   Config c = load(SIDECACHE_SOURCE_DIR "/config/examples/sidecache.yaml", no_env());
-  CHECK(c.entities.size() == 5);
+  CHECK(c.entities.size() == 7);
   const Entity* flags = c.find_entity("feature_flags");
   REQUIRE(flags);
   CHECK(flags->scope == Scope::global);
   CHECK(flags->params.empty());
+  // The tag examples: a param tag on the list, a column tag on the task.
+  const Entity* list = c.find_entity("project_tasks");
+  const Entity* task = c.find_entity("task");
+  REQUIRE(list);
+  REQUIRE(task);
+  CHECK(list->tags.at(0).text == "project:{project_id}");
+  CHECK(!list->column_tags());
+  CHECK(task->column_tags());
+  CHECK(task->invalidate_on.at(1).tags.at(0).text == "project:{project_id}");
 }
 
 TEST_CASE("environment variables override the main file") {
