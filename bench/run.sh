@@ -47,7 +47,10 @@ source "$WORK/svc/env"
 scripts/services.sh psql "$WORK/svc" -q -f bench/schema.sql >/dev/null
 R=(redis-cli -p "$SC_REDIS_PORT")
 
-free_port() { while :; do p=$((20000 + RANDOM % 40000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
+# Below the kernel's ephemeral range (32768-60999 on Linux by default): a
+# port from inside it can be taken by an outgoing connection (wrk, curl,
+# Redis clients) between this check and the daemon's bind.
+free_port() { while :; do p=$((10000 + RANDOM % 22000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
 SC_PORT=$(free_port)
 NGINX_PORT=$(free_port)
 WORKERS=2
@@ -288,6 +291,11 @@ extra_sidecache() {  # name, postgres settings[, more YAML] -> sets EXTRA_BASE
   EXTRA_PIDS+=($!)
   EXTRA_BASE="http://127.0.0.1:$port"
   for _ in $(seq 1 200); do curl -fs "$EXTRA_BASE/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+  if ! curl -fs "$EXTRA_BASE/healthz" >/dev/null 2>&1; then
+    echo "bench: the extra sidecache '$1' does not answer /healthz; its log ends:" >&2
+    tail -20 "$WORK/$1.log" >&2
+    exit 1
+  fi
 }
 extra_sidecache pgb "dsn: \"$PGB_DSN\", prepared: off, listen_dsn: \"$SIDECACHE_POSTGRES_DSN\""
 wrk_run "$EXTRA_BASE/" "$WORK/miss.lua"
