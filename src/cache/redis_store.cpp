@@ -204,8 +204,11 @@ net::awaitable<Lookup> RedisStore::lookup_tagged(const std::vector<std::string>&
   // read their watermarks in the same MGET. The answer stands if the value
   // still names exactly those (the MGET is atomic); else the script.
   if (auto hint = tag_hints_.find(keys.front()); hint != tag_hints_.end()) {
+    // The keys this read judges by: the hint may be replaced while it is in
+    // flight, and only these were read with the value.
+    const std::vector<std::string> hinted = hint->second;
     std::vector<std::string> with(keys);
-    with.insert(with.end(), hint->second.begin(), hint->second.end());
+    with.insert(with.end(), hinted.begin(), hinted.end());
     redis::Reply r = co_await guarded_mget(with, kValueHeaderSize);
     if (r.failed() || r.elements.size() != with.size()) co_return interpret(std::move(r), keys.size(), now_us);
     redis::Reply marks;
@@ -215,9 +218,7 @@ net::awaitable<Lookup> RedisStore::lookup_tagged(const std::vector<std::string>&
     const redis::Reply& v = r.elements.front();
     auto h = v.is_value() ? decode_header({v.head.data(), v.head_len}) : std::nullopt;
     Lookup out = interpret(std::move(r), keys.size(), now_us, &marks);
-    // (The hint may have been replaced while this read was in flight.)
-    hint = tag_hints_.find(keys.front());
-    if (!h || !h->tagged() || (hint != tag_hints_.end() && out.tag_keys == hint->second)) co_return out;
+    if (!h || !h->tagged() || out.tag_keys == hinted) co_return out;
   }
   // One script: the MGET and the value's own tag watermarks (not shared
   // with plain lookups: another command).
