@@ -33,13 +33,8 @@ const char* const kTagMarks =
 
 const redis::Script kLookupTagged(std::string(kTagMarks) +
                                   "local r = redis.call('MGET', unpack(KEYS))\n"
-                                  "r[#KEYS + 1] = tag_marks(r[1])\n"
+                                  "for i = 1, #ARGV do r[#KEYS + i] = tag_marks(r[tonumber(ARGV[i])]) end\n"
                                   "return r\n");
-
-const redis::Script kLookupManyTagged(std::string(kTagMarks) +
-                                      "local r = redis.call('MGET', unpack(KEYS))\n"
-                                      "for i = 1, #ARGV do r[#KEYS + i] = tag_marks(r[tonumber(ARGV[i])]) end\n"
-                                      "return r\n");
 
 // KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
 // Returns MGET(value, watermarks), then now, then 1 if the lease was taken.

@@ -5,12 +5,10 @@
 
 namespace sidecache::cache::scripts {
 
-// MGET(KEYS), then the tag watermarks the value (KEYS[1]) names, as one
-// more element: an array, empty for an untagged value.
+// MGET(KEYS), then per ARGV[i] (the position in KEYS of a value key of an
+// entity with column tags) the tag watermarks that value names, as element
+// #KEYS + i: an array, empty for an untagged value. One lookup passes "1".
 extern const redis::Script kLookupTagged;
-// MGET(KEYS), then per ARGV[i] (the position in KEYS of a tagged entity's
-// value key) the tag watermarks that value names, as element #KEYS + i.
-extern const redis::Script kLookupManyTagged;
 // KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
 // Returns MGET(value, watermarks), then now, then 1 if the lease was taken,
 // then the value's tag watermarks (an array).

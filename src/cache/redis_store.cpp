@@ -162,7 +162,7 @@ net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<st
     r = std::move(got);
   } else {
     std::vector<std::string_view> args(tagged_at.begin(), tagged_at.end());
-    redis::Reply got = co_await guarded_eval(scripts::kLookupManyTagged, all, args, 0);
+    redis::Reply got = co_await guarded_eval(scripts::kLookupTagged, all, args, 0);
     r = std::move(got);
   }
   std::vector<Lookup> out;
@@ -221,9 +221,9 @@ net::awaitable<Lookup> RedisStore::lookup_tagged(const std::vector<std::string>&
     if (!h || !h->tagged() || out.tag_keys == hinted) co_return out;
   }
   // One script: the MGET and the value's own tag watermarks (not shared
-  // with plain lookups: another command).
-  std::vector<std::string_view> none;
-  redis::Reply r = co_await guarded_eval(scripts::kLookupTagged, keys, none, kValueHeaderSize);
+  // with plain lookups: another command). ARGV: the value key's position.
+  std::vector<std::string_view> value_at(1, "1");
+  redis::Reply r = co_await guarded_eval(scripts::kLookupTagged, keys, value_at, kValueHeaderSize);
   redis::Reply marks;
   if (!r.failed() && r.elements.size() == keys.size() + 1) {
     marks = std::move(r.elements.back());
@@ -291,8 +291,7 @@ net::awaitable<Begin> RedisStore::begin_fill(const std::vector<std::string>& key
   b.ok = true;
   b.leased = r.elements[keys.size() + 1].integer == 1;
   b.start_us = parse_us(r.elements[keys.size()].value);
-  redis::Reply marks;
-  if (r.elements.size() == keys.size() + 3) marks = std::move(r.elements.back());
+  redis::Reply marks = std::move(r.elements.back());
   r.elements.resize(keys.size());
   b.lookup = interpret(std::move(r), keys.size(), now_us, &marks);
   co_return b;
