@@ -13,30 +13,27 @@ using Scope = Invalidation::Scope;
 
 namespace {
 
-// null, a fraction, an object: not a key value.
-std::optional<std::string> text_of(const json::value* v) { return column_text(v); }
-
 bool table_matches(const std::string& rule, const std::string& schema, const std::string& table) {
   return rule == table || rule == schema + "." + table;
 }
 
 Invalidation whole(const config::Entity& e) { return whole_entity(e); }
 
+// Whose row it is, for a rule of entity `e`: "" for a global entity, nullopt
+// when its tenant column is missing or not a valid tenant.
+std::optional<std::string> row_tenant(const config::Entity& e, const config::InvalidateOn& rule, const json::object& row) {
+  if (e.scope != config::Scope::tenant) return std::string();
+  auto raw = column_text(row.if_contains(rule.tenant_column));
+  std::string why;
+  return raw ? normalize(e.params.at(0), *raw, why) : std::nullopt;
+}
+
 // The tag invalidations a rule with tags makes for one image of a row: each
 // tag rendered from the row's columns, in the row's tenant. A tag whose
-// column is NULL names nothing (no value carries such a tag). If the
-// tenant cannot be told, the whole entity, every tenant.
-std::vector<Invalidation> tags_for_row(const config::Entity& e, const config::InvalidateOn& rule, const json::object& row) {
+// column is NULL names nothing (no value carries such a tag).
+std::vector<Invalidation> tags_for_row(const config::InvalidateOn& rule, const json::object& row, const std::string& tenant) {
   std::vector<Invalidation> out;
-  std::string tenant;
-  if (e.scope == config::Scope::tenant) {
-    auto raw = text_of(row.if_contains(rule.tenant_column));
-    std::string why;
-    auto t = raw ? normalize(e.params.at(0), *raw, why) : std::nullopt;
-    if (!t) return {whole(e)};
-    tenant = *t;
-  }
-  auto column = [&](std::string_view name) { return text_of(row.if_contains(name)); };
+  auto column = [&](std::string_view name) { return column_text(row.if_contains(name)); };
   for (const auto& t : rule.tags) {
     auto tag = render_tag(t, {}, column);
     if (!tag) continue;
@@ -49,16 +46,10 @@ std::vector<Invalidation> tags_for_row(const config::Entity& e, const config::In
   return out;
 }
 
+// The invalidation a rule without tags makes for one image of a row of
+// `tenant`: the key its mapped columns name, else the entity for the tenant.
 Invalidation for_row(const config::Config& cfg, const config::Entity& e, const config::InvalidateOn& rule,
-                           const json::object& row) {
-  std::string tenant;
-  if (e.scope == config::Scope::tenant) {
-    auto raw = text_of(row.if_contains(rule.tenant_column));
-    std::string why;
-    auto t = raw ? normalize(e.params.at(0), *raw, why) : std::nullopt;
-    if (!t) return whole(e);  // cannot tell whose row it is: every tenant
-    tenant = *t;
-  }
+                     const json::object& row, const std::string& tenant) {
   Invalidation inv;
   inv.entity = &e;
   inv.tenant = tenant;
@@ -70,7 +61,7 @@ Invalidation for_row(const config::Config& cfg, const config::Entity& e, const c
     if (p.is_tenant) continue;
     auto it = std::find_if(rule.params.begin(), rule.params.end(), [&](const auto& m) { return m.first == p.name; });
     if (it == rule.params.end()) return inv;
-    auto raw = text_of(row.if_contains(it->second));
+    auto raw = column_text(row.if_contains(it->second));
     std::string why;
     auto v = raw ? normalize(p, *raw, why) : std::nullopt;
     if (!v) return inv;
@@ -102,13 +93,13 @@ std::vector<Invalidation> invalidations_for(const config::Config& cfg, std::stri
     return out;
   }
   const json::object& o = v.as_object();
-  auto table = text_of(o.if_contains("table"));
-  auto op = text_of(o.if_contains("op"));
+  auto table = column_text(o.if_contains("table"));
+  auto op = column_text(o.if_contains("op"));
   if (!table || !op) {
     error = "payload has no table or op";
     return out;
   }
-  std::string schema = text_of(o.if_contains("schema")).value_or("public");
+  std::string schema = column_text(o.if_contains("schema")).value_or("public");
   std::set<std::string> seen;
   auto add = [&](Invalidation inv) {
     std::string id = std::string(to_string(inv.scope)) + '\0' + (inv.entity ? inv.entity->name : "") + '\0' + inv.tenant +
@@ -127,9 +118,12 @@ std::vector<Invalidation> invalidations_for(const config::Config& cfg, std::stri
         const json::value* row = o.if_contains(image);
         if (!row || !row->is_object()) continue;
         any = true;
-        if (rule.tags.empty()) add(for_row(cfg, e, rule, row->as_object()));
+        const json::object& image_row = row->as_object();
+        auto tenant = row_tenant(e, rule, image_row);
+        if (!tenant) add(whole(e));  // cannot tell whose row it is: every tenant
+        else if (rule.tags.empty()) add(for_row(cfg, e, rule, image_row, *tenant));
         else
-          for (auto& inv : tags_for_row(e, rule, row->as_object())) add(std::move(inv));
+          for (auto& inv : tags_for_row(rule, image_row, *tenant)) add(std::move(inv));
       }
       if (!any) add(whole(e));
     }
