@@ -136,6 +136,21 @@ using detail::param_error;
 
 namespace {
 
+// The tenant of an invalidation body, normalised as a GET's: a string or an
+// integer (else bad_field), valid for the tenant type (else bad_param).
+std::optional<std::string> tenant_of(const config::Config& cfg, const json::value& v, Answer& error) {
+  auto s = detail::scalar_text(v);
+  if (!s) {
+    error = bad_request("bad_field", "'tenant' must be a string or an integer", {{"field", "tenant"}});
+    return std::nullopt;
+  }
+  config::ParamSpec spec{cfg.tenant.param, cfg.tenant.type, 256, true};
+  std::string why;
+  auto t = cache::normalize(spec, *s, why);
+  if (!t) error = bad_request("bad_param", "tenant " + why, {{"param", cfg.tenant.param}});
+  return t;
+}
+
 // {"tenant": …, "tag": …}, or {"tag": …} for global entities' tags.
 Route parse_tag_invalidation(const config::Config& cfg, const json::object& o, Route& r) {
   if (o.contains("entity") || o.contains("params")) {
@@ -153,15 +168,8 @@ Route parse_tag_invalidation(const config::Config& cfg, const json::object& o, R
   }
   std::string tenant;
   if (auto it = o.find("tenant"); it != o.end()) {
-    auto s = detail::scalar_text(it->value());
-    config::ParamSpec spec{cfg.tenant.param, cfg.tenant.type, 256, true};
-    std::string why;
-    auto t = s ? cache::normalize(spec, *s, why) : std::nullopt;
-    if (!t) {
-      r.answer = bad_request("bad_param", s ? "tenant " + why : "'tenant' must be a string or an integer",
-                             {{"param", cfg.tenant.param}});
-      return r;
-    }
+    auto t = tenant_of(cfg, it->value(), r.answer);
+    if (!t) return r;
     tenant = std::move(*t);
   } else {
     bool global_tags = std::any_of(cfg.entities.begin(), cfg.entities.end(), [](const config::Entity& e) {
@@ -212,7 +220,7 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
   }
   auto params_it = o.find("params");
   auto tenant_it = o.find("tenant");
-  if (auto tag_it = o.find("tag"); tag_it != o.end()) return parse_tag_invalidation(cfg, o, r);
+  if (o.contains("tag")) return parse_tag_invalidation(cfg, o, r);
   if (params_it != o.end()) {
     if (!entity) { r.answer = bad_request("missing_field", "'params' needs 'entity'", {{"field", "entity"}}); return r; }
     if (tenant_it != o.end()) {
@@ -243,23 +251,13 @@ Route parse_invalidation(const config::Config& cfg, std::string_view body) {
     return r;
   }
   if (tenant_it != o.end()) {
-    auto s = scalar(tenant_it->value());
-    if (!s) {
-      r.answer = bad_request("bad_field", "'tenant' must be a string or an integer", {{"field", "tenant"}});
-      return r;
-    }
     if (entity && entity->scope == config::Scope::global) {
       r.answer = bad_request("bad_field", "entity '" + entity->name + "' is global: it has no tenant; drop 'tenant'",
                              {{"field", "tenant"}});
       return r;
     }
-    config::ParamSpec spec{cfg.tenant.param, cfg.tenant.type, 256, true};
-    std::string why;
-    auto t = cache::normalize(spec, *s, why);
-    if (!t) {
-      r.answer = bad_request("bad_param", "tenant " + why, {{"param", cfg.tenant.param}});
-      return r;
-    }
+    auto t = tenant_of(cfg, tenant_it->value(), r.answer);
+    if (!t) return r;
     r.kind = Route::Kind::invalidate;
     r.invalidation.scope = entity ? Invalidation::Scope::entity : Invalidation::Scope::tenant;
     r.invalidation.entity = entity;

@@ -142,7 +142,8 @@ TEST_CASE("POST /v1/invalidate with a tag: per tenant, or alone for global entit
            {R"({"tenant":")" + kOrg + R"(","tag":7})", "tag"},
            {R"({"tenant":")" + kOrg + R"(","tag":")" + std::string(257, 'x') + R"("})", "tag"},
            {R"({"tenant":")" + kOrg + R"(","tag":"a\nb"})", "tag"},
-           {R"({"tenant":")" + kOrg + R"(","tag":"p","colour":1})", "colour"}}) {
+           {R"({"tenant":")" + kOrg + R"(","tag":"p","colour":1})", "colour"},
+           {R"({"tenant":[1],"tag":"p"})", "tenant"}}) {
     INFO(body);
     auto bad = post(cfg, body);
     CHECK(bad.answer.status == 400);
