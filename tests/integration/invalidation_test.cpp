@@ -149,31 +149,24 @@ namespace {
 // invalidation's answer may still be served the old row from L1.
 constexpr auto kL1Propagation = std::chrono::milliseconds(200);
 
+// The race's slow read of one user (300 ms), as an entity named `name`
+// with more YAML after its SQL.
+const std::string kSlowSelect =
+    "SELECT id, email, display_name, (SELECT true FROM pg_sleep(0.3)) AS slow FROM users WHERE org_id = :org_id AND id";
+std::string slow_user(const std::string& name, const std::string& more) {
+  return "name: " + name + "\nscope: tenant\nparams:\n  user_id: uuid\nresult: row\nsql: " + kSlowSelect +
+         " = :user_id\n" + more;
+}
+
 // The race's readers GET the key, or (batch) read it with POST /v1/batch
 // next to a second cold key of the same org, through an entity whose batch
 // form fills both with one 300 ms query.
-const char* kSlowBatchUser = R"(name: slow_batch_user
-scope: tenant
-params:
-  user_id: uuid
-result: row
-sql: SELECT id, email, display_name, (SELECT true FROM pg_sleep(0.3)) AS slow FROM users WHERE org_id = :org_id AND id = :user_id
-batch:
-  param: user_id
-  sql: SELECT id, email, display_name, (SELECT true FROM pg_sleep(0.3)) AS slow FROM users WHERE org_id = :org_id AND id = ANY(:user_id)
-  key_column: id
-)";
+const std::string kSlowBatchUser =
+    slow_user("slow_batch_user", "batch:\n  param: user_id\n  sql: " + kSlowSelect + " = ANY(:user_id)\n  key_column: id\n");
 
 // The race by tags: the same slow read, tagged by a param and by a result
 // column; the writer invalidates by one tag or the other.
-const char* kSlowTaggedUser = R"(name: slow_tagged_user
-scope: tenant
-params:
-  user_id: uuid
-result: row
-sql: SELECT id, email, display_name, (SELECT true FROM pg_sleep(0.3)) AS slow FROM users WHERE org_id = :org_id AND id = :user_id
-tags: ["user:{user_id}", "mail:{row.email}"]
-)";
+const std::string kSlowTaggedUser = slow_user("slow_tagged_user", "tags: [\"user:{user_id}\", \"mail:{row.email}\"]\n");
 
 void race(bool l1, bool batch = false, bool tags = false) {
   Services& s = Services::get();

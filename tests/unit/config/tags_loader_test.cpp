@@ -2,21 +2,13 @@
 // how each mistake is refused (file, line, a fix).
 #include <catch2/catch.hpp>
 
-#include "../temp_dir.hpp"
-#include "sidecache/config/config.hpp"
+#include "loader_fixture.hpp"
 
 using namespace sidecache::config;
 using sidecache::test::TempDir;
+using namespace sidecache::test::loader;
 
 namespace {
-
-const char* kMain = R"(listen: 127.0.0.1:7070
-key_prefix: "sc:"
-tenant: { param: org_id, type: uuid }
-redis: { url: "redis://127.0.0.1:6379/0" }
-postgres: { dsn: "host=127.0.0.1 port=5432 dbname=app user=app" }
-entities_dir: entities
-)";
 
 const std::string kTask = R"(name: task
 scope: tenant
@@ -26,23 +18,13 @@ result: row
 sql: SELECT id, project_id FROM tasks WHERE org_id = :org_id AND id = :task_id
 )";
 
-std::vector<Problem> problems_of(const TempDir& d) {
-  try {
-    load((d.path() / "sidecache.yaml").string(), [](const std::string&) { return std::optional<std::string>(); });
-    return {};
-  } catch (const LoadError& e) {
-    return e.problems();
-  }
-}
-
 }  // namespace
 
 TEST_CASE("tags load from an entity file and its invalidate_on rules, and take part in the key's shape") {
   TempDir d;
   d.write("sidecache.yaml", kMain);
   d.write("entities/task.yaml", kTask);
-  auto env = [](const std::string&) { return std::optional<std::string>(); };
-  std::string untagged = load((d.path() / "sidecache.yaml").string(), env).find_entity("task")->shape_hash;
+  std::string untagged = load((d.path() / "sidecache.yaml").string(), no_env()).find_entity("task")->shape_hash;
   d.write("entities/task.yaml", kTask + R"(tags:
   - "task:{task_id}"
   - "project:{row.project_id}"
@@ -50,7 +32,7 @@ invalidate_on:
   - table: tasks
     tags: ["project:{project_id}"]
 )");
-  Config c = load((d.path() / "sidecache.yaml").string(), env);
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
   const Entity* e = c.find_entity("task");
   REQUIRE(e->tags.size() == 2);
   CHECK(e->column_tags());
@@ -65,15 +47,8 @@ TEST_CASE("tag mistakes are refused with the file, the line and a fix") {
   auto refused = [&](const std::string& entity, int line, const std::string& text) {
     d.write("entities/task.yaml", entity);
     auto ps = problems_of(d);
-    std::string all;
-    bool found = false;
-    for (const auto& p : ps) {
-      all += p.to_string() + "\n";
-      if (p.file.find("task.yaml") != std::string::npos && p.line == line && p.message.find(text) != std::string::npos)
-        found = true;
-    }
-    INFO(all);
-    CHECK(found);
+    INFO(dump(ps));
+    CHECK(has_problem(ps, "task.yaml", line, text));
   };
   refused(kTask + "tags:\n  - \"x:{nope}\"\n", 8, "{nope} is not a param of this entity");
   refused(kTask + "tags:\n  - \"ok\"\n  - \"x:{task_id\"\n", 9, "'{' without its '}'");
