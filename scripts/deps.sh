@@ -13,10 +13,10 @@ BUILD=(
   g++ cmake make pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev
   libhiredis-dev libpqxx-dev libspdlog-dev libyaml-cpp-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev libssl-dev
 )
 RUNTIME=(
-  libboost-json1.81.0 libhiredis0.14 libpqxx-6.4 libspdlog1.10 libfmt9 libyaml-cpp0.7 libprometheus-cpp-core1.0
+  libboost-json1.81.0 libhiredis0.14 libpqxx-6.4 libspdlog1.10 libfmt9 libyaml-cpp0.7 libprometheus-cpp-core1.0 libssl3
 )
 case "${SIDECACHE_DEPS:-all}" in
   build) PACKAGES=("${BUILD[@]}") ;;
@@ -24,7 +24,7 @@ case "${SIDECACHE_DEPS:-all}" in
   all)
     PACKAGES=(
       "${BUILD[@]}" git catch2
-      redis-server postgresql postgresql-contrib pgbouncer
+      redis-server postgresql postgresql-contrib pgbouncer openssl
       clang-14 libclang-rt-14-dev
       curl ca-certificates procps iproute2
       debootstrap   # scripts/check-dockerfile.sh

@@ -15,6 +15,7 @@
 
 #include "sidecache/app/service.hpp"
 #include "sidecache/redis/probe.hpp"
+#include "sidecache/redis/tls.hpp"
 #include "sidecache/config/config.hpp"
 #include "sidecache/config/settings.hpp"
 #include "sidecache/http/server.hpp"
@@ -66,6 +67,13 @@ int serve(std::shared_ptr<const config::Config> cfg_ptr, const std::string& conf
   for (const auto& w : cfg.warnings) spdlog::warn("config: {}", w.to_string());
   // A Redis that answers but cannot be used is refused now, not found out
   // by every read missing.
+  if (std::string why = redis::tls_setup_problem(cfg.redis); !why.empty()) {
+    spdlog::critical("redis {}: {}", config::mask_secrets(cfg.redis.url), why);
+    return 2;
+  }
+  if (cfg.redis.tls() && !cfg.redis.tls_verify)
+    spdlog::warn("redis.tls.verify is false: the Redis server's certificate is not checked, so anyone on the path can "
+                 "read and change the cache; set redis.tls.ca_file and remove verify: false");
   if (std::string why = redis::topology_problem(cfg.redis); !why.empty()) {
     spdlog::critical("redis {}: {}", config::mask_secrets(cfg.redis.url), why);
     return 2;

@@ -82,6 +82,7 @@ net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
   o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
                             {"connections_up", redis_up},
                             {"connections", redis_.size()},
+                            {"tls", cfg.redis.tls()},
                             {"breaker", redis::to_string(breaker_.state())},
                             {"pending_invalidations", invalidator_->pending()}};
   std::string listener = "off";

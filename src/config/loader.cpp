@@ -17,6 +17,7 @@
 #include "sidecache/config/config.hpp"
 #include "sidecache/config/settings.hpp"
 #include "entity_loader.hpp"
+#include "setting_rows.hpp"
 #include "yaml_file.hpp"
 
 namespace sidecache::config {
@@ -159,6 +160,12 @@ Config load(const std::string& path, const EnvLookup& env) {
     if (!text) continue;
     std::string why = s.parse(cfg, *text, dir);
     if (!why.empty()) ctx.error(n, why);
+  }
+  if (std::string why = detail::redis_tls_problem(cfg.redis); !why.empty()) {
+    YAML::Node at = node_at(root, "redis.tls");
+    if (!at.IsDefined()) at.reset(node_at(root, "redis"));
+    if (at.IsDefined()) ctx.error(at, why);
+    else ctx.error_file(why);  // from the environment
   }
   if (cfg.postgres.dsn.empty())
     ctx.error(root, "no PostgreSQL connection: set postgres.dsn (e.g. \"host=127.0.0.1 dbname=app user=app\") or SIDECACHE_POSTGRES_DSN");

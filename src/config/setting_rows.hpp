@@ -15,6 +15,9 @@ namespace sidecache::config::detail {
 // happen (-Wrestrict) on these string assignments.
 Setting setting_head(const char* key, const char* type, const char* def, OnReload reload, const char* doc);
 
+// A path relative to the main file's folder `dir` (absolute ones as they are).
+std::string resolve(const std::string& dir, const std::string& p);
+
 // A row whose value lives at get(cfg) and is parsed by parse(key, text, dir, value&).
 template <class Get, class P>
 inline Setting row(const char* key, const char* type, const char* def, OnReload reload, const char* doc, Get get, P parse) {
@@ -64,6 +67,10 @@ inline auto text(std::function<bool(const std::string&)> ok = {}, std::string fi
 // The `tenants:` section and l1.max_tenant_share, metrics.top_tenants
 // (settings_tenants.cpp).
 void add_tenant_settings(std::vector<Setting>& t);
+// The `redis.tls:` section (settings_redis_tls.cpp).
+void add_redis_tls_settings(std::vector<Setting>& t);
+// What is wrong with the TLS settings taken together, or "" (settings_redis_tls.cpp).
+std::string redis_tls_problem(const RedisConfig& r);
 // The `audit:` section (settings_tenants.cpp).
 void add_audit_settings(std::vector<Setting>& t);
 

@@ -27,12 +27,7 @@ using detail::boolean;
 using detail::text;
 
 bool plain_name(const std::string& s) { return detail::is_identifier(s, false); }
-// A path relative to the main file's folder.
-std::string resolve(const std::string& dir, const std::string& p) {
-  fs::path fp(p);
-  if (fp.is_relative()) fp = fs::path(dir) / fp;
-  return fp.lexically_normal().string();
-}
+using detail::resolve;
 
 std::string read_token(Config& c, const std::string& t, const std::string& dir) {
   c.auth.token_file = resolve(dir, t);
@@ -50,6 +45,12 @@ std::string read_token(Config& c, const std::string& t, const std::string& dir) 
 }
 
 }  // namespace
+
+std::string detail::resolve(const std::string& dir, const std::string& p) {
+  fs::path fp(p);
+  if (fp.is_relative()) fp = fs::path(dir) / fp;
+  return fp.lexically_normal().string();
+}
 
 Setting detail::setting_head(const char* key, const char* type, const char* def, OnReload reload, const char* doc) {
   Setting s;
@@ -127,7 +128,7 @@ std::vector<Setting> build() {
 
   Setting url;
   url.key = "redis.url";
-  url.type = "redis://[user:password@]host:port/db or unix:///path";
+  url.type = "redis://[user:password@]host:port/db, rediss://... (TLS) or unix:///path";
   url.default_text = "redis://127.0.0.1:6379/0";
   url.env = "SIDECACHE_REDIS_URL";
   url.doc = "The Redis server. The password is masked in logs.";
@@ -137,7 +138,7 @@ std::vector<Setting> build() {
     if (!r) return "redis.url '" + mask_secrets(v) + "': " + why;
     RedisConfig& d = c.redis;
     d.url = r->url, d.is_unix = r->is_unix, d.host = r->host, d.port = r->port, d.path = r->path;
-    d.username = r->username, d.password = r->password, d.db = r->db;
+    d.username = r->username, d.password = r->password, d.db = r->db, d.url_tls = r->url_tls;
     return std::string();
   };
   url.same = [](const Config& a, const Config& b) { return a.redis.url == b.redis.url; };
@@ -145,13 +146,14 @@ std::vector<Setting> build() {
     RedisConfig& d = to.redis;
     const RedisConfig& r = from.redis;
     d.url = r.url, d.is_unix = r.is_unix, d.host = r.host, d.port = r.port, d.path = r.path;
-    d.username = r.username, d.password = r.password, d.db = r.db;
+    d.username = r.username, d.password = r.password, d.db = r.db, d.url_tls = r.url_tls;
   };
   t.push_back(url);
   t.push_back(row("redis.timeout", "duration", "50ms", R, "Deadline of every Redis command; past it the read goes to PostgreSQL. For the breaker, a timed-out command is a failure only if its reply never comes (the connection is lost, or nothing is read for 4 x this, at least 200 ms): a large value that is slow to read is not.",
                   [](auto& c) -> auto& { return c.redis.timeout; }, ms()));
   t.push_back(row("redis.connect_timeout", "duration", "500ms", R, "Deadline of a connection attempt.",
                   [](auto& c) -> auto& { return c.redis.connect_timeout; }, ms()));
+  detail::add_redis_tls_settings(t);
   t.push_back(row("redis.breaker.failures", "integer 1..1000000", "5", R, "Consecutive failures (timeouts, lost connections) that open the circuit breaker.",
                   [](auto& c) -> auto& { return c.redis.breaker_failures; }, whole<unsigned>(1, 1000000)));
   t.push_back(row("redis.breaker.open_timeout", "duration", "2s", R, "How long the breaker stays open before half-open probes.",

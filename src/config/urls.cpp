@@ -84,11 +84,12 @@ std::optional<RedisConfig> parse_redis_url(const std::string& url, std::string& 
     if (r.path.empty() || r.path[0] != '/') { why = "write a unix socket URL as unix:///path/to/redis.sock?db=0"; return std::nullopt; }
     return r;
   }
-  if (url.rfind("redis://", 0) != 0) {
-    why = "the Redis URL must start with redis:// (or unix:// for a socket), like redis://127.0.0.1:6379/0";
+  r.url_tls = url.rfind("rediss://", 0) == 0;
+  if (url.rfind("redis://", 0) != 0 && !r.url_tls) {
+    why = "the Redis URL must start with redis:// (rediss:// for TLS, unix:// for a socket), like redis://127.0.0.1:6379/0";
     return std::nullopt;
   }
-  std::string rest = url.substr(8);
+  std::string rest = url.substr(r.url_tls ? 9 : 8);
   auto at = rest.rfind('@');
   if (at != std::string::npos) {
     std::string cred = rest.substr(0, at);
@@ -130,7 +131,8 @@ std::string mask_secrets(const std::string& s) {
     if (at != std::string::npos) {
       auto colon = out.find(':', scheme + 3);
       if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-      else if (out.compare(0, 8, "redis://") == 0) out.replace(scheme + 3, at - scheme - 3, "***");
+      else if (out.compare(0, 8, "redis://") == 0 || out.compare(0, 9, "rediss://") == 0)
+        out.replace(scheme + 3, at - scheme - 3, "***");
     }
     auto pw = out.find("password=");
     if (pw != std::string::npos) {

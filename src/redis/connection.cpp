@@ -2,8 +2,6 @@
 
 #include "sidecache/config/text.hpp"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/associated_executor.hpp>
@@ -11,12 +9,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/container/small_vector.hpp>
 
 #include <boost/uuid/detail/sha1.hpp>
 
-#include "asio_adapter.hpp"
 #include "reply_builder.hpp"
+#include "sidecache/redis/probe.hpp"
 
 namespace sidecache::redis {
 
@@ -45,7 +42,7 @@ std::size_t Connection::reply_split() const { return sent_.empty() ? 0 : sent_.f
 
 void Connection::complete(Pending& p, Reply r) {
   if (!p.handler) return;
-  // Completion is posted, never run inside a hiredis callback: the
+  // Completion is posted, never run inside the stream's reply handler: the
   // coroutine may issue the next command or drop the connection.
   net::post(p.ex, [h = std::move(p.handler), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
   p.handler = nullptr;
@@ -68,6 +65,20 @@ void Connection::wake_connect_waiters() {
   connect_waiters_.clear();
 }
 
+void Connection::fail_sent() {
+  // Every command sent and not answered fails as "connection lost", oldest
+  // first, as its reply would have come.
+  std::deque<Pending> lost;
+  lost.swap(sent_);
+  for (Pending& p : lost) {
+    give_verdict(p, false);
+    Reply r;
+    r.status = Reply::Status::unavailable;
+    r.error = "connection lost";
+    complete(p, std::move(r));
+  }
+}
+
 void Connection::stop() {
   stopped_ = true;
   ++writes_;
@@ -75,51 +86,23 @@ void Connection::stop() {
   deadline_timer_.cancel();
   hang_timer_.cancel();
   wake_connect_waiters();
-  if (ac_) {
-    redisAsyncContext* ac = ac_;
-    ac_ = nullptr;
-    ac->data = nullptr;
-    redisAsyncFree(ac);  // fails pending commands with a NULL reply
+  if (stream_) {
+    stream_->close();
+    stream_.reset();
   }
+  fail_sent();
   state_ = State::disconnected;
 }
 
 void Connection::connect() {
-  if (stopped_ || ac_) return;
-  std::string why;
-  redisAsyncContext* ac = open_async(cfg_, ex_, adapter_, why);
-  if (!ac) {
-    if (!logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", name_, why);
-    logged_down_ = true;
-    schedule_reconnect();
-    return;
-  }
-  ac->data = this;
-  ac_ = ac;
-  ac->c.reader->fn = &kReplyFunctions;
-  ac->c.reader->privdata = this;
+  if (stopped_ || stream_) return;
+  stream_ = std::make_shared<RespStream>(ex_, cfg_, &kReplyFunctions, this, static_cast<Events*>(this));
   ++writes_;  // a new connection: nothing queued before is waiting to be sent
-  adapter_->count_writes(&writes_);
-  adapter_->note_reads(&last_read_);
+  stream_->count_writes(&writes_);
+  stream_->note_reads(&last_read_);
   hung_ = false;
   state_ = State::connecting;
-  redisAsyncSetConnectCallback(ac, &Connection::on_connect);
-  redisAsyncSetDisconnectCallback(ac, &Connection::on_disconnect);
-  queue_setup(ac, cfg_, name_);
-
-  connect_timer_.expires_after(cfg_.connect_timeout);
-  connect_timer_.async_wait([self = weak_from_this(), ac](const boost::system::error_code& ec) {
-    auto c = self.lock();
-    if (ec || !c || c->ac_ != ac || c->state_ != State::connecting) return;
-    if (!c->logged_down_) spdlog::warn("redis[{}]: connect timed out", c->name_);
-    c->logged_down_ = true;
-    c->ac_ = nullptr;
-    ac->data = nullptr;
-    redisAsyncFree(ac);
-    c->state_ = State::disconnected;
-    c->wake_connect_waiters();
-    c->schedule_reconnect();
-  });
+  stream_->open();
 }
 
 void Connection::schedule_reconnect() {
@@ -129,7 +112,7 @@ void Connection::schedule_reconnect() {
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   connect_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
     auto c = self.lock();
-    if (ec || !c || c->stopped_ || c->ac_) return;
+    if (ec || !c || c->stopped_ || c->stream_) return;
     if (c->may_reconnect_ && !c->may_reconnect_()) {
       // The breaker is open: stay away; a half-open probe will connect.
       c->state_ = State::disconnected;
@@ -139,64 +122,70 @@ void Connection::schedule_reconnect() {
   });
 }
 
-void Connection::on_connect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<Connection*>(ac->data);
-  if (!self) return;
-  if (status != REDIS_OK) {
-    // hiredis frees the context after this callback.
-    if (!self->logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", self->name_, ac->errstr);
-    self->logged_down_ = true;
-    self->ac_ = nullptr;
-    self->connect_timer_.cancel();
-    net::post(self->ex_, [w = self->weak_from_this()] {
-      if (auto c = w.lock()) c->schedule_reconnect();
-    });
-    self->state_ = State::disconnected;
-    self->wake_connect_waiters();
+void Connection::on_open() {
+  // AUTH and SELECT go first: every command queued from now on runs after them.
+  for (const auto& argv : setup_commands(cfg_)) {
+    std::vector<std::string_view> args(argv.begin(), argv.end());
+    stream_->send(args);
+    Pending p;
+    p.setup = true;
+    p.sent_at = Clock::now();
+    p.deadline = p.sent_at + cfg_.connect_timeout;
+    sent_.push_back(std::move(p));
+  }
+  state_ = State::connected;
+  wake_connect_waiters();
+  backoff_ = std::chrono::milliseconds(50);
+  spdlog::info("redis[{}]: connected to {}{}{}", name_, stream_->peer(), cfg_.tls() ? " over TLS" : "",
+               logged_down_ ? " again" : "");
+  logged_down_ = false;
+}
+
+void Connection::on_close(const std::string& why) {
+  bool was_connecting = state_ == State::connecting;
+  stream_.reset();
+  ++writes_;
+  state_ = State::disconnected;
+  fail_sent();
+  wake_connect_waiters();
+  if (stopped_) return;
+  if (!logged_down_)
+    spdlog::warn("redis[{}]: {} {}: {}", name_, was_connecting ? "cannot connect to" : "disconnected from",
+                 cfg_.is_unix ? cfg_.path : cfg_.host + ":" + std::to_string(cfg_.port), why);
+  logged_down_ = true;
+  schedule_reconnect();
+}
+
+void Connection::drop(const std::string& why) {
+  if (!stream_) return;
+  stream_->close();
+  on_close(why);
+}
+
+void Connection::on_reply(void* r) {
+  // Redis answers every command in the order it was sent: the oldest
+  // unanswered one is this one.
+  Reply& reply = static_cast<Root*>(r)->reply;  // built by create_string and friends
+  if (sent_.empty()) {
+    // Nothing was asked: a server's error on its own ("max clients").
+    drop("the server said, unasked: " + (reply.error.empty() ? reply.value : reply.error));
     return;
   }
-  self->connect_timer_.cancel();
-  self->state_ = State::connected;
-  self->wake_connect_waiters();
-  self->backoff_ = std::chrono::milliseconds(50);
-  spdlog::info("redis[{}]: connected{}", self->name_, self->logged_down_ ? " again" : "");
-  self->logged_down_ = false;
-}
-
-void Connection::on_disconnect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<Connection*>(ac->data);
-  if (!self) return;
-  self->ac_ = nullptr;
-  ++self->writes_;
-  self->state_ = State::disconnected;
-  if (self->stopped_) return;
-  if (!self->logged_down_)
-    spdlog::warn("redis[{}]: disconnected{}{}", self->name_, status == REDIS_OK ? "" : ": ",
-                 status == REDIS_OK ? "" : ac->errstr);
-  self->logged_down_ = true;
-  net::post(self->ex_, [w = self->weak_from_this()] {
-    if (auto c = w.lock()) c->schedule_reconnect();
-  });
-}
-
-void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
-  // Every command of ours is answered (or failed with a NULL reply when the
-  // connection goes) in the order it was sent: the oldest one is this one.
-  auto* self = static_cast<Connection*>(privdata);
-  Pending& p = self->sent_.front();
-  if (r) self->hung_ = false;  // Redis answers
-  give_verdict(p, r != nullptr);
-  if (p.handler) {
-    Reply out;
-    if (!r) {
-      out.status = Reply::Status::unavailable;
-      out.error = "connection lost";
-    } else {
-      out = std::move(static_cast<Root*>(r)->reply);  // built by create_string and friends
+  hung_ = false;  // Redis answers
+  Pending& p = sent_.front();
+  if (p.setup) {
+    bool refused = reply.status == Reply::Status::error;
+    std::string err = reply.error;
+    sent_.pop_front();
+    if (refused) {
+      spdlog::error("redis[{}]: connection setup (AUTH or SELECT) failed: {}", name_, err);
+      drop("setup refused: " + err);
     }
-    complete(p, std::move(out));
+    return;
   }
-  self->sent_.pop_front();
+  give_verdict(p, true);
+  complete(p, std::move(reply));
+  sent_.pop_front();
 }
 
 void Connection::arm(net::steady_timer& timer, bool& armed, Clock::time_point at, void (Connection::*fire)()) {
@@ -271,9 +260,9 @@ void Connection::on_deadline() {
 }
 
 net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
-  if (state_ == State::connected && ac_) co_return true;
+  if (state_ == State::connected && stream_) co_return true;
   if (stopped_) co_return false;
-  if (state_ == State::disconnected && !ac_) {
+  if (state_ == State::disconnected && !stream_) {
     // A caller connects at once rather than wait for the backoff: the
     // circuit breaker in front decides how often callers come.
     connect_timer_.cancel();
@@ -284,11 +273,11 @@ net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
   auto t = std::make_shared<net::steady_timer>(ex_, limit);
   connect_waiters_.push_back(t);
   co_await t->async_wait(net::as_tuple(net::use_awaitable));
-  co_return state_ == State::connected && ac_;
+  co_return state_ == State::connected && stream_;
 }
 
 net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv, std::size_t split, LateVerdict late) {
-  if (state_ != State::connected || !ac_) {
+  if (state_ != State::connected || !stream_) {
     // (The result is named: gcc 12 miscompiles co_await inside an if.)
     bool up = co_await ready(cfg_.timeout);
     if (!up) {
@@ -300,24 +289,8 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
   }
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(Reply)>(
       [&](auto handler) {
-        boost::container::small_vector<const char*, 16> args(argv.size());
-        boost::container::small_vector<std::size_t, 16> lens(argv.size());
-        for (std::size_t i = 0; i < argv.size(); ++i) {
-          args[i] = argv[i].data();
-          lens[i] = argv[i].size();
-        }
         net::any_io_executor handler_ex = net::get_associated_executor(handler, ex_);
-        if (redisAsyncCommandArgv(ac_, &Connection::on_reply, this, static_cast<int>(argv.size()), args.data(),
-                                  lens.data()) != REDIS_OK) {
-          Pending failed;
-          failed.ex = std::move(handler_ex);
-          failed.handler = std::move(handler);
-          Reply r;
-          r.status = Reply::Status::unavailable;
-          r.error = "command not sent";
-          complete(failed, std::move(r));
-          return;
-        }
+        stream_->send(argv);
         auto now = Clock::now();
         sent_.push_back(Pending{std::move(handler), std::move(handler_ex), split, now + cfg_.timeout, now, std::move(late)});
         arm_deadline();

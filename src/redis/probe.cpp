@@ -2,6 +2,11 @@
 
 #include <hiredis/hiredis.h>
 
+#include <boost/asio/io_context.hpp>
+
+#include "sidecache/redis/resp_stream.hpp"
+#include "sidecache/redis/tls.hpp"
+
 namespace sidecache::redis {
 
 std::vector<std::vector<std::string>> setup_commands(const config::RedisConfig& cfg) {
@@ -16,50 +21,66 @@ std::vector<std::vector<std::string>> setup_commands(const config::RedisConfig& 
 
 namespace {
 
-// Runs one command; returns "" (its text in `out`) or the error.
-std::string run(redisContext* rc, const std::vector<std::string>& argv, std::string& out) {
-  std::vector<const char*> args;
-  std::vector<std::size_t> lens;
-  for (const auto& a : argv) args.push_back(a.data()), lens.push_back(a.size());
-  auto* reply = static_cast<redisReply*>(redisCommandArgv(rc, static_cast<int>(args.size()), args.data(), lens.data()));
-  if (!reply) return std::string("no answer: ") + rc->errstr;
-  std::string err = reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len) : "";
-  if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS) out.assign(reply->str, reply->len);
-  freeReplyObject(reply);
-  return err;
-}
+// A one-off, blocking conversation on a stream of its own: set the
+// connection up as the daemon's are (over TLS too), then send `ask` and
+// collect the answers. Returns "" or why it could not (unreachable, setup
+// refused, no answer within connect_timeout + timeout).
+class Probe final : private RespStream::Events {
+ public:
+  Probe(const config::RedisConfig& cfg, std::vector<std::vector<std::string>> ask)
+      : stream_(std::make_shared<RespStream>(io_.get_executor(), cfg, nullptr, nullptr, static_cast<Events*>(this))), ask_(std::move(ask)),
+        setup_(setup_commands(cfg)), limit_(2 * cfg.connect_timeout + cfg.timeout) {}
+  ~Probe() { stream_->close(); }
 
-// A blocking connection for one-off questions; runs the setup commands.
-// nullptr with `why` set when Redis cannot be reached or refuses the setup.
-redisContext* open_probe(const config::RedisConfig& r, std::string& why) {
-  timeval tv{static_cast<long>(r.connect_timeout.count() / 1000), static_cast<long>((r.connect_timeout.count() % 1000) * 1000)};
-  redisContext* rc = r.is_unix ? redisConnectUnixWithTimeout(r.path.c_str(), tv) : redisConnectWithTimeout(r.host.c_str(), r.port, tv);
-  if (!rc) {
-    why = "out of memory";
-    return nullptr;
+  // The answers to `ask` (its text; an error's text with `errors[i]` set).
+  std::string run() {
+    stream_->open();
+    io_.run_for(limit_);
+    if (why_.empty() && answers.size() < ask_.size()) why_ = "no answer within " + std::to_string(limit_.count()) + " ms";
+    return why_;
   }
-  if (rc->err) {
-    why = rc->errstr;
-    redisFree(rc);
-    return nullptr;
+  std::vector<std::string> answers;
+  std::vector<bool> errors;
+
+ private:
+  void on_open() override {
+    for (const auto* list : {&setup_, &ask_})
+      for (const auto& argv : *list) {
+        std::vector<std::string_view> args(argv.begin(), argv.end());
+        stream_->send(args);
+      }
   }
-  redisSetTimeout(rc, tv);
-  for (const auto& c : setup_commands(r)) {
-    std::string out;
-    why = run(rc, c, out);
-    if (!why.empty()) {
-      redisFree(rc);
-      return nullptr;
+  void on_reply(void* r) override {
+    auto* reply = static_cast<redisReply*>(r);
+    bool error = reply->type == REDIS_REPLY_ERROR;
+    std::string text = reply->str ? std::string(reply->str, reply->len) : std::string();
+    if (seen_++ < setup_.size()) {
+      if (error) finish(text);
+      return;
     }
+    answers.push_back(text);
+    errors.push_back(error);
+    if (answers.size() == ask_.size()) finish("");
   }
-  return rc;
-}
+  void on_close(const std::string& why) override { finish(why); }
+  void finish(const std::string& why) {
+    why_ = why;
+    stream_->close();
+    io_.stop();
+  }
+
+  net::io_context io_;
+  std::shared_ptr<RespStream> stream_;
+  std::vector<std::vector<std::string>> ask_, setup_;
+  std::chrono::milliseconds limit_;
+  std::size_t seen_ = 0;
+  std::string why_;
+};
 
 // "" or why this server cannot be used as the one standalone Redis.
-std::string topology_of(redisContext* rc) {
-  std::string info;
-  if (!run(rc, {"INFO", "cluster"}, info).empty()) return {};  // INFO not allowed (ACL): not known
-  if (info.find("cluster_enabled:1") == std::string::npos) return {};
+std::string topology_of(const Probe& p, std::size_t info_at) {
+  if (p.errors[info_at]) return {};  // INFO not allowed (ACL): not known
+  if (p.answers[info_at].find("cluster_enabled:1") == std::string::npos) return {};
   return "this Redis is a Redis Cluster node (cluster_enabled:1), and sidecache speaks to one standalone Redis: its "
          "reads and fills need a value and its watermarks on one server. Point redis.url at a standalone Redis (or "
          "a Sentinel-managed primary); Redis Cluster is not supported yet";
@@ -68,23 +89,17 @@ std::string topology_of(redisContext* rc) {
 }  // namespace
 
 std::string probe(const config::RedisConfig& r) {
-  std::string why;
-  redisContext* rc = open_probe(r, why);
-  if (!rc) return why;
-  std::string pong;
-  why = run(rc, {"PING"}, pong);
-  if (why.empty()) why = topology_of(rc);
-  redisFree(rc);
-  return why;
+  if (std::string why = tls_setup_problem(r); !why.empty()) return why;
+  Probe p(r, {{"PING"}, {"INFO", "cluster"}});
+  if (std::string why = p.run(); !why.empty()) return why;
+  if (p.errors[0]) return p.answers[0];
+  return topology_of(p, 1);
 }
 
 std::string topology_problem(const config::RedisConfig& r) {
-  std::string unreachable;
-  redisContext* rc = open_probe(r, unreachable);
-  if (!rc) return {};  // not reachable now: the daemon serves from PostgreSQL meanwhile
-  std::string why = topology_of(rc);
-  redisFree(rc);
-  return why;
+  Probe p(r, {{"INFO", "cluster"}});
+  if (!p.run().empty()) return {};  // not reachable now: the daemon serves from PostgreSQL meanwhile
+  return topology_of(p, 0);
 }
 
 }  // namespace sidecache::redis

@@ -23,19 +23,7 @@ void* place(const redisReadTask* task, Reply&& r) {
     parent.elements.push_back(std::move(r));  // reserved by create_array: never moves
     return &parent.elements.back();
   }
-  auto* root = new Root;
-  root->reply = std::move(r);
-  root->head.type = task->type;
-  if (task->type == REDIS_REPLY_ERROR) {
-    root->head.str = root->reply.error.data();
-    root->head.len = root->reply.error.size();
-  } else if (task->type == REDIS_REPLY_STATUS) {
-    root->head.str = root->reply.value.data();
-    root->head.len = root->reply.value.size();
-  } else if (task->type == REDIS_REPLY_INTEGER) {
-    root->head.integer = root->reply.integer;
-  }
-  return root;
+  return new Root{std::move(r)};
 }
 
 void* create_string(const redisReadTask* task, char* str, std::size_t len) {

@@ -1,6 +1,5 @@
 #include "sidecache/redis/subscriber.hpp"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
@@ -8,7 +7,7 @@
 
 #include <cstring>
 
-#include "asio_adapter.hpp"
+#include "sidecache/redis/probe.hpp"
 
 namespace sidecache::redis {
 
@@ -31,41 +30,23 @@ void Subscriber::start() {
 void Subscriber::stop() {
   stopped_ = true;
   timer_.cancel();
-  if (ac_) {
-    redisAsyncContext* ac = ac_;
-    ac_ = nullptr;
-    ac->data = nullptr;  // the callbacks hiredis runs while freeing see nobody
-    redisAsyncFree(ac);
+  if (stream_) {
+    stream_->close();
+    stream_.reset();
   }
   subscribed_ = false;
 }
 
 void Subscriber::connect() {
-  if (stopped_ || ac_) return;
-  std::string why;
-  redisAsyncContext* ac = open_async(cfg_, ex_, adapter_, why);
-  if (!ac) {
-    if (!logged_down_) spdlog::warn("redis[{}]: cannot connect: {}", name_, why);
-    logged_down_ = true;
-    schedule_reconnect();
-    return;
-  }
-  if (!cfg_.is_unix) redisEnableKeepAlive(&ac->c);
-  ac->data = this;
-  ac_ = ac;
-  redisAsyncSetConnectCallback(ac, &Subscriber::on_connect);
-  redisAsyncSetDisconnectCallback(ac, &Subscriber::on_disconnect);
-  queue_setup(ac, cfg_, name_);
-  redisAsyncCommand(ac, &Subscriber::on_reply, nullptr, "SUBSCRIBE %b", channel_.data(), channel_.size());
+  if (stopped_ || stream_) return;
+  stream_ = std::make_shared<RespStream>(ex_, cfg_, nullptr, nullptr, static_cast<Events*>(this));
+  stream_->open();
   // A connection that neither connects nor subscribes in time is dropped.
-  timer_.expires_after(cfg_.connect_timeout);
-  timer_.async_wait([w = weak_from_this(), ac](const boost::system::error_code& ec) {
+  timer_.expires_after(cfg_.connect_timeout + cfg_.timeout);
+  timer_.async_wait([w = weak_from_this(), st = std::weak_ptr<RespStream>(stream_)](const boost::system::error_code& ec) {
     auto s = w.lock();
-    if (ec || !s || s->ac_ != ac || s->subscribed_) return;
-    s->ac_ = nullptr;
-    ac->data = nullptr;
-    redisAsyncFree(ac);
-    s->lost("subscribe timed out");
+    if (ec || !s || s->stream_ != st.lock() || s->subscribed_) return;
+    s->drop("subscribe timed out");
   });
 }
 
@@ -75,14 +56,32 @@ void Subscriber::schedule_reconnect() {
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
     auto s = w.lock();
-    if (ec || !s || s->stopped_ || s->ac_) return;
+    if (ec || !s || s->stopped_ || s->stream_) return;
     s->connect();
   });
 }
 
-void Subscriber::lost(const char* why) {
+void Subscriber::on_open() {
+  for (const auto& argv : setup_commands(cfg_)) {
+    std::vector<std::string_view> args(argv.begin(), argv.end());
+    stream_->send(args);
+  }
+  std::string_view sub[] = {"SUBSCRIBE", channel_};
+  stream_->send(sub);
+}
+
+void Subscriber::drop(const std::string& why) {
+  if (!stream_) return;
+  stream_->close();
+  on_close(why);
+}
+
+void Subscriber::on_close(const std::string& why) {
+  stream_.reset();
+  timer_.cancel();
   bool was = subscribed_;
   subscribed_ = false;
+  if (stopped_) return;
   if (!logged_down_) spdlog::warn("redis[l1]: subscription to {} lost: {}", channel_, why);
   logged_down_ = true;
   if (was && on_state_) on_state_(false);
@@ -91,42 +90,26 @@ void Subscriber::lost(const char* why) {
   });
 }
 
-void Subscriber::on_connect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<Subscriber*>(ac->data);
-  if (!self || status == REDIS_OK) return;  // success shows as the subscribe reply
-  self->ac_ = nullptr;  // hiredis frees the context after this callback
-  self->timer_.cancel();
-  self->lost(ac->errstr);
-}
-
-void Subscriber::on_disconnect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<Subscriber*>(ac->data);
-  if (!self) return;
-  self->ac_ = nullptr;
-  if (self->stopped_) return;
-  self->lost(status == REDIS_OK ? "disconnected" : ac->errstr);
-}
-
-void Subscriber::on_reply(redisAsyncContext* ac, void* r, void*) {
-  auto* self = static_cast<Subscriber*>(ac->data);
+void Subscriber::on_reply(void* r) {
   auto* reply = static_cast<redisReply*>(r);
-  if (!self || !reply) return;
   if (reply->type == REDIS_REPLY_ERROR) {
-    spdlog::error("redis[l1]: SUBSCRIBE {} failed: {}", self->channel_, std::string(reply->str, reply->len));
-    redisAsyncDisconnect(ac);
+    // AUTH, SELECT or SUBSCRIBE refused.
+    std::string err(reply->str, reply->len);
+    spdlog::error("redis[l1]: subscribing to {} failed: {}", channel_, err);
+    drop(err);
     return;
   }
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING) return;
   std::string_view kind(reply->element[0]->str, reply->element[0]->len);
   if (kind == "subscribe") {
-    self->timer_.cancel();
-    self->backoff_ = std::chrono::milliseconds(50);
-    self->subscribed_ = true;
-    spdlog::info("redis[l1]: subscribed to {}{}", self->channel_, self->logged_down_ ? " again" : "");
-    self->logged_down_ = false;
-    if (self->on_state_) self->on_state_(true);
+    timer_.cancel();
+    backoff_ = std::chrono::milliseconds(50);
+    subscribed_ = true;
+    spdlog::info("redis[l1]: subscribed to {}{}", channel_, logged_down_ ? " again" : "");
+    logged_down_ = false;
+    if (on_state_) on_state_(true);
   } else if (kind == "message" && reply->element[2]->type == REDIS_REPLY_STRING) {
-    if (self->on_message_) self->on_message_(std::string_view(reply->element[2]->str, reply->element[2]->len));
+    if (on_message_) on_message_(std::string_view(reply->element[2]->str, reply->element[2]->len));
   }
 }
 

@@ -27,8 +27,6 @@ namespace fs = std::filesystem;
 std::string source_dir() { return SIDECACHE_SOURCE_DIR; }
 std::string sidecache_binary() { return SIDECACHE_BINARY; }
 
-namespace {
-
 std::string make_temp_dir(const char* tag) {
   std::string tmpl = (fs::temp_directory_path() / (std::string("sidecache-") + tag + "-XXXXXX")).string();
   if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
@@ -42,6 +40,8 @@ std::string read_file(const std::string& p) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+namespace {
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();

@@ -150,6 +150,9 @@ class Daemon {
 };
 
 int free_port();
+// A new folder under the temporary directory, named sidecache-<tag>-XXXXXX.
+std::string make_temp_dir(const char* tag);
+std::string read_file(const std::string& path);
 std::string sidecache_binary();
 std::string source_dir();
 

@@ -141,6 +141,18 @@ struct RedisConfig {
   std::string username;
   std::string password;
   int db = 0;
+  // TLS (docs/configuration.md, "Redis over TLS"): on with a rediss:// URL
+  // or tls.enabled. The files are absolute paths once loaded.
+  bool url_tls = false;      // the URL is rediss://
+  bool tls_enabled = false;  // redis.tls.enabled
+  std::string tls_ca_file;   // empty: the system's CA store
+  std::string tls_cert_file;  // client certificate (with tls_key_file)
+  std::string tls_key_file;
+  std::string tls_server_name;  // SNI and the name checked; empty: the host
+  bool tls_verify = true;
+  bool tls() const { return url_tls || tls_enabled; }
+  // The name the server's certificate must carry.
+  const std::string& tls_name() const { return tls_server_name.empty() ? host : tls_server_name; }
   milliseconds timeout{50};
   milliseconds connect_timeout{500};
   // Circuit breaker (gobreaker semantics): consecutive failures to trip,

@@ -1,6 +1,6 @@
 #pragma once
-// One asynchronous Redis connection (hiredis), living on one worker's
-// io_context. Every command names its key and carries a deadline; a command
+// One asynchronous Redis connection (a RespStream: hiredis' codec over an
+// Asio socket, plain or TLS), living on one worker's io_context. Every command names its key and carries a deadline; a command
 // that cannot be sent (not connected) fails at once, so a Redis outage never
 // makes a request wait. The connection reconnects by itself with backoff.
 #include <boost/asio/any_completion_handler.hpp>
@@ -21,8 +21,7 @@
 #include <vector>
 
 #include "sidecache/config/config.hpp"
-
-struct redisAsyncContext;
+#include "sidecache/redis/resp_stream.hpp"
 
 namespace sidecache::redis {
 
@@ -62,15 +61,13 @@ struct Reply {
 enum class State { disconnected, connecting, connected };
 const char* to_string(State s);
 
-class Adapter;
-
 // The breaker's verdict on a command that timed out, given later: true when
 // its reply arrived after all (Redis is alive, the reply was slow, as a large
 // value is), false when the connection was lost or Redis is hung (nothing
 // read for 4 x redis.timeout, at least 200 ms, while replies were due).
 using LateVerdict = std::function<void(bool answered)>;
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>, private RespStream::Events {
  public:
   Connection(net::any_io_executor ex, config::RedisConfig cfg, std::string name);
   ~Connection();
@@ -114,8 +111,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const net::any_io_executor& executor() const { return ex_; }
 
  private:
-  friend class Adapter;
-  // A command sent and not yet answered. hiredis answers in the order
+  // A command sent and not yet answered. Redis answers in the order
   // commands were sent, and every command waits the same timeout, so
   // deadlines rise along the queue: one timer, set for the oldest
   // unanswered command, times them all out (instead of one timer per
@@ -127,6 +123,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::chrono::steady_clock::time_point deadline;
     std::chrono::steady_clock::time_point sent_at;
     LateVerdict late;  // called once, after a timeout, when its fate is known
+    bool setup = false;  // AUTH or SELECT, sent first on a new connection
   };
   static void give_verdict(Pending& p, bool answered);
   // Sets `timer` for `at`; `armed` is true until it fires (or is cancelled),
@@ -138,13 +135,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static void complete(Pending& p, Reply r);
   void arm_deadline();
   void on_deadline();
-  static void on_connect(const redisAsyncContext* ac, int status);
-  static void on_disconnect(const redisAsyncContext* ac, int status);
-  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  // RespStream::Events
+  void on_open() override;
+  void on_reply(void* reply) override;
+  void on_close(const std::string& why) override;
+  // Ends the stream and fails what was sent, as a lost connection does.
+  void drop(const std::string& why);
+  void fail_sent();
 
   void connect();
   void schedule_reconnect();
-  void handle_disconnect(const char* why);
   // Connects if needed and waits for the connection, at most `limit`.
   net::awaitable<bool> ready(std::chrono::milliseconds limit);
   void wake_connect_waiters();
@@ -152,9 +152,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::any_io_executor ex_;
   config::RedisConfig cfg_;
   std::string name_;
-  redisAsyncContext* ac_ = nullptr;
-  std::shared_ptr<Adapter> adapter_;
-  net::steady_timer connect_timer_;
+  std::shared_ptr<RespStream> stream_;
+  net::steady_timer connect_timer_;  // the backoff before a reconnect
   std::atomic<State> state_{State::disconnected};  // read by /readyz from other workers
   bool stopped_ = false;
   bool logged_down_ = false;

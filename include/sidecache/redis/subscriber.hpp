@@ -1,5 +1,5 @@
 #pragma once
-// One Redis connection in subscribe mode (hiredis async, our Asio adapter):
+// One Redis connection in subscribe mode (a RespStream, plain or TLS):
 // SUBSCRIBE to one channel, hand every message to a callback, and say when
 // the subscription is up and when it is lost. It reconnects by itself with
 // backoff; TCP keepalive finds a peer that vanished without a word.
@@ -13,15 +13,13 @@
 #include <string_view>
 
 #include "sidecache/config/config.hpp"
-
-struct redisAsyncContext;
+#include "sidecache/redis/resp_stream.hpp"
 
 namespace sidecache::redis {
 
 namespace net = boost::asio;
-class Adapter;
 
-class Subscriber : public std::enable_shared_from_this<Subscriber> {
+class Subscriber : public std::enable_shared_from_this<Subscriber>, private RespStream::Events {
  public:
   using MessageFn = std::function<void(std::string_view)>;
   // true: subscribed (every message published from now on arrives);
@@ -41,9 +39,10 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   const net::any_io_executor& executor() const { return ex_; }
 
  private:
-  static void on_connect(const redisAsyncContext* ac, int status);
-  static void on_disconnect(const redisAsyncContext* ac, int status);
-  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  void on_open() override;
+  void on_reply(void* reply) override;
+  void on_close(const std::string& why) override;
+  void drop(const std::string& why);
   void connect();
   void lost(const char* why);
   void schedule_reconnect();
@@ -54,9 +53,8 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   const std::string name_ = "l1";  // in log lines: redis[l1]
   MessageFn on_message_;
   StateFn on_state_;
-  redisAsyncContext* ac_ = nullptr;
-  std::shared_ptr<Adapter> adapter_;
-  net::steady_timer timer_;
+  std::shared_ptr<RespStream> stream_;
+  net::steady_timer timer_;  // the subscribe deadline, then the backoff
   std::chrono::milliseconds backoff_{50};
   bool stopped_ = true;
   bool subscribed_ = false;
