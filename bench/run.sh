@@ -285,6 +285,7 @@ extra_sidecache() {  # name, postgres settings[, more YAML] -> sets EXTRA_BASE
   local port; port=$(free_port)
   sed -e "s/^listen: .*/listen: 127.0.0.1:$port/" -e "s/^key_prefix: .*/key_prefix: \"$1:\"/" \
       -e "s|^postgres: .*|postgres: { $2, pool_size: 8, queue_limit: 4096, statement_timeout: 5s }|" \
+      -e "s|^redis: .*|${EXTRA_REDIS:-&}|" \
       "$WORK/sidecache.yaml" >"$WORK/$1.yaml"
   [[ -z "${3:-}" ]] || printf "%s\n" "$3" >>"$WORK/$1.yaml"
   "$BIN/sidecache" --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
@@ -403,6 +404,30 @@ done
 TAG_RATIO=$(median "${TAG_RATIOS[@]}")
 row "sidecache L2 hit with 2 tags (a param and a column tag)" "$(median "${TAG1[@]}")" "$TAG_P50" "$TAG_P99" \
   "time per hit = $TAG_RATIO x the untagged hit's ($(median "${TAG0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${TAG_RATIOS[@]}"))"
+
+# Redis over TLS: the same L2 hit from a daemon whose Redis speaks only TLS
+# (a second redis-server, certificates made now), against the plaintext
+# daemon's, ABBA pairs as above.
+scripts/services.sh start-redis-tls "$WORK/svc" >/dev/null
+# shellcheck disable=SC1091
+source "$WORK/svc/env"
+EXTRA_REDIS="redis: { url: \"rediss://127.0.0.1:$SC_REDIS_TLS_PORT/0\", timeout: 200ms, tls: { ca_file: \"$SC_TLS_DIR/ca.crt\" } }" \
+  extra_sidecache tls "dsn: \"$SIDECACHE_POSTGRES_DSN\""
+TLS_BASE=$EXTRA_BASE
+curl -fs "$TLS_BASE$L2_T" >/dev/null
+curl -s -D - -o /dev/null "$TLS_BASE$L2_T" | grep -qi "cache-status: sidecache; hit"$'\r' || { echo "bench: no L2 hit over TLS" >&2; exit 1; }
+declare -a TLS0=() TLS1=() TLS_RATIOS=()
+for pair in $(seq 1 "$AUD_PAIRS"); do
+  for b in $( (( pair % 2 )) && echo "$BASE $TLS_BASE" || echo "$TLS_BASE $BASE"); do
+    wrk_run "$b$L2_T"
+    if [[ $b == "$BASE" ]]; then TLS0+=("$WRK_RPS"); else TLS1+=("$WRK_RPS"); TLS_P50=$WRK_P50; TLS_P99=$WRK_P99; fi
+  done
+  TLS_RATIOS+=("$(ratio "${TLS1[-1]}" "${TLS0[-1]}")")
+done
+row "sidecache L2 hit, Redis over TLS" "$(median "${TLS1[@]}")" "$TLS_P50" "$TLS_P99" \
+  "$(median "${TLS_RATIOS[@]}") x the plaintext L2 hit ($(median "${TLS0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${TLS_RATIOS[@]}"))"
+for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+EXTRA_PIDS=()
 
 # Stampede: 1000 connections ask for one cold key of a 20 ms query at once.
 # STAMPEDES (5) runs, each on a key of its own; the median p99 is reported

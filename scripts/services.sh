@@ -12,6 +12,11 @@
 #   services.sh stop-replica DIR [fast|immediate]
 #   services.sh start-pgbouncer DIR [POOL_SIZE]  pgbouncer in transaction mode in front of it (default pool 2)
 #   services.sh stop-pgbouncer DIR
+#   services.sh tls-certs DIR [NAME...]          a CA, a second CA, a server certificate (localhost, 127.0.0.1,
+#                                                and each NAME) and a client certificate, made with openssl in DIR/tls
+#   services.sh start-redis-tls DIR [yes|no]     a second Redis that speaks only TLS, with those certificates;
+#                                                yes: it asks clients for a certificate (default no)
+#   services.sh stop-redis-tls DIR
 #   services.sh purge DIR                        stop everything and remove data kept outside DIR
 #   services.sh psql DIR [psql args...]          psql into the app database
 #
@@ -72,6 +77,65 @@ stop_redis() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$DIR/redis.pid"
   fi
+}
+
+# An EC P-256 key and certificate NAME in DIR/tls for SUBJECT: self-signed
+# (a CA) without EXT, else signed by DIR/tls/ca with the extensions EXT.
+make_cert() {
+  local name=$1 subject=$2 ext=${3:-} t="$DIR/tls"
+  if [[ -z "$ext" ]]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$t/$name.key" \
+      -out "$t/$name.crt" -days 30 -subj "$subject" 2>/dev/null
+    return
+  fi
+  printf '%b\n' "$ext" >"$t/$name.ext"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$t/$name.key" \
+    -out "$t/$name.csr" -subj "$subject" 2>/dev/null
+  openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -out "$t/$name.crt" \
+    -days 30 -extfile "$t/$name.ext" 2>/dev/null
+}
+
+tls_certs() {
+  [[ -f "$DIR/tls/client.crt" ]] && return 0
+  mkdir -p "$DIR/tls"
+  make_cert ca "/CN=sidecache test CA"
+  make_cert other-ca "/CN=a CA nobody trusts"
+  local names="DNS:localhost,IP:127.0.0.1" n
+  for n in "$@"; do names+=",DNS:$n"; done
+  make_cert server "/CN=localhost" "subjectAltName=$names\nextendedKeyUsage=serverAuth"
+  make_cert client "/CN=sidecache" "extendedKeyUsage=clientAuth"
+  chmod -R a+rX "$DIR/tls"
+}
+
+redis_tls_up() {
+  local t="$DIR/tls"
+  redis-cli --tls --cacert "$t/ca.crt" --cert "$t/client.crt" --key "$t/client.key" -p "$(cat "$DIR/redis-tls.port")" \
+    ping 2>/dev/null | grep -q PONG
+}
+
+start_redis_tls() {
+  local clients=${1:-no} t="$DIR/tls"
+  tls_certs
+  [[ -f "$DIR/redis-tls.port" ]] || free_port >"$DIR/redis-tls.port"
+  if redis_tls_up; then return 0; fi
+  redis-server --port 0 --tls-port "$(cat "$DIR/redis-tls.port")" --bind 127.0.0.1 --tls-cert-file "$t/server.crt" \
+    --tls-key-file "$t/server.key" --tls-ca-cert-file "$t/ca.crt" --tls-auth-clients "$clients" --save "" \
+    --appendonly no --daemonize yes --pidfile "$DIR/redis-tls.pid" --logfile "$DIR/redis-tls.log" --dir "$DIR" >/dev/null
+  for _ in $(seq 1 100); do
+    if redis_tls_up; then return 0; fi
+    sleep 0.05
+  done
+  echo "services: the TLS redis did not start; see $DIR/redis-tls.log" >&2
+  return 1
+}
+
+stop_redis_tls() {
+  [[ -f "$DIR/redis-tls.pid" ]] || return 0
+  local pid; pid=$(cat "$DIR/redis-tls.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$DIR/redis-tls.pid"
 }
 
 # Where PostgreSQL keeps its data, socket and log. As root it runs as the
@@ -215,6 +279,7 @@ stop_pgbouncer() {
 
 # Removes DIR's PostgreSQL home when it lives outside DIR.
 purge() {
+  stop_redis_tls
   stop_pgbouncer
   stop_replica immediate
   stop_redis
@@ -233,6 +298,10 @@ export SIDECACHE_POSTGRES_DSN='host=127.0.0.1 port=$(pg_port) dbname=app user=ap
 ENV
   if [[ -f "$DIR/replica.port" ]]; then echo "export SC_REPLICA_PORT=$(cat "$DIR/replica.port")" >>"$DIR/env"; fi
   if [[ -f "$DIR/pgbouncer.port" ]]; then echo "export SC_PGBOUNCER_PORT=$(cat "$DIR/pgbouncer.port")" >>"$DIR/env"; fi
+  if [[ -f "$DIR/redis-tls.pid" ]]; then
+    echo "export SC_REDIS_TLS_PORT=$(cat "$DIR/redis-tls.port")" >>"$DIR/env"
+    echo "export SC_TLS_DIR='$DIR/tls'" >>"$DIR/env"
+  fi
 }
 
 case "$cmd" in
@@ -247,7 +316,10 @@ case "$cmd" in
     start_pg
     write_env
     ;;
-  stop) stop_pgbouncer; stop_replica; stop_redis; stop_pg ;;
+  stop) stop_redis_tls; stop_pgbouncer; stop_replica; stop_redis; stop_pg ;;
+  tls-certs) tls_certs "$@" ;;
+  start-redis-tls) start_redis_tls "$@"; write_env ;;
+  stop-redis-tls) stop_redis_tls ;;
   start-replica) start_replica "$@"; write_env ;;
   stop-replica) stop_replica "$@" ;;
   start-pgbouncer) start_pgbouncer "$@"; write_env ;;

@@ -74,7 +74,20 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
   auditor_ = std::make_unique<cache::Auditor>(store_pointers(stores_), filler_, &metrics_);
   reads_ = std::make_unique<cache::ReadPath>(store_pointers(stores_), filler_, l1_.get(), &metrics_);
   reads_->set_auditor(auditor_.get());
-  invalidator_ = std::make_unique<cache::Invalidator>(store_pointers(stores_), l1_.get(), l1_channel_, &metrics_);
+  // With invalidation_replicas, invalidations run on connections of their
+  // own: WAIT blocks its connection until the replicas answer, and reads
+  // must not queue behind it.
+  std::vector<cache::Store*> inval_stores = store_pointers(stores_);
+  if (cfg->redis.invalidation_replicas > 0) {
+    inval_stores.clear();
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg->redis, "inv" + std::to_string(i)));
+      redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
+      inval_stores_.push_back(std::make_unique<cache::RedisStore>(redis_.back(), &breaker_, &metrics_));
+      inval_stores.push_back(inval_stores_.back().get());
+    }
+  }
+  invalidator_ = std::make_unique<cache::Invalidator>(inval_stores, l1_.get(), l1_channel_, &metrics_);
   if (!replicas_.empty()) {
     invalidator_->record_wal_positions(&wal_position_);
     std::vector<std::string> labels;
@@ -123,6 +136,18 @@ void Service::start() {
         });
     net::post(l1_sub_->executor(), [sub = l1_sub_] { sub->start(); });
   }
+  if (current()->cfg->redis.mode == config::RedisMode::sentinel) {
+    // A switch moves every connection still open to the old master, which
+    // may live on as a replica and would go on answering reads.
+    sentinel_watch_ = std::make_unique<redis::SentinelWatch>(
+        workers_[0]->get_executor(), current()->cfg->redis, [this](const std::string& what) {
+          spdlog::warn("redis: the sentinels switched master '{}': {}", current()->cfg->redis.master_name, what);
+          std::string why = "the master moved (" + what + ")";
+          for (auto& r : redis_) net::post(r->executor(), [r, why] { r->reconnect(why); });
+          if (l1_sub_) net::post(l1_sub_->executor(), [sub = l1_sub_, why] { sub->reconnect(why); });
+        });
+    net::post(workers_[0]->get_executor(), [w = sentinel_watch_.get()] { w->start(); });
+  }
   net::co_spawn(workers_[0]->get_executor(),
                 invalidator_->replay_loop(
                     replay_timer_, [this] { return breaker_.state() == redis::CircuitBreaker::State::open; },
@@ -150,6 +175,7 @@ void Service::stop() {
   if (listener_) listener_->stop();
   if (replay_timer_) on(workers_[0]->get_executor(), [this] { replay_timer_->cancel(); });
   if (l1_sub_) on(l1_sub_->executor(), [this] { l1_sub_->stop(); });
+  if (sentinel_watch_) on(workers_[0]->get_executor(), [this] { sentinel_watch_->stop(); });
   for (auto& r : redis_) on(r->executor(), [&r] { r->stop(); });
   replicas_.stop();
   pool_.stop();

@@ -2,6 +2,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include <set>
+
 #include "sidecache/app/service.hpp"
 
 namespace sidecache::app {
@@ -79,7 +81,13 @@ net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
     pg["replicas"] = std::move(reps);
   }
   o["postgres"] = std::move(pg);
+  // Where the connections are (sentinel mode: the master they found).
+  std::set<std::string> servers;
+  for (const auto& r : redis_)
+    if (r->state() == redis::State::connected) servers.insert(r->address());
+  json::array at(servers.begin(), servers.end());
   o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
+                            {"servers", std::move(at)},
                             {"connections_up", redis_up},
                             {"connections", redis_.size()},
                             {"tls", cfg.redis.tls()},

@@ -105,7 +105,7 @@ std::size_t Invalidator::pending() const {
   return pending_.size();
 }
 
-net::awaitable<bool> Invalidator::replay_once(std::function<SnapshotPtr()> current) {
+net::awaitable<bool> Invalidator::replay_once(std::function<SnapshotPtr()> current, std::function<bool()> store_refused) {
   std::deque<Invalidation> batch;
   bool overflow;
   {
@@ -134,11 +134,15 @@ net::awaitable<bool> Invalidator::replay_once(std::function<SnapshotPtr()> curre
       ++done;
       continue;
     }
-    // The store is still away: put back what is left, try again later.
     queue(std::move(item));
-    for (auto& rest : batch) queue(std::move(rest));
     back = false;
-    break;
+    // The store is still away: put back what is left, try again later. One
+    // that answers but did not acknowledge (no replica took it, with
+    // invalidation_replicas) has applied it: the others are applied too.
+    if (!store_refused || store_refused()) {
+      for (auto& rest : batch) queue(std::move(rest));
+      break;
+    }
   }
   if (done) spdlog::info("redis: {} of {} invalidations that waited for Redis are applied", done, total);
   co_return back;
@@ -152,7 +156,7 @@ net::awaitable<void> Invalidator::replay_loop(std::shared_ptr<net::steady_timer>
     if (ec) co_return;  // stopping
     if (l1_) l1_->prune(NearCache::Clock::now());  // records age out even when no invalidation comes
     if (store_refused()) continue;
-    co_await replay_once(current);
+    co_await replay_once(current, store_refused);
   }
 }
 

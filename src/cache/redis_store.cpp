@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include <spdlog/spdlog.h>
+
 #include "sidecache/pg/lsn.hpp"
 #include "redis_scripts.hpp"
 
@@ -336,8 +338,34 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const std::st
   args.emplace_back(channel);
   args.emplace_back(position);
   redis::Reply r = co_await guarded_eval(scripts::kTombstone, keys, args, 0);
-  if (!r.is_value()) co_return std::nullopt;
+  if (!r.is_value() || !co_await replicated()) co_return std::nullopt;
   co_return parse_us(r.value);
+}
+
+net::awaitable<bool> RedisStore::replicated() {
+  const config::RedisConfig& cfg = conn_->config();
+  if (cfg.invalidation_replicas == 0) co_return true;
+  // WAIT gives up after redis.timeout; Redis notices that on its timer
+  // (every 100 ms at the default hz 10), so its answer (how many replicas
+  // have every write of this connection so far) is awaited that much longer.
+  // This connection carries only invalidations (Service), so no read waits
+  // behind it.
+  std::string want = std::to_string(cfg.invalidation_replicas);
+  std::string ms = std::to_string(cfg.timeout.count());
+  std::string_view argv[] = {"WAIT", want, ms};
+  auto token = breaker_->allow();
+  if (!token) co_return false;
+  redis::Reply r = co_await conn_->command(argv, 0, late_verdict(*token), 2 * cfg.timeout + std::chrono::milliseconds(150));
+  record(*token, r);
+  if (r.status == redis::Reply::Status::ok && r.integer >= static_cast<long long>(cfg.invalidation_replicas)) co_return true;
+  if (r.status == redis::Reply::Status::ok && metrics_) metrics_->redis_failure("not_replicated");
+  if (r.status == redis::Reply::Status::ok && !warned_unreplicated_) {
+    spdlog::warn("redis: an invalidation reached {} of the {} replicas redis.invalidation_replicas asks for within {} ms: "
+                 "it answers 503 and is applied again until they have it",
+                 r.integer, cfg.invalidation_replicas, ms);
+    warned_unreplicated_ = true;
+  }
+  co_return false;
 }
 
 net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const std::vector<std::string>& keys,
@@ -349,7 +377,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const 
   args.emplace_back(channel);
   args.emplace_back(position);
   redis::Reply r = co_await guarded_eval(scripts::kWatermark, keys, args, 0);
-  if (!r.is_value()) co_return std::nullopt;
+  if (!r.is_value() || !co_await replicated()) co_return std::nullopt;
   co_return parse_us(r.value);
 }
 

@@ -161,8 +161,9 @@ Config load(const std::string& path, const EnvLookup& env) {
     std::string why = s.parse(cfg, *text, dir);
     if (!why.empty()) ctx.error(n, why);
   }
-  if (std::string why = detail::redis_tls_problem(cfg.redis); !why.empty()) {
-    YAML::Node at = node_at(root, "redis.tls");
+  std::string redis_where;
+  if (std::string why = detail::redis_problem(cfg.redis, redis_where); !why.empty()) {
+    YAML::Node at = node_at(root, redis_where);
     if (!at.IsDefined()) at.reset(node_at(root, "redis"));
     if (at.IsDefined()) ctx.error(at, why);
     else ctx.error_file(why);  // from the environment

@@ -67,10 +67,13 @@ inline auto text(std::function<bool(const std::string&)> ok = {}, std::string fi
 // The `tenants:` section and l1.max_tenant_share, metrics.top_tenants
 // (settings_tenants.cpp).
 void add_tenant_settings(std::vector<Setting>& t);
-// The `redis.tls:` section (settings_redis_tls.cpp).
+// The `redis.tls:` section (settings_redis.cpp).
 void add_redis_tls_settings(std::vector<Setting>& t);
-// What is wrong with the TLS settings taken together, or "" (settings_redis_tls.cpp).
-std::string redis_tls_problem(const RedisConfig& r);
+// redis.mode, redis.sentinels, redis.master_name, redis.invalidation_replicas (settings_redis.cpp).
+void add_redis_topology_settings(std::vector<Setting>& t);
+// What is wrong with the Redis settings taken together (TLS, mode), or ""
+// (settings_redis.cpp); `where` is the setting to point at.
+std::string redis_problem(const RedisConfig& r, std::string& where);
 // The `audit:` section (settings_tenants.cpp).
 void add_audit_settings(std::vector<Setting>& t);
 

@@ -149,6 +149,7 @@ std::vector<Setting> build() {
     d.username = r.username, d.password = r.password, d.db = r.db, d.url_tls = r.url_tls;
   };
   t.push_back(url);
+  detail::add_redis_topology_settings(t);
   t.push_back(row("redis.timeout", "duration", "50ms", R, "Deadline of every Redis command; past it the read goes to PostgreSQL. For the breaker, a timed-out command is a failure only if its reply never comes (the connection is lost, or nothing is read for 4 x this, at least 200 ms): a large value that is slow to read is not.",
                   [](auto& c) -> auto& { return c.redis.timeout; }, ms()));
   t.push_back(row("redis.connect_timeout", "duration", "500ms", R, "Deadline of a connection attempt.",

@@ -102,7 +102,7 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
   pm::BuildGauge().Name("sidecache_build_info").Help("Build information").Register(r).Add({{"version", kVersion}}).Set(1);
   pool_rejections_->Add({});
   // Every series an alert or rate() may need exists from the start, at 0.
-  for (const char* kind : {"timeout", "unavailable", "error", "breaker_open"})
+  for (const char* kind : {"timeout", "unavailable", "error", "breaker_open", "not_replicated"})
     counter(*redis_failures_, std::string("e|") + kind, {{"kind", kind}});
   for (const char* scope : {"key", "entity", "tenant", "entity_all_tenants"})
     for (const char* source : {"api", "notify", "listen", "replay"})

@@ -134,6 +134,10 @@ void Connection::on_open() {
     sent_.push_back(std::move(p));
   }
   state_ = State::connected;
+  {
+    std::lock_guard lock(address_mu_);
+    address_ = stream_->peer();
+  }
   wake_connect_waiters();
   backoff_ = std::chrono::milliseconds(50);
   spdlog::info("redis[{}]: connected to {}{}{}", name_, stream_->peer(), cfg_.tls() ? " over TLS" : "",
@@ -143,6 +147,7 @@ void Connection::on_open() {
 
 void Connection::on_close(const std::string& why) {
   bool was_connecting = state_ == State::connecting;
+  std::string where = stream_ ? stream_->peer() : std::string();
   stream_.reset();
   ++writes_;
   state_ = State::disconnected;
@@ -150,8 +155,7 @@ void Connection::on_close(const std::string& why) {
   wake_connect_waiters();
   if (stopped_) return;
   if (!logged_down_)
-    spdlog::warn("redis[{}]: {} {}: {}", name_, was_connecting ? "cannot connect to" : "disconnected from",
-                 cfg_.is_unix ? cfg_.path : cfg_.host + ":" + std::to_string(cfg_.port), why);
+    spdlog::warn("redis[{}]: {} {}: {}", name_, was_connecting ? "cannot connect to" : "disconnected from", where, why);
   logged_down_ = true;
   schedule_reconnect();
 }
@@ -184,8 +188,21 @@ void Connection::on_reply(void* r) {
     return;
   }
   give_verdict(p, true);
+  // A server that became a replica (a failover) refuses writes: the master
+  // is elsewhere now, and a new connection asks where.
+  bool demoted = reply.status == Reply::Status::error && reply.error.rfind("READONLY", 0) == 0;
   complete(p, std::move(reply));
   sent_.pop_front();
+  if (demoted) drop("it answered READONLY: it is a replica now");
+}
+
+void Connection::reconnect(const std::string& why) {
+  if (stream_) drop(why);
+}
+
+std::string Connection::address() const {
+  std::lock_guard lock(address_mu_);
+  return address_;
 }
 
 void Connection::arm(net::steady_timer& timer, bool& armed, Clock::time_point at, void (Connection::*fire)()) {
@@ -276,7 +293,8 @@ net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
   co_return state_ == State::connected && stream_;
 }
 
-net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv, std::size_t split, LateVerdict late) {
+net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv, std::size_t split, LateVerdict late,
+                                          std::chrono::milliseconds timeout) {
   if (state_ != State::connected || !stream_) {
     // (The result is named: gcc 12 miscompiles co_await inside an if.)
     bool up = co_await ready(cfg_.timeout);
@@ -292,7 +310,8 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
         net::any_io_executor handler_ex = net::get_associated_executor(handler, ex_);
         stream_->send(argv);
         auto now = Clock::now();
-        sent_.push_back(Pending{std::move(handler), std::move(handler_ex), split, now + cfg_.timeout, now, std::move(late)});
+        auto limit = timeout.count() > 0 ? timeout : cfg_.timeout;
+        sent_.push_back(Pending{std::move(handler), std::move(handler_ex), split, now + limit, now, std::move(late)});
         arm_deadline();
       },
       net::use_awaitable);

@@ -13,6 +13,7 @@
 
 #include <optional>
 
+#include "sidecache/redis/sentinel.hpp"
 #include "tls_context.hpp"
 
 namespace sidecache::redis {
@@ -57,6 +58,12 @@ RespStream::RespStream(net::any_io_executor ex, config::RedisConfig cfg, redisRe
 RespStream::~RespStream() {
   close();
   redisReaderFree(reader_);
+  if (role_reader_) redisReaderFree(role_reader_);
+}
+
+redisReader* RespStream::role_reader() {
+  if (!role_reader_) role_reader_ = redisReaderCreate();
+  return role_reader_;
 }
 
 void RespStream::close() {
@@ -75,6 +82,19 @@ void RespStream::fail(std::string why) {
 }
 
 void RespStream::open() {
+  if (cfg_.mode != config::RedisMode::sentinel) return connect();
+  // The master's address first, from the sentinels.
+  ask_master(ex_, cfg_, [self = shared_from_this()](config::HostPort master, std::string why) {
+    if (self->ended_) return;
+    if (!why.empty()) return self->fail(why);
+    self->cfg_.host = master.host;
+    self->cfg_.port = master.port;
+    self->peer_ = master.host + ":" + std::to_string(master.port);
+    self->connect();
+  });
+}
+
+void RespStream::connect() {
   connect_timer_.expires_after(cfg_.connect_timeout);
   connect_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec && !self->open_) self->fail(self->cfg_.tls() ? "connect or TLS handshake timed out" : "connect timed out");
@@ -139,10 +159,34 @@ void RespStream::handshake() {
 }
 
 void RespStream::opened() {
-  connect_timer_.cancel();
   open_ = true;
   read_more();
+  if (cfg_.mode == config::RedisMode::sentinel) {
+    // The sentinels' answer can be a moment old during a failover: the
+    // server must say it is the master before anything else is sent.
+    std::string_view role[] = {"ROLE"};
+    checking_role_ = true;
+    send(role);
+    return;
+  }
+  ready();
+}
+
+void RespStream::ready() {
+  connect_timer_.cancel();
   if (events_) events_->on_open();
+}
+
+void RespStream::check_role(void* r) {
+  auto* reply = static_cast<redisReply*>(r);
+  checking_role_ = false;
+  std::string role = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 && reply->element[0]->type == REDIS_REPLY_STRING
+                         ? std::string(reply->element[0]->str, reply->element[0]->len)
+                         : reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len) : "?";
+  if (role != "master")
+    return fail("the sentinels named " + peer_ + " as master '" + cfg_.master_name + "', but it says it is " + role +
+                " (a failover in progress): asking them again");
+  ready();
 }
 
 std::string RespStream::explain(const boost::system::error_code& ec, bool reading) const {
@@ -195,6 +239,19 @@ void RespStream::read_more() {
       if (ec) return self->fail(self->explain(ec, true));
       if (self->last_read_) *self->last_read_ = std::chrono::steady_clock::now();
       self->read_any_ = true;
+      if (self->checking_role_) {
+        // ROLE's answer, read with hiredis' own reply objects; nothing else
+        // was sent yet, so nothing follows it.
+        redisReader* rr = self->role_reader();
+        void* reply = nullptr;
+        if (redisReaderFeed(rr, self->rbuf_.data(), n) != REDIS_OK || redisReaderGetReply(rr, &reply) != REDIS_OK)
+          return self->fail("protocol error in the answer to ROLE");
+        if (!reply) return self->read_more();
+        self->check_role(reply);
+        freeReplyObject(reply);
+        if (self->ended_) return;
+        return self->read_more();
+      }
       redisReader* rd = self->reader_;
       if (redisReaderFeed(rd, self->rbuf_.data(), n) != REDIS_OK) return self->fail("cannot buffer the reply");
       for (;;) {

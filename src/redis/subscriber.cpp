@@ -76,13 +76,20 @@ void Subscriber::drop(const std::string& why) {
   on_close(why);
 }
 
+void Subscriber::rotate_through(std::vector<config::RedisConfig> targets, std::string name) {
+  targets_ = std::move(targets);
+  name_ = std::move(name);
+  if (!targets_.empty()) cfg_ = targets_[target_ % targets_.size()];
+}
+
 void Subscriber::on_close(const std::string& why) {
   stream_.reset();
+  if (!targets_.empty()) cfg_ = targets_[++target_ % targets_.size()];
   timer_.cancel();
   bool was = subscribed_;
   subscribed_ = false;
   if (stopped_) return;
-  if (!logged_down_) spdlog::warn("redis[l1]: subscription to {} lost: {}", channel_, why);
+  if (!logged_down_) spdlog::warn("redis[{}]: subscription to {} lost: {}", name_, channel_, why);
   logged_down_ = true;
   if (was && on_state_) on_state_(false);
   net::post(ex_, [w = weak_from_this()] {
@@ -95,7 +102,7 @@ void Subscriber::on_reply(void* r) {
   if (reply->type == REDIS_REPLY_ERROR) {
     // AUTH, SELECT or SUBSCRIBE refused.
     std::string err(reply->str, reply->len);
-    spdlog::error("redis[l1]: subscribing to {} failed: {}", channel_, err);
+    spdlog::error("redis[{}]: subscribing to {} failed: {}", name_, channel_, err);
     drop(err);
     return;
   }
@@ -105,7 +112,7 @@ void Subscriber::on_reply(void* r) {
     timer_.cancel();
     backoff_ = std::chrono::milliseconds(50);
     subscribed_ = true;
-    spdlog::info("redis[l1]: subscribed to {}{}", channel_, logged_down_ ? " again" : "");
+    spdlog::info("redis[{}]: subscribed to {}{} (on {})", name_, channel_, logged_down_ ? " again" : "", stream_->peer());
     logged_down_ = false;
     if (on_state_) on_state_(true);
   } else if (kind == "message" && reply->element[2]->type == REDIS_REPLY_STRING) {

@@ -1,51 +1,21 @@
 #include "tls_redis.hpp"
 
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include "harness.hpp"
 
 namespace sidecache::it {
 
-namespace {
-
-void must(const std::vector<std::string>& argv) {
-  auto [rc, out] = run_command(argv);
-  if (rc != 0) throw std::runtime_error(argv[0] + " " + argv[1] + " failed: " + out);
-}
-
-// An EC P-256 key and a certificate for `subject`: self-signed when `ca` is
-// empty, else signed by ca/ca_key with the extensions in `ext`.
-void make_cert(const std::string& dir, const std::string& name, const std::string& subject, const std::string& ca,
-               const std::string& ca_key, const std::string& ext) {
-  std::string key = dir + "/" + name + ".key", crt = dir + "/" + name + ".crt";
-  if (ca.empty()) {
-    must({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-          key, "-out", crt, "-days", "2", "-subj", subject});
-    return;
-  }
-  std::string csr = dir + "/" + name + ".csr", extfile = dir + "/" + name + ".ext";
-  std::ofstream(extfile) << ext << "\n";
-  must({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-        key, "-out", csr, "-subj", subject});
-  must({"openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt, "-days",
-        "2", "-extfile", extfile});
-}
-
-}  // namespace
-
 const TlsFiles& TlsFiles::get() {
+  // The certificates come from the script the benchmarks use too.
   static const TlsFiles files = [] {
     TlsFiles f;
-    f.dir = make_temp_dir("tls");
-    make_cert(f.dir, "ca", "/CN=sidecache test CA", "", "", "");
-    make_cert(f.dir, "other-ca", "/CN=a CA nobody trusts", "", "", "");
-    f.ca = f.dir + "/ca.crt";
-    f.other_ca = f.dir + "/other-ca.crt";
-    make_cert(f.dir, "server", "/CN=localhost", f.ca, f.dir + "/ca.key",
-              "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
-    make_cert(f.dir, "client", "/CN=sidecache", f.ca, f.dir + "/ca.key", "extendedKeyUsage=clientAuth");
+    std::string home = make_temp_dir("tls");
+    auto [rc, out] = run_command({source_dir() + "/scripts/services.sh", "tls-certs", home});
+    if (rc != 0) throw std::runtime_error("services.sh tls-certs failed: " + out);
+    f.dir = home + "/tls";
+    f.ca = f.dir + "/ca.crt", f.other_ca = f.dir + "/other-ca.crt";
     f.server_cert = f.dir + "/server.crt", f.server_key = f.dir + "/server.key";
     f.client_cert = f.dir + "/client.crt", f.client_key = f.dir + "/client.key";
     return f;

@@ -1,8 +1,9 @@
 #pragma once
 // Redis over TLS for the integration tests: certificates made with openssl
-// at test time (a CA, a second CA nobody trusts, a server certificate for
-// localhost and 127.0.0.1, a client certificate), and a redis-server of the
-// test's own that speaks only TLS, on loopback, on an ephemeral port.
+// at test time by `scripts/services.sh tls-certs` (a CA, a second CA nobody
+// trusts, a server certificate for localhost and 127.0.0.1, a client
+// certificate), and a redis-server of the test's own that speaks only TLS,
+// on loopback, on an ephemeral port.
 #include <string>
 
 namespace sidecache::it {

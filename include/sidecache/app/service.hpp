@@ -28,6 +28,7 @@
 #include "sidecache/pg/replicas.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/connection.hpp"
+#include "sidecache/redis/sentinel.hpp"
 #include "sidecache/redis/subscriber.hpp"
 
 namespace sidecache::app {
@@ -74,8 +75,9 @@ class Service : public http::Handler {
   metrics::Metrics metrics_;
   SnapshotPtr snap_;  // std::atomic_load / std::atomic_store
   std::vector<net::io_context*> workers_;
-  std::vector<std::shared_ptr<redis::Connection>> redis_;
+  std::vector<std::shared_ptr<redis::Connection>> redis_;  // one per worker (+ one for invalidations with invalidation_replicas)
   std::vector<std::unique_ptr<cache::RedisStore>> stores_;  // one per worker, over redis_
+  std::vector<std::unique_ptr<cache::RedisStore>> inval_stores_;  // invalidation_replicas > 0: invalidations
   pg::Pool pool_;
   pg::Replicas replicas_;  // postgres.replicas (none: fills use pool_ only)
   cache::PgWalPosition wal_position_;
@@ -84,6 +86,8 @@ class Service : public http::Handler {
   // L1, when l1.max_bytes > 0; it serves only while l1_sub_ is subscribed.
   std::unique_ptr<cache::NearCache> l1_;
   std::shared_ptr<redis::Subscriber> l1_sub_;
+  // Sentinel mode: follows +switch-master.
+  std::unique_ptr<redis::SentinelWatch> sentinel_watch_;
   std::string l1_channel_;  // every process publishes its invalidations here
   std::unique_ptr<cache::Auditor> auditor_;  // before reads_, which points to it
   std::unique_ptr<cache::ReadPath> reads_;

@@ -52,7 +52,9 @@ class Invalidator {
   net::awaitable<void> replay_loop(std::shared_ptr<net::steady_timer> timer, std::function<bool()> store_refused,
                                    std::function<SnapshotPtr()> current);
   // Replays what waits once; false when the store is still away.
-  net::awaitable<bool> replay_once(std::function<SnapshotPtr()> current);
+  // `store_refused` (the breaker is open), when given, is asked after an
+  // item fails: while it says no, the rest of the batch is still tried.
+  net::awaitable<bool> replay_once(std::function<SnapshotPtr()> current, std::function<bool()> store_refused = {});
 
   std::size_t pending() const;
   static constexpr std::size_t kMaxPending = 10000;

@@ -67,6 +67,10 @@ class RedisStore final : public Store {
 
  private:
   // Runs one call under the breaker.
+  // redis.invalidation_replicas: true once that many replicas have every
+  // write of this connection so far (WAIT), or when it is 0.
+  net::awaitable<bool> replicated();
+  bool warned_unreplicated_ = false;  // logged once per worker
   net::awaitable<redis::Reply> guarded_mget(const std::vector<std::string>& keys, std::size_t split);
   net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                             const std::vector<std::string_view>& args, std::size_t split);

@@ -132,7 +132,25 @@ struct AuthConfig {
 };
 
 // Parsed redis:// or unix:// URL.
+// How sidecache finds its Redis (redis.mode).
+enum class RedisMode {
+  standalone,  // redis.url is the server
+  sentinel,    // the master named redis.master_name, as redis.sentinels say
+};
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+  bool operator==(const HostPort&) const = default;
+};
+
 struct RedisConfig {
+  RedisMode mode = RedisMode::standalone;
+  std::vector<HostPort> sentinels;  // sentinel mode
+  std::string master_name;          // sentinel mode
+  // >0: an invalidation is acknowledged only once this many replicas have
+  // it (WAIT), so that it survives the loss of its master.
+  unsigned invalidation_replicas = 0;
   std::string url = "redis://127.0.0.1:6379/0";
   bool is_unix = false;
   std::string host = "127.0.0.1";

@@ -72,7 +72,7 @@ class Metrics {
   void request(const std::string& entity, Outcome outcome, unsigned status, double seconds);
   void fill(const std::string& entity, double seconds);
   void value_too_large(const std::string& entity);  // answered, not stored
-  void redis_failure(const char* kind);  // timeout | unavailable | error
+  void redis_failure(const char* kind);  // timeout | unavailable | error | breaker_open | not_replicated
   void invalidation(const char* scope, const char* source);  // source: api | notify | listen | replay
   // Read replicas (postgres.replicas): declares their series at 0.
   void declare_replicas(const std::vector<std::string>& labels);

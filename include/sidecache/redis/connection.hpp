@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -91,7 +92,10 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
                              const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {});
   // Any command. Every command above names its keys, so a router by hash
   // slot can be put in front of this later.
-  net::awaitable<Reply> command(std::span<const std::string_view> argv, std::size_t split = 0, LateVerdict late = {});
+  // `timeout` (0: redis.timeout) is for a command that blocks in Redis
+  // (WAIT): commands sent after it wait for its reply anyway.
+  net::awaitable<Reply> command(std::span<const std::string_view> argv, std::size_t split = 0, LateVerdict late = {},
+                                std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
   // Counts writes of queued commands to Redis, and every change of
   // connection. A command issued while writes() was w has not reached Redis
@@ -101,6 +105,12 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
   std::uint64_t writes() const { return writes_; }
 
   State state() const { return state_; }
+  // host:port of the server it is (or was last) connected to; any thread.
+  std::string address() const;
+  const config::RedisConfig& config() const { return cfg_; }
+  // Drops the connection (the master moved); commands in flight fail as
+  // "connection lost", the next command connects anew. On the executor.
+  void reconnect(const std::string& why);
   // How many leading bytes of a bulk reply go to Reply::head for the oldest
   // unanswered command (the reply being read). For the reply functions.
   std::size_t reply_split() const;
@@ -168,6 +178,8 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
   bool hung_ = false;  // nothing read while replies were due: timeouts count as failures at once
   std::chrono::steady_clock::time_point last_read_{};
   std::uint64_t writes_ = 0;
+  mutable std::mutex address_mu_;
+  std::string address_;
 };
 
 }  // namespace sidecache::redis

@@ -5,7 +5,9 @@
 // Connection (commands) and Subscriber (pub/sub) run on it.
 //
 // - open() resolves, connects and, for TLS, shakes hands, within
-//   redis.connect_timeout; then Events::on_open.
+//   redis.connect_timeout; then Events::on_open. In sentinel mode it first
+//   asks the sentinels where the master is, and after connecting checks
+//   that the server says it is the master (ROLE).
 // - send() formats a command into the output buffer. The buffer goes out in
 //   one write after the current handler returns (net::defer), so commands
 //   issued in one pass of the event loop share one system call.
@@ -70,7 +72,11 @@ class RespStream : public std::enable_shared_from_this<RespStream> {
 
  private:
   struct Socket;  // the plain, unix or TLS socket (resp_stream.cpp)
+  void connect();
   void connect_tcp();
+  void ready();
+  void check_role(void* reply);
+  redisReader* role_reader();
   void handshake();
   void opened();
   void flush();
@@ -83,6 +89,8 @@ class RespStream : public std::enable_shared_from_this<RespStream> {
   Events* events_;
   std::unique_ptr<Socket> sock_;
   redisReader* reader_ = nullptr;
+  redisReader* role_reader_ = nullptr;  // sentinel mode: ROLE's answer
+  bool checking_role_ = false;
   net::steady_timer connect_timer_;
   std::string peer_;
   std::string out_;     // commands queued since the last write

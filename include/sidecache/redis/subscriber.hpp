@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sidecache/config/config.hpp"
 #include "sidecache/redis/resp_stream.hpp"
@@ -34,6 +35,13 @@ class Subscriber : public std::enable_shared_from_this<Subscriber>, private Resp
   void start();
   void stop();
 
+  // Connects to each of `targets` in turn, moving on after every loss (the
+  // sentinels, for SentinelWatch); names itself `name` in log lines.
+  void rotate_through(std::vector<config::RedisConfig> targets, std::string name = "sentinel");
+  // Drops the subscription and subscribes again (the master moved): as a
+  // loss, L1 is flushed.
+  void reconnect(const std::string& why) { drop(why); }
+
   bool subscribed() const { return subscribed_; }
   const std::string& channel() const { return channel_; }
   const net::any_io_executor& executor() const { return ex_; }
@@ -50,7 +58,9 @@ class Subscriber : public std::enable_shared_from_this<Subscriber>, private Resp
   net::any_io_executor ex_;
   config::RedisConfig cfg_;
   std::string channel_;
-  const std::string name_ = "l1";  // in log lines: redis[l1]
+  std::string name_ = "l1";  // in log lines: redis[l1]
+  std::vector<config::RedisConfig> targets_;
+  std::size_t target_ = 0;
   MessageFn on_message_;
   StateFn on_state_;
   std::shared_ptr<RespStream> stream_;

@@ -1,6 +1,7 @@
-// Redis over TLS in the main file: a rediss:// URL or tls.enabled turns it
-// on, file paths are relative to the main file, and each mistake is refused
-// with the file, the line and a fix.
+// The main file's Redis settings beyond the URL: TLS (a rediss:// URL or
+// tls.enabled turns it on, file paths are relative to the main file) and
+// Sentinel (mode, sentinels, master_name, invalidation_replicas); each
+// mistake is refused with the file, the line and a fix.
 #include <catch2/catch.hpp>
 
 #include "loader_fixture.hpp"
@@ -81,4 +82,38 @@ TEST_CASE("redis TLS mistakes are refused with the file, the line and a fix") {
           "redis.tls.server_name must be a host name");
   refused("redis:\n  url: redis://127.0.0.1:6379/0\n  tls: { verify: maybe }\n", 9, "redis.tls.verify");
   refused("redis:\n  url: redis://127.0.0.1:6379/0\n  tls: { ca: ca.pem }\n", 9, "ca");
+}
+
+TEST_CASE("redis sentinel settings: mode, sentinels, master_name and invalidation_replicas load") {
+  TempDir d;
+  d.write("entities/org.yaml", kEntity);
+  d.write("sidecache.yaml", main_with("redis:\n  mode: sentinel\n  url: redis://:pw@mymaster/1\n  sentinels: [\"10.0.0.1:26379\", "
+                                      "\"sentinel-2.internal:26380\"]\n  master_name: mymaster\n  invalidation_replicas: 1\n"));
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
+  CHECK(c.redis.mode == RedisMode::sentinel);
+  REQUIRE(c.redis.sentinels.size() == 2);
+  CHECK(c.redis.sentinels[0] == HostPort{"10.0.0.1", 26379});
+  CHECK(c.redis.sentinels[1] == HostPort{"sentinel-2.internal", 26380});
+  CHECK(c.redis.master_name == "mymaster");
+  CHECK(c.redis.invalidation_replicas == 1);
+  CHECK(c.redis.password == "pw");
+  CHECK(c.redis.db == 1);
+}
+
+TEST_CASE("redis sentinel and mode mistakes are refused with the file, the line and a fix") {
+  TempDir d;
+  d.write("entities/org.yaml", kEntity);
+  auto refused = [&](const std::string& redis, int line, const std::string& text) {
+    d.write("sidecache.yaml", main_with(redis));
+    auto ps = problems_of(d);
+    INFO(dump(ps));
+    CHECK(has_problem(ps, "sidecache.yaml", line, text));
+  };
+  refused("redis:\n  mode: cluster\n", 8, "Redis Cluster is not supported yet");
+  refused("redis:\n  mode: sharded\n", 8, "redis.mode must be standalone or sentinel");
+  refused("redis:\n  mode: sentinel\n  master_name: mymaster\n", 8, "redis.sentinels is empty");
+  refused("redis:\n  mode: sentinel\n  sentinels: [\"10.0.0.1:26379\"]\n", 8, "redis.master_name is not set");
+  refused("redis:\n  sentinels: [\"10.0.0.1:26379\"]\n", 8, "set mode: sentinel, or remove them");
+  refused("redis:\n  mode: sentinel\n  master_name: m\n  sentinels: [\"10.0.0.1\"]\n", 10, "'10.0.0.1' is not host:port");
+  refused("redis:\n  invalidation_replicas: 17\n", 8, "redis.invalidation_replicas");
 }
