@@ -288,7 +288,8 @@ extra_sidecache() {  # name, postgres settings[, more YAML] -> sets EXTRA_BASE
       -e "s|^redis: .*|${EXTRA_REDIS:-&}|" \
       "$WORK/sidecache.yaml" >"$WORK/$1.yaml"
   [[ -z "${3:-}" ]] || printf "%s\n" "$3" >>"$WORK/$1.yaml"
-  "$BIN/sidecache" --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+  # (The file's Redis URL, not the environment's: the TLS daemon's differs.)
+  env -u SIDECACHE_REDIS_URL "$BIN/sidecache" --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
   EXTRA_PIDS+=($!)
   EXTRA_BASE="http://127.0.0.1:$port"
   for _ in $(seq 1 200); do curl -fs "$EXTRA_BASE/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
