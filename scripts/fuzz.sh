@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 TARGET=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}
 SECONDS_PER=${2:-60}
-TARGETS=(http_request invalidate_body batch_body config_yaml value_decode key_encoding tag_template)
+TARGETS=(http_request invalidate_body batch_body config_yaml value_decode key_encoding tag_template cluster_reply)
 [[ "$TARGET" == all ]] || TARGETS=("$TARGET")
 
 CXX_FUZZ=$(command -v clang++-14 || command -v clang++ || true)

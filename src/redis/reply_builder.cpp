@@ -20,7 +20,10 @@ Reply& parent_reply(const redisReadTask* task) {
 void* place(const redisReadTask* task, Reply&& r) {
   if (task->parent) {
     Reply& parent = parent_reply(task);
-    parent.elements.push_back(std::move(r));  // reserved by create_array: never moves
+    // May reallocate past the reserve: that moves only finished siblings,
+    // which hiredis no longer points to (it keeps the ancestors of the
+    // element being read, never one it has finished).
+    parent.elements.push_back(std::move(r));
     return &parent.elements.back();
   }
   return new Root{std::move(r)};
@@ -57,7 +60,10 @@ void* create_string(const redisReadTask* task, char* str, std::size_t len) {
 void* create_array(const redisReadTask* task, int elements) {
   Reply r;
   r.status = Reply::Status::ok;
-  r.elements.reserve(static_cast<std::size_t>(std::max(elements, 0)));
+  // The count comes from the server: reserved only up to a sane size (the
+  // rest grows as elements arrive), so a broken or hostile peer's
+  // "*2000000000" is not an allocation of gigabytes at once.
+  r.elements.reserve(static_cast<std::size_t>(std::clamp(elements, 0, 1024)));
   return place(task, std::move(r));
 }
 

@@ -245,3 +245,19 @@ TEST_CASE("store: a value with column tags is judged by the watermarks it names,
   CHECK(third.body == "{\"v\":3}");
   CHECK(run(f, f.store->lookup_many(sets, unix_us(), tagged)).at(0).body == "{\"v\":3}");
 }
+
+TEST_CASE("connection: a reply of 3000 elements, each an array, is read whole (the element vector grows past its "
+          "reserve while nested arrays are read)") {
+  Fixture f("big-array");
+  redis::Script big("local t = {} for i = 1, 3000 do t[i] = {i, 'v' .. i, {i}} end return t");
+  redis::Reply r = run(f, f.conn->eval(big, {}, {}));
+  REQUIRE(r.status == redis::Reply::Status::ok);
+  REQUIRE(r.elements.size() == 3000);
+  for (std::size_t i = 0; i < r.elements.size(); ++i) {
+    const redis::Reply& e = r.elements[i];
+    REQUIRE(e.elements.size() == 3);
+    CHECK(e.elements[0].integer == static_cast<long long>(i + 1));
+    CHECK(e.elements[1].value == "v" + std::to_string(i + 1));
+    CHECK(e.elements[2].elements.at(0).integer == static_cast<long long>(i + 1));
+  }
+}
