@@ -177,6 +177,10 @@ void Connection::on_reply(void* r) {
   }
   hung_ = false;  // Redis answers
   Pending& p = sent_.front();
+  if (p.discard) {
+    sent_.pop_front();
+    return;
+  }
   if (p.setup) {
     bool refused = reply.status == Reply::Status::error;
     std::string err = reply.error;
@@ -294,7 +298,7 @@ net::awaitable<bool> Connection::ready(std::chrono::milliseconds limit) {
 }
 
 net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv, std::size_t split, LateVerdict late,
-                                          std::chrono::milliseconds timeout) {
+                                          std::chrono::milliseconds timeout, bool asking) {
   if (state_ != State::connected || !stream_) {
     // (The result is named: gcc 12 miscompiles co_await inside an if.)
     bool up = co_await ready(cfg_.timeout);
@@ -308,6 +312,15 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(Reply)>(
       [&](auto handler) {
         net::any_io_executor handler_ex = net::get_associated_executor(handler, ex_);
+        if (asking) {
+          std::string_view ask[] = {"ASKING"};
+          stream_->send(ask);
+          Pending p;
+          p.discard = true;
+          p.sent_at = Clock::now();
+          p.deadline = p.sent_at + cfg_.timeout;
+          sent_.push_back(std::move(p));
+        }
         stream_->send(argv);
         auto now = Clock::now();
         auto limit = timeout.count() > 0 ? timeout : cfg_.timeout;
@@ -317,17 +330,18 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
       net::use_awaitable);
 }
 
-net::awaitable<Reply> Connection::mget(const std::vector<std::string>& keys, std::size_t split, LateVerdict late) {
+net::awaitable<Reply> Connection::mget(const std::vector<std::string>& keys, std::size_t split, LateVerdict late,
+                                       bool asking) {
   std::vector<std::string_view> argv;
   argv.reserve(keys.size() + 1);
   argv.emplace_back("MGET");
   for (const auto& k : keys) argv.emplace_back(k);
-  co_return co_await command(argv, split, std::move(late));
+  co_return co_await command(argv, split, std::move(late), std::chrono::milliseconds(0), asking);
 }
 
 net::awaitable<Reply> Connection::eval(const Script& script, const std::vector<std::string>& keys,
                                        const std::vector<std::string_view>& args, std::size_t split,
-                                       LateVerdict late) {
+                                       LateVerdict late, bool asking) {
   std::string nkeys = std::to_string(keys.size());
   std::vector<std::string_view> argv;
   argv.reserve(keys.size() + args.size() + 3);
@@ -338,13 +352,13 @@ net::awaitable<Reply> Connection::eval(const Script& script, const std::vector<s
   for (const auto& a : args) argv.emplace_back(a);
   // (An EVALSHA answered NOSCRIPT was answered: the verdict goes with the EVAL.)
   LateVerdict for_eval = late;
-  Reply r = co_await command(argv, split, std::move(late));
+  Reply r = co_await command(argv, split, std::move(late), std::chrono::milliseconds(0), asking);
   if (r.status == Reply::Status::error && r.error.rfind("NOSCRIPT", 0) == 0) {
     // First use on this server (or after a restart / SCRIPT FLUSH): EVAL
     // sends the body once and Redis caches it for the next EVALSHA.
     argv[0] = "EVAL";
     argv[1] = script.body;
-    r = co_await command(argv, split, std::move(for_eval));
+    r = co_await command(argv, split, std::move(for_eval), std::chrono::milliseconds(0), asking);
   }
   co_return r;
 }

@@ -85,17 +85,21 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
   // and body arrive separately and the body is copied once.
   // `late`, when given, is called once if the command times out (see
   // LateVerdict); never when it is answered in time.
-  net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0, LateVerdict late = {});
+  net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0, LateVerdict late = {},
+                             bool asking = false);
   // EVALSHA script keys... args..., falling back to EVAL on NOSCRIPT. For an
   // array reply the first element is split like mget().
   net::awaitable<Reply> eval(const Script& script, const std::vector<std::string>& keys,
-                             const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {});
+                             const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {},
+                             bool asking = false);
   // Any command. Every command above names its keys, so a router by hash
   // slot can be put in front of this later.
   // `timeout` (0: redis.timeout) is for a command that blocks in Redis
-  // (WAIT): commands sent after it wait for its reply anyway.
+  // (WAIT): commands sent after it wait for its reply anyway. `asking`
+  // (Redis Cluster, after an ASK redirection) sends ASKING right before it,
+  // in the same write, so that no other command can come between.
   net::awaitable<Reply> command(std::span<const std::string_view> argv, std::size_t split = 0, LateVerdict late = {},
-                                std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+                                std::chrono::milliseconds timeout = std::chrono::milliseconds(0), bool asking = false);
 
   // Counts writes of queued commands to Redis, and every change of
   // connection. A command issued while writes() was w has not reached Redis
@@ -133,7 +137,8 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
     std::chrono::steady_clock::time_point deadline;
     std::chrono::steady_clock::time_point sent_at;
     LateVerdict late;  // called once, after a timeout, when its fate is known
-    bool setup = false;  // AUTH or SELECT, sent first on a new connection
+    bool setup = false;    // AUTH or SELECT, sent first on a new connection
+    bool discard = false;  // ASKING: its OK is not anybody's answer
   };
   static void give_verdict(Pending& p, bool answered);
   // Sets `timer` for `at`; `armed` is true until it fires (or is cancelled),
