@@ -101,8 +101,9 @@ bool SentinelSet::wait_failover(int old_port) const {
       300);
 }
 
-std::string SentinelSet::daemon_redis_extra() const {
-  return ", mode: sentinel, sentinels: [\"127.0.0.1:" + std::to_string(sentinel_) + "\"], master_name: " + kMaster;
+std::string SentinelSet::daemon_redis_extra(bool dead_first) const {
+  std::string dead = dead_first ? "\"127.0.0.1:" + std::to_string(free_port()) + "\", " : "";
+  return ", mode: sentinel, sentinels: [" + dead + "\"127.0.0.1:" + std::to_string(sentinel_) + "\"], master_name: " + kMaster;
 }
 
 std::string SentinelSet::logs() const {

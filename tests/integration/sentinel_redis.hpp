@@ -29,7 +29,8 @@ class SentinelSet {
   // server says it is master; false if that does not happen.
   bool wait_failover(int old_port) const;
   // Daemon options' redis settings for mode: sentinel (the inside of redis: { }).
-  std::string daemon_redis_extra() const;
+  // `dead_first`: a sentinel that does not answer is listed before the real one.
+  std::string daemon_redis_extra(bool dead_first = false) const;
   std::string logs() const;
 
  private:
