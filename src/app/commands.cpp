@@ -75,12 +75,16 @@ int health(const config::Config& cfg) {
 int check_connect(const config::Config& cfg) {
   int problems = 0;
   const auto& r = cfg.redis;
-  std::string redis_error = redis::probe(r);
+  std::string server;
+  std::string redis_error = redis::probe(r, &server);
+  std::string what = r.mode == config::RedisMode::sentinel ? "redis master '" + r.master_name + "' (sentinel)"
+                                                            : "redis " + config::mask_secrets(r.url);
   if (!redis_error.empty()) {
-    std::cerr << "  redis " << config::mask_secrets(r.url) << ": " << redis_error << "\n";
+    std::cerr << "  " << what << ": " << redis_error << "\n";
     ++problems;
   } else {
-    std::cout << "  redis " << config::mask_secrets(r.url) << ": ok\n";
+    std::cout << "  " << what << ": ok" << (r.mode == config::RedisMode::sentinel ? ", at " + server : "")
+              << (r.tls() ? ", over TLS" : "") << "\n";
   }
   auto sql_problems = pg::check_entities(cfg);
   bool connected = sql_problems.empty() || sql_problems.front().rfind("postgres: ", 0) != 0;

@@ -338,11 +338,11 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const std::st
   args.emplace_back(channel);
   args.emplace_back(position);
   redis::Reply r = co_await guarded_eval(scripts::kTombstone, keys, args, 0);
-  if (!r.is_value() || !co_await replicated()) co_return std::nullopt;
+  if (!r.is_value() || !co_await replicated(key)) co_return std::nullopt;
   co_return parse_us(r.value);
 }
 
-net::awaitable<bool> RedisStore::replicated() {
+net::awaitable<bool> RedisStore::replicated(const std::string& key) {
   const config::RedisConfig& cfg = conn_->config();
   if (cfg.invalidation_replicas == 0) co_return true;
   // WAIT gives up after redis.timeout; Redis notices that on its timer
@@ -355,7 +355,7 @@ net::awaitable<bool> RedisStore::replicated() {
   std::string_view argv[] = {"WAIT", want, ms};
   auto token = breaker_->allow();
   if (!token) co_return false;
-  redis::Reply r = co_await conn_->command(argv, 0, late_verdict(*token), 2 * cfg.timeout + std::chrono::milliseconds(150));
+  redis::Reply r = co_await conn_->command_for(key, argv, 0, late_verdict(*token), 2 * cfg.timeout + std::chrono::milliseconds(150));
   record(*token, r);
   if (r.status == redis::Reply::Status::ok && r.integer >= static_cast<long long>(cfg.invalidation_replicas)) co_return true;
   if (r.status == redis::Reply::Status::ok && metrics_) metrics_->redis_failure("not_replicated");
@@ -377,7 +377,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const 
   args.emplace_back(channel);
   args.emplace_back(position);
   redis::Reply r = co_await guarded_eval(scripts::kWatermark, keys, args, 0);
-  if (!r.is_value() || !co_await replicated()) co_return std::nullopt;
+  if (!r.is_value() || !co_await replicated(keys.front())) co_return std::nullopt;
   co_return parse_us(r.value);
 }
 

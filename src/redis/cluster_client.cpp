@@ -119,8 +119,15 @@ std::shared_ptr<Connection> ClusterClient::connection(const Node& n) {
   if (!conn) {
     conn = std::make_shared<Connection>(ex_, c, name_ + "@" + addr);
     conn->start();
+    ++made_;
   }
   return conn;
+}
+
+std::uint64_t ClusterClient::writes() const {
+  std::uint64_t n = made_;
+  for (const auto& [addr, c] : conns_) n += c->writes();
+  return n;
 }
 
 std::vector<std::pair<std::string, State>> ClusterClient::nodes() const {
@@ -179,19 +186,20 @@ net::awaitable<Reply> ClusterClient::routed(std::string_view key, Send send) {
   co_return r;
 }
 
-net::awaitable<Reply> ClusterClient::mget(const std::vector<std::string>& keys, std::size_t split, LateVerdict late) {
+net::awaitable<Reply> ClusterClient::mget(const std::vector<std::string>& keys, std::size_t split, LateVerdict late, bool) {
   co_return co_await routed(keys.empty() ? std::string_view() : std::string_view(keys.front()),
                             [&](Connection& c, bool asking) { return c.mget(keys, split, late, asking); });
 }
 
 net::awaitable<Reply> ClusterClient::eval(const Script& script, const std::vector<std::string>& keys,
-                                          const std::vector<std::string_view>& args, std::size_t split, LateVerdict late) {
+                                          const std::vector<std::string_view>& args, std::size_t split, LateVerdict late,
+                                          bool) {
   co_return co_await routed(keys.empty() ? std::string_view() : std::string_view(keys.front()),
                             [&](Connection& c, bool asking) { return c.eval(script, keys, args, split, late, asking); });
 }
 
-net::awaitable<Reply> ClusterClient::command(std::string_view key, std::span<const std::string_view> argv, std::size_t split,
-                                             LateVerdict late, std::chrono::milliseconds timeout) {
+net::awaitable<Reply> ClusterClient::command_for(std::string_view key, std::span<const std::string_view> argv,
+                                                 std::size_t split, LateVerdict late, std::chrono::milliseconds timeout) {
   co_return co_await routed(key, [&](Connection& c, bool asking) { return c.command(argv, split, late, timeout, asking); });
 }
 

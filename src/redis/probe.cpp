@@ -41,6 +41,7 @@ class Probe final : private RespStream::Events {
   }
   std::vector<std::string> answers;
   std::vector<bool> errors;
+  const std::string& server() const { return stream_->peer(); }
 
  private:
   void on_open() override {
@@ -88,10 +89,11 @@ std::string topology_of(const Probe& p, std::size_t info_at) {
 
 }  // namespace
 
-std::string probe(const config::RedisConfig& r) {
+std::string probe(const config::RedisConfig& r, std::string* server) {
   if (std::string why = tls_setup_problem(r); !why.empty()) return why;
   Probe p(r, {{"PING"}, {"INFO", "cluster"}});
   if (std::string why = p.run(); !why.empty()) return why;
+  if (server) *server = p.server();
   if (p.errors[0]) return p.answers[0];
   return topology_of(p, 1);
 }

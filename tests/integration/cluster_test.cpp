@@ -61,7 +61,7 @@ struct Client {
     return run([](std::shared_ptr<redis::ClusterClient> c, std::string k, std::shared_ptr<std::vector<std::string>> o,
                   std::shared_ptr<std::vector<std::string_view>> v) -> net::awaitable<redis::Reply> {
       (void)o;
-      co_return co_await c->command(k, *v);
+      co_return co_await c->command_for(k, *v);
     }(client, key, owned, views));
   }
 };

@@ -75,6 +75,8 @@ TEST_CASE("sentinel: the master is found through the sentinels (past one that do
                                 d.config_path()});
   INFO(out);
   CHECK(rc == 0);
+  CHECK(out.find("redis master 'mymaster' (sentinel): ok, at 127.0.0.1:" + std::to_string(s.second_port())) !=
+        std::string::npos);
 }
 
 TEST_CASE("sentinel: kill -9 the master under load: no read fails, hits resume on the promoted replica, and no "

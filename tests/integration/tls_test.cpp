@@ -84,7 +84,7 @@ TEST_CASE("redis over TLS: a verified server, reached by IP and by name, serves 
 
   auto [rc, out] = run_command({"env", "-u", "SIDECACHE_REDIS_URL", sidecache_binary(), "check", "--connect", "--config", a.config_path()});
   INFO(out);
-  CHECK(out.find("redis rediss://localhost:" + std::to_string(srv.port()) + "/0: ok") != std::string::npos);
+  CHECK(out.find("redis rediss://localhost:" + std::to_string(srv.port()) + "/0: ok, over TLS") != std::string::npos);
 }
 
 TEST_CASE("redis over TLS: a server certificate from another CA, or without the name asked for, is refused with a "

@@ -10,6 +10,7 @@
 #include "sidecache/cache/store.hpp"
 #include "sidecache/metrics/metrics.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
+#include "sidecache/redis/client.hpp"
 #include "sidecache/redis/connection.hpp"
 
 namespace sidecache::cache {
@@ -25,7 +26,7 @@ class RedisStore final : public Store {
  public:
   // Every Redis call goes through `breaker` (shared by all workers): while
   // it is open, calls fail at once and Redis sees no traffic.
-  RedisStore(std::shared_ptr<redis::Connection> conn, redis::CircuitBreaker* breaker, metrics::Metrics* metrics = nullptr)
+  RedisStore(std::shared_ptr<redis::Client> conn, redis::CircuitBreaker* breaker, metrics::Metrics* metrics = nullptr)
       : conn_(std::move(conn)), breaker_(breaker), metrics_(metrics) {}
 
   // One MGET: the value and its watermarks. A lookup of the same keys
@@ -63,13 +64,12 @@ class RedisStore final : public Store {
   net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms,
                                                                 const std::string& channel, std::uint64_t lsn) override;
 
-  redis::Connection& connection() { return *conn_; }
 
  private:
   // Runs one call under the breaker.
   // redis.invalidation_replicas: true once that many replicas have every
   // write of this connection so far (WAIT), or when it is 0.
-  net::awaitable<bool> replicated();
+  net::awaitable<bool> replicated(const std::string& key);
   bool warned_unreplicated_ = false;  // logged once per worker
   net::awaitable<redis::Reply> guarded_mget(const std::vector<std::string>& keys, std::size_t split);
   net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
@@ -93,7 +93,7 @@ class RedisStore final : public Store {
   static constexpr std::size_t kMaxTagHints = 16384;
   std::unordered_map<std::string, std::vector<std::string>> tag_hints_;  // this worker's only: no lock
 
-  std::shared_ptr<redis::Connection> conn_;
+  std::shared_ptr<redis::Client> conn_;
   std::unordered_map<std::string_view, SharedLookup*> pending_lookups_;  // this worker's only: no lock
   redis::CircuitBreaker* breaker_;
   metrics::Metrics* metrics_;

@@ -61,26 +61,33 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   std::atomic<std::uint64_t> refreshes_{0};
 };
 
-class ClusterClient : public std::enable_shared_from_this<ClusterClient> {
+class ClusterClient : public Client, public std::enable_shared_from_this<ClusterClient> {
  public:
   ClusterClient(net::any_io_executor ex, config::RedisConfig cfg, std::string name, std::shared_ptr<ClusterTopology> topo);
   ~ClusterClient();
   // On the executor.
   void stop();
 
-  net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0, LateVerdict late = {});
+  // Client. (`asking` is the client's own business here: ignored.)
+  net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0, LateVerdict late = {},
+                             bool asking = false) override;
   net::awaitable<Reply> eval(const Script& script, const std::vector<std::string>& keys,
-                             const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {});
+                             const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {},
+                             bool asking = false) override;
   // Any command, sent to the master of `key`'s slot.
-  net::awaitable<Reply> command(std::string_view key, std::span<const std::string_view> argv, std::size_t split = 0,
-                                LateVerdict late = {}, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  net::awaitable<Reply> command_for(std::string_view key, std::span<const std::string_view> argv, std::size_t split = 0,
+                                    LateVerdict late = {},
+                                    std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) override;
+  // The sum over its connections, and one more for every connection made.
+  std::uint64_t writes() const override;
+  const net::any_io_executor& executor() const override { return ex_; }
+  const config::RedisConfig& config() const override { return cfg_; }
 
   // The connections made so far, by address (for /readyz and the tests).
   std::vector<std::pair<std::string, State>> nodes() const;
   // Redirections followed, by kind.
   std::uint64_t moved_count() const { return moved_; }
   std::uint64_t ask_count() const { return asked_; }
-  const net::any_io_executor& executor() const { return ex_; }
 
  private:
   using Send = std::function<net::awaitable<Reply>(Connection&, bool asking)>;
@@ -92,7 +99,7 @@ class ClusterClient : public std::enable_shared_from_this<ClusterClient> {
   std::string name_;
   std::shared_ptr<ClusterTopology> topo_;
   std::map<std::string, std::shared_ptr<Connection>> conns_;
-  std::uint64_t moved_ = 0, asked_ = 0;
+  std::uint64_t moved_ = 0, asked_ = 0, made_ = 0;
 };
 
 }  // namespace sidecache::redis

@@ -22,53 +22,15 @@
 #include <vector>
 
 #include "sidecache/config/config.hpp"
+#include "sidecache/redis/client.hpp"
+#include "sidecache/redis/reply.hpp"
 #include "sidecache/redis/resp_stream.hpp"
 
 namespace sidecache::redis {
 
 namespace net = boost::asio;
 
-// A Lua script, run with EVALSHA (EVAL when Redis does not know it yet).
-struct Script {
-  explicit Script(std::string body);
-  std::string body;
-  std::string sha1;  // hex, computed locally
-};
-
-// What one command came back with.
-struct Reply {
-  enum class Status {
-    value,        // a bulk string (GET hit)
-    nil,          // a nil reply (GET miss)
-    ok,           // a status or integer reply
-    error,        // Redis answered with an error
-    timeout,      // no answer within the configured timeout
-    unavailable,  // not connected, or the connection dropped
-  };
-  Status status = Status::unavailable;
-  std::string value;     // bulk string, after the first `split` bytes
-  std::array<char, 32> head{};  // the first `split` bytes of the bulk string
-  std::size_t head_len = 0;
-  long long integer = 0;
-  std::string error;
-  std::vector<Reply> elements;  // an array reply
-
-  bool is_value() const { return status == Status::value; }
-
-  bool failed() const { return status == Status::error || status == Status::timeout || status == Status::unavailable; }
-};
-
-// Connection state as reported to /readyz.
-enum class State { disconnected, connecting, connected };
-const char* to_string(State s);
-
-// The breaker's verdict on a command that timed out, given later: true when
-// its reply arrived after all (Redis is alive, the reply was slow, as a large
-// value is), false when the connection was lost or Redis is hung (nothing
-// read for 4 x redis.timeout, at least 200 ms, while replies were due).
-using LateVerdict = std::function<void(bool answered)>;
-
-class Connection : public std::enable_shared_from_this<Connection>, private RespStream::Events {
+class Connection : public Client, public std::enable_shared_from_this<Connection>, private RespStream::Events {
  public:
   Connection(net::any_io_executor ex, config::RedisConfig cfg, std::string name);
   ~Connection();
@@ -86,12 +48,12 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
   // `late`, when given, is called once if the command times out (see
   // LateVerdict); never when it is answered in time.
   net::awaitable<Reply> mget(const std::vector<std::string>& keys, std::size_t split = 0, LateVerdict late = {},
-                             bool asking = false);
+                             bool asking = false) override;
   // EVALSHA script keys... args..., falling back to EVAL on NOSCRIPT. For an
   // array reply the first element is split like mget().
   net::awaitable<Reply> eval(const Script& script, const std::vector<std::string>& keys,
                              const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {},
-                             bool asking = false);
+                             bool asking = false) override;
   // Any command. Every command above names its keys, so a router by hash
   // slot can be put in front of this later.
   // `timeout` (0: redis.timeout) is for a command that blocks in Redis
@@ -106,12 +68,18 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
   // (it is still in the output buffer) as long as writes() is still w: a read
   // issued then sees every write Redis executes from now on. Store::lookup
   // lets a request share such a read instead of sending its own.
-  std::uint64_t writes() const { return writes_; }
+  std::uint64_t writes() const override { return writes_; }
 
   State state() const { return state_; }
   // host:port of the server it is (or was last) connected to; any thread.
   std::string address() const;
-  const config::RedisConfig& config() const { return cfg_; }
+  const config::RedisConfig& config() const override { return cfg_; }
+  // Client: one server holds every key.
+  net::awaitable<Reply> command_for(std::string_view, std::span<const std::string_view> argv, std::size_t split = 0,
+                                    LateVerdict late = {},
+                                    std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) override {
+    return command(argv, split, std::move(late), timeout);
+  }
   // Drops the connection (the master moved); commands in flight fail as
   // "connection lost", the next command connects anew. On the executor.
   void reconnect(const std::string& why);
@@ -122,7 +90,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Resp
   // (a closed circuit breaker says yes; an open one keeps Redis free of
   // traffic until a probe asks for the connection).
   void set_may_reconnect(std::function<bool()> fn) { may_reconnect_ = std::move(fn); }
-  const net::any_io_executor& executor() const { return ex_; }
+  const net::any_io_executor& executor() const override { return ex_; }
 
  private:
   // A command sent and not yet answered. Redis answers in the order

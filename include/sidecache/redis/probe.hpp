@@ -15,7 +15,9 @@ std::vector<std::vector<std::string>> setup_commands(const config::RedisConfig& 
 
 // "" when Redis answered PING after the setup and is a standalone server,
 // else what went wrong.
-std::string probe(const config::RedisConfig& cfg);
+// `server`, when given, is set to the host:port that answered (in sentinel
+// mode: the master the sentinels named).
+std::string probe(const config::RedisConfig& cfg, std::string* server = nullptr);
 
 // At start, before anything is bound: "" unless Redis answers and is a
 // server sidecache cannot use (a Redis Cluster node), then what to set.
