@@ -42,7 +42,10 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    # Below the kernel's ephemeral range (32768-60999 by default): a port
+    # from inside it can be taken by an outgoing connection (a client of the
+    # tests or the bench) between this check and the server's bind.
+    p=$((10000 + RANDOM % 22000))
     if ! port_in_use "$p"; then echo "$p"; return 0; fi
   done
   echo "services: no free port found" >&2
@@ -225,7 +228,7 @@ start_replica() {
   if as_pg "$PGBIN/pg_ctl" -D "$home/replica" status >/dev/null 2>&1; then return 0; fi
   as_pg "$PGBIN/pg_ctl" -D "$home/replica" -l "$home/replica.log" -w -t 60 \
     -o "-p $port -k $home/sock -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c max_connections=200 -c hot_standby=on -c recovery_min_apply_delay=$delay -c wal_receiver_status_interval=1s -c max_standby_streaming_delay=100ms" \
-    start >/dev/null || { echo "services: the replica did not start; see $home/replica.log" >&2; return 1; }
+    start >/dev/null || { echo "services: the replica did not start; $home/replica.log ends:" >&2; tail -15 "$home/replica.log" >&2; return 1; }
 }
 
 stop_replica() {
