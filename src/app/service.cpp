@@ -142,6 +142,7 @@ void Service::start() {
     sentinel_watch_ = std::make_unique<redis::SentinelWatch>(
         workers_[0]->get_executor(), current()->cfg->redis, [this](const std::string& what) {
           spdlog::warn("redis: the sentinels switched master '{}': {}", current()->cfg->redis.master_name, what);
+          metrics_.master_switch();
           std::string why = "the master moved (" + what + ")";
           for (auto& r : redis_) net::post(r->executor(), [r, why] { r->reconnect(why); });
           if (l1_sub_) net::post(l1_sub_->executor(), [sub = l1_sub_, why] { sub->reconnect(why); });

@@ -59,7 +59,9 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
   fill_seconds_ = &pm::BuildHistogram().Name("sidecache_fill_duration_seconds")
                        .Help("Time of one PostgreSQL fill (queue wait included), by entity").Register(r);
   redis_failures_ = &pm::BuildCounter().Name("sidecache_redis_failures_total")
-                         .Help("Redis calls that failed, by kind (timeout, unavailable, error, breaker_open)").Register(r);
+                         .Help("Redis calls that failed, by kind (timeout, unavailable, error, breaker_open, not_replicated)").Register(r);
+  master_switches_ = &pm::BuildCounter().Name("sidecache_redis_master_switches_total")
+                          .Help("Sentinel mode: switches of the master heard from the sentinels (+switch-master)").Register(r).Add({});
   invalidations_ = &pm::BuildCounter().Name("sidecache_invalidations_total")
                         .Help("Invalidations applied, by scope and source (api, notify, listen, replay)").Register(r);
   too_large_ = &pm::BuildCounter().Name("sidecache_values_too_large_total")
@@ -191,6 +193,8 @@ void Metrics::value_too_large(const std::string& entity) {
 void Metrics::fill(const std::string& entity, double seconds) {
   histogram(*fill_seconds_, "f|" + entity, {{"entity", entity}}, kFillBuckets).Observe(seconds);
 }
+
+void Metrics::master_switch() { master_switches_->Increment(); }
 
 void Metrics::redis_failure(const char* kind) {
   counter(*redis_failures_, std::string("e|") + kind, {{"kind", kind}}).Increment();

@@ -53,8 +53,9 @@ TEST_CASE("/metrics declares every series alerts need at 0 before the first even
   INFO(m.body);
   CHECK(m.body.find("# HELP sidecache_redis_failures_total") != std::string::npos);
   CHECK(m.body.find("# TYPE sidecache_redis_failures_total counter") != std::string::npos);
-  for (std::string kind : {"timeout", "unavailable", "error", "breaker_open"})
+  for (std::string kind : {"timeout", "unavailable", "error", "breaker_open", "not_replicated"})
     CHECK(sample(m.body, "sidecache_redis_failures_total{kind=\"" + kind + "\"} ") == 0);
+  CHECK(sample(m.body, "sidecache_redis_master_switches_total ") == 0);
   CHECK(sample(m.body, R"(sidecache_invalidations_total{scope="tenant",source="notify"} )") == 0);
   CHECK(sample(m.body, R"(sidecache_requests_total{code="2xx",entity="user",outcome="hit"} )") == 0);
   CHECK(sample(m.body, R"(sidecache_requests_total{code="5xx",entity="user",outcome="error"} )") == 0);

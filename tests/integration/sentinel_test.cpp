@@ -63,6 +63,7 @@ TEST_CASE("sentinel: the master is found through the sentinels (past one that do
   INFO(d.log());
   CHECK(eventually([&] { return servers(d) == only(s.second_port()); }, 200));
   CHECK(d.log().find("the sentinels switched master 'mymaster'") != std::string::npos);
+  CHECK(metric_sample(d.get("/metrics").body, "sidecache_redis_master_switches_total ") == 1);
 
   // Reads and invalidations work on the new master.
   CHECK(hit_again(d, user(uid)));

@@ -73,6 +73,7 @@ class Metrics {
   void fill(const std::string& entity, double seconds);
   void value_too_large(const std::string& entity);  // answered, not stored
   void redis_failure(const char* kind);  // timeout | unavailable | error | breaker_open | not_replicated
+  void master_switch();                  // sentinel mode: +switch-master of our master
   void invalidation(const char* scope, const char* source);  // source: api | notify | listen | replay
   // Read replicas (postgres.replicas): declares their series at 0.
   void declare_replicas(const std::vector<std::string>& labels);
@@ -118,6 +119,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* request_seconds_;
   prometheus::Family<prometheus::Histogram>* fill_seconds_;
   prometheus::Family<prometheus::Counter>* redis_failures_;
+  prometheus::Counter* master_switches_;
   prometheus::Family<prometheus::Counter>* invalidations_;
   prometheus::Family<prometheus::Counter>* too_large_;
   prometheus::Family<prometheus::Counter>* pool_rejections_;
