@@ -133,7 +133,13 @@ void ClusterSet::move_slot(int slot, int to, const std::function<void()>& betwee
     cli(from, "migrate 127.0.0.1 " + std::to_string(to) + " \"\" 0 5000 keys" + list);
   }
   if (between) between();
-  for (int m : masters()) cli(m, "cluster setslot " + s + " node " + to_id);
+  // The new owner first, then the old one, then the rest (as redis-cli
+  // --cluster reshard does): the other order lets the two answer MOVED to
+  // each other for a moment.
+  cli(to, "cluster setslot " + s + " node " + to_id);
+  cli(from, "cluster setslot " + s + " node " + to_id);
+  for (int m : masters())
+    if (m != to && m != from) cli(m, "cluster setslot " + s + " node " + to_id);
 }
 
 std::string ClusterSet::logs() const {

@@ -9,7 +9,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
 #include <optional>
+#include <thread>
 
 #include "cluster_redis.hpp"
 #include "harness.hpp"
@@ -157,5 +159,69 @@ TEST_CASE("cluster client: while a slot migrates, a key already moved is answere
     CHECK(map->nodes()[static_cast<std::size_t>(map->node_of(slot))].port == from);
   });
   CHECK(c.cmd(k, {"GET", k}).value == "moving");
+  set.move_slot(slot, from);
+}
+
+TEST_CASE("cluster client: moving a hot slot between masters while it is read and written fails no single-key "
+          "command and never reads a value older than one it has read") {
+  Client c;
+  ClusterSet& set = ClusterSet::get();
+  const std::string tag = "{" + unique("hot") + "}";
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) keys.push_back(tag + ":k" + std::to_string(i));
+  const std::uint16_t slot = redis::key_slot(keys[0]);
+  for (const auto& k : keys) REQUIRE(c.cmd(k, {"SET", k, "0"}).status == redis::Reply::Status::ok);
+  int from = set.master_of(slot), to = 0;
+  for (int m : set.masters())
+    if (m != from) to = m;
+
+  std::atomic<bool> done{false};
+  long long failed = 0, stale = 0, reads = 0, writes = 0;
+  std::string last_error;
+  std::vector<long long> written(keys.size(), 0), seen(keys.size(), 0);
+  auto writer = [&]() -> net::awaitable<void> {
+    for (long long n = 1; !done; ++n) {
+      std::size_t i = static_cast<std::size_t>(n) % keys.size();
+      std::string v = std::to_string(n);
+      std::string_view argv[] = {"SET", keys[i], v};
+      redis::Reply r = co_await c.client->command_for(keys[i], argv);
+      if (r.status != redis::Reply::Status::ok) ++failed, last_error = r.error;
+      else written[i] = n, ++writes;
+    }
+  };
+  auto reader = [&](std::size_t start) -> net::awaitable<void> {
+    for (std::size_t n = start; !done; ++n) {
+      std::size_t i = n % keys.size();
+      std::string_view argv[] = {"GET", keys[i]};
+      redis::Reply r = co_await c.client->command_for(keys[i], argv);
+      if (r.status != redis::Reply::Status::value) {
+        ++failed, last_error = r.error;
+        continue;
+      }
+      long long v = std::stoll(r.value);
+      if (v < seen[i]) ++stale;
+      seen[i] = std::max(seen[i], v);
+      ++reads;
+    }
+  };
+  net::co_spawn(c.io, writer(), net::detached);
+  for (std::size_t r = 0; r < 4; ++r) net::co_spawn(c.io, reader(r * 5), net::detached);
+  std::thread mover([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    set.move_slot(slot, to);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    done = true;
+  });
+  c.io.restart();
+  while (!done) c.io.run_for(std::chrono::milliseconds(50));
+  mover.join();
+  c.io.run_for(std::chrono::milliseconds(100));  // let the loops end
+  INFO("reads " << reads << ", writes " << writes << ", last error: " << last_error);
+  CHECK(failed == 0);
+  CHECK(stale == 0);
+  CHECK(reads > 100);
+  CHECK(writes > 100);
+  CHECK(set.master_of(slot) == to);
+  CHECK(c.client->moved_count() >= 1);
   set.move_slot(slot, from);
 }
