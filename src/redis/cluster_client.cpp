@@ -42,6 +42,30 @@ config::RedisConfig ClusterTopology::node_config(const Node& n) const {
   return c;
 }
 
+CircuitBreaker& ClusterTopology::breaker(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto& b = breakers_[address];
+  if (!b) {
+    CircuitBreaker::Settings st{cfg_.breaker_failures, cfg_.breaker_open_timeout, cfg_.breaker_half_open_probes};
+    b = std::make_unique<CircuitBreaker>(st, [address](CircuitBreaker::State from, CircuitBreaker::State to) {
+      spdlog::warn("redis cluster: circuit breaker of {} {} -> {}{}", address, to_string(from), to_string(to),
+                   to == CircuitBreaker::State::open ? " (reads of its slots go straight to PostgreSQL)" : "");
+    });
+  }
+  return *b;
+}
+
+std::vector<std::pair<std::string, CircuitBreaker::State>> ClusterTopology::breakers() {
+  std::vector<std::pair<std::string, CircuitBreaker*>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [a, b] : breakers_) all.emplace_back(a, b.get());
+  }
+  std::vector<std::pair<std::string, CircuitBreaker::State>> out;
+  for (auto& [a, b] : all) out.emplace_back(a, b->state());
+  return out;
+}
+
 void ClusterTopology::moved(std::uint16_t slot, const Node& to) {
   std::lock_guard lock(mu_);
   if (!map_) return;
@@ -136,7 +160,7 @@ std::vector<std::pair<std::string, State>> ClusterClient::nodes() const {
   return out;
 }
 
-net::awaitable<Reply> ClusterClient::routed(std::string_view key, Send send) {
+net::awaitable<Reply> ClusterClient::routed(std::string_view key, LateVerdict late, Send send) {
   const std::uint16_t slot = key_slot(key);
   bool asking = false;
   Node ask_to;
@@ -152,7 +176,23 @@ net::awaitable<Reply> ClusterClient::routed(std::string_view key, Send send) {
       co_return r;
     }
     std::shared_ptr<Connection> conn = connection(asking ? ask_to : map->nodes()[static_cast<std::size_t>(owner)]);
-    Reply r = co_await send(*conn, asking);
+    CircuitBreaker& breaker = topo_->breaker(conn->target());
+    std::optional<std::uint64_t> token = breaker.allow();
+    if (!token) {
+      Reply r;
+      r.status = Reply::Status::unavailable;
+      r.error = "circuit breaker open for " + conn->target();
+      co_return r;
+    }
+    // A timeout is judged when its fate is known, by this node's breaker and
+    // by the caller's.
+    LateVerdict both = [&breaker, t = *token, late](bool answered) {
+      breaker.record(t, answered);
+      if (late) late(answered);
+    };
+    Reply r = co_await send(*conn, asking, both);
+    if (r.status != Reply::Status::timeout)
+      breaker.record(*token, r.status != Reply::Status::unavailable);
     asking = false;
     if (r.status == Reply::Status::unavailable) topo_->refresh("lost a connection to " + conn->address());
     if (r.status != Reply::Status::error) co_return r;
@@ -187,20 +227,24 @@ net::awaitable<Reply> ClusterClient::routed(std::string_view key, Send send) {
 }
 
 net::awaitable<Reply> ClusterClient::mget(const std::vector<std::string>& keys, std::size_t split, LateVerdict late, bool) {
-  co_return co_await routed(keys.empty() ? std::string_view() : std::string_view(keys.front()),
-                            [&](Connection& c, bool asking) { return c.mget(keys, split, late, asking); });
+  co_return co_await routed(keys.empty() ? std::string_view() : std::string_view(keys.front()), std::move(late),
+                            [&](Connection& c, bool asking, LateVerdict l) { return c.mget(keys, split, std::move(l), asking); });
 }
 
 net::awaitable<Reply> ClusterClient::eval(const Script& script, const std::vector<std::string>& keys,
                                           const std::vector<std::string_view>& args, std::size_t split, LateVerdict late,
                                           bool) {
-  co_return co_await routed(keys.empty() ? std::string_view() : std::string_view(keys.front()),
-                            [&](Connection& c, bool asking) { return c.eval(script, keys, args, split, late, asking); });
+  co_return co_await routed(keys.empty() ? std::string_view() : std::string_view(keys.front()), std::move(late),
+                            [&](Connection& c, bool asking, LateVerdict l) {
+                              return c.eval(script, keys, args, split, std::move(l), asking);
+                            });
 }
 
 net::awaitable<Reply> ClusterClient::command_for(std::string_view key, std::span<const std::string_view> argv,
                                                  std::size_t split, LateVerdict late, std::chrono::milliseconds timeout) {
-  co_return co_await routed(key, [&](Connection& c, bool asking) { return c.command(argv, split, late, timeout, asking); });
+  co_return co_await routed(key, std::move(late), [&](Connection& c, bool asking, LateVerdict l) {
+    return c.command(argv, split, std::move(l), timeout, asking);
+  });
 }
 
 }  // namespace sidecache::redis

@@ -28,12 +28,12 @@ struct Client {
   std::shared_ptr<redis::ClusterTopology> topo;
   std::shared_ptr<redis::ClusterClient> client;
 
-  Client() {
+  explicit Client(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
     ClusterSet& c = ClusterSet::get();
     config::RedisConfig rc;
     rc.host = "127.0.0.1";
     rc.port = static_cast<std::uint16_t>(c.seed_port());
-    rc.timeout = std::chrono::milliseconds(2000);
+    rc.timeout = timeout;
     topo = std::make_shared<redis::ClusterTopology>(io.get_executor(), rc,
                                                     std::vector<redis::Node>{{"127.0.0.1", rc.port, ""}});
     client = std::make_shared<redis::ClusterClient>(io.get_executor(), rc, "cluster-test", topo);
@@ -224,4 +224,45 @@ TEST_CASE("cluster client: moving a hot slot between masters while it is read an
   CHECK(set.master_of(slot) == to);
   CHECK(c.client->moved_count() >= 1);
   set.move_slot(slot, from);
+}
+
+TEST_CASE("cluster client: one breaker per node: a master that stops answering has its breaker opened and its "
+          "commands refused at once, while the other masters' keys are served") {
+  Client c(std::chrono::milliseconds(100));
+  ClusterSet& set = ClusterSet::get();
+  // Two keys on two different masters.
+  std::string sick_key, well_key;
+  for (int i = 0; sick_key.empty() || well_key.empty(); ++i) {
+    std::string k = unique("node:") + ":" + std::to_string(i);
+    if (sick_key.empty()) sick_key = k;
+    else if (set.master_of(redis::key_slot(k)) != set.master_of(redis::key_slot(sick_key))) well_key = k;
+  }
+  REQUIRE(c.cmd(sick_key, {"SET", sick_key, "s"}).status == redis::Reply::Status::ok);
+  REQUIRE(c.cmd(well_key, {"SET", well_key, "w"}).status == redis::Reply::Status::ok);
+  const int sick = set.master_of(redis::key_slot(sick_key));
+  const std::string sick_addr = "127.0.0.1:" + std::to_string(sick);
+  // The master stops answering its clients (the cluster bus goes on, so no
+  // failover starts).
+  set.cli(sick, "client pause 4000 all");
+  std::string last;
+  bool opened = false;
+  for (int i = 0; i < 40 && !opened; ++i) {
+    auto r = c.cmd(sick_key, {"GET", sick_key});
+    CHECK(r.status != redis::Reply::Status::value);
+    last = r.error;
+    opened = r.error == "circuit breaker open for " + sick_addr;
+    CHECK(c.cmd(well_key, {"GET", well_key}).value == "w");  // the other shard serves throughout
+  }
+  INFO("last: " << last);
+  CHECK(opened);
+  bool sick_open = false, others_closed = true;
+  for (const auto& [addr, st] : c.topo->breakers()) {
+    if (addr == sick_addr) sick_open = st == redis::CircuitBreaker::State::open;
+    else others_closed = others_closed && st == redis::CircuitBreaker::State::closed;
+  }
+  CHECK(sick_open);
+  CHECK(others_closed);
+  set.cli(sick, "client unpause");
+  // Past open_timeout a probe closes it again.
+  CHECK(eventually([&] { return c.cmd(sick_key, {"GET", sick_key}).value == "s"; }, 100));
 }

@@ -12,7 +12,9 @@
 //   command resent to the node named, with no change to the map; TRYAGAIN
 //   and CLUSTERDOWN get a few short retries. A command whose keys are in
 //   two slots is the caller's error (CROSSSLOT): keys that go together
-//   share a hash tag.
+//   share a hash tag. Each node has its own circuit breaker (in the
+//   topology, shared by the workers): while it is open, that node's
+//   commands fail at once and the others' go on.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "sidecache/config/config.hpp"
+#include "sidecache/redis/circuit_breaker.hpp"
 #include "sidecache/redis/cluster_slots.hpp"
 #include "sidecache/redis/connection.hpp"
 
@@ -47,6 +50,12 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   std::string last_error() const;
   // A node's connection settings: `cfg`'s TLS and password, its address.
   config::RedisConfig node_config(const Node& n) const;
+  // The circuit breaker of the node at `address` (host:port), made on first
+  // use with redis.breaker's settings: one sick shard sends only its own
+  // slots' reads to PostgreSQL. Any thread; the reference stays valid.
+  CircuitBreaker& breaker(const std::string& address);
+  // Every node's breaker state, by address.
+  std::vector<std::pair<std::string, CircuitBreaker::State>> breakers();
 
  private:
   void start_refresh();
@@ -59,6 +68,7 @@ class ClusterTopology : public std::enable_shared_from_this<ClusterTopology> {
   std::chrono::steady_clock::time_point last_start_{};
   std::string last_error_;
   std::atomic<std::uint64_t> refreshes_{0};
+  std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;  // under mu_
 };
 
 class ClusterClient : public Client, public std::enable_shared_from_this<ClusterClient> {
@@ -90,8 +100,8 @@ class ClusterClient : public Client, public std::enable_shared_from_this<Cluster
   std::uint64_t ask_count() const { return asked_; }
 
  private:
-  using Send = std::function<net::awaitable<Reply>(Connection&, bool asking)>;
-  net::awaitable<Reply> routed(std::string_view key, Send send);
+  using Send = std::function<net::awaitable<Reply>(Connection&, bool asking, LateVerdict late)>;
+  net::awaitable<Reply> routed(std::string_view key, LateVerdict late, Send send);
   std::shared_ptr<Connection> connection(const Node& n);
 
   net::any_io_executor ex_;

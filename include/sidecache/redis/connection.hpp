@@ -73,6 +73,8 @@ class Connection : public Client, public std::enable_shared_from_this<Connection
   State state() const { return state_; }
   // host:port of the server it is (or was last) connected to; any thread.
   std::string address() const;
+  // host:port (or the socket path) as configured: where it connects.
+  std::string target() const { return cfg_.is_unix ? cfg_.path : cfg_.host + ":" + std::to_string(cfg_.port); }
   const config::RedisConfig& config() const override { return cfg_; }
   // Client: one server holds every key.
   net::awaitable<Reply> command_for(std::string_view, std::span<const std::string_view> argv, std::size_t split = 0,
