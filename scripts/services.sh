@@ -132,14 +132,17 @@ start_redis_tls() {
   return 1
 }
 
-stop_redis_tls() {
-  [[ -f "$DIR/redis-tls.pid" ]] || return 0
-  local pid; pid=$(cat "$DIR/redis-tls.pid")
+# Stops the process named in pid file $1 (TERM, up to 5 s, then KILL).
+stop_pidfile() {
+  [[ -f "$1" ]] || return 0
+  local pid; pid=$(cat "$1")
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   kill -9 "$pid" 2>/dev/null || true
-  rm -f "$DIR/redis-tls.pid"
+  rm -f "$1"
 }
+
+stop_redis_tls() { stop_pidfile "$DIR/redis-tls.pid"; }
 
 # Where PostgreSQL keeps its data, socket and log. As root it runs as the
 # postgres user, who may not be able to reach DIR (say, under /root): then a
@@ -272,12 +275,7 @@ INI
 
 stop_pgbouncer() {
   local home; home=$(pg_home)
-  [[ -f "$home/pgbouncer.pid" ]] || return 0
-  local pid; pid=$(cat "$home/pgbouncer.pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$home/pgbouncer.pid"
+  stop_pidfile "$home/pgbouncer.pid"
 }
 
 # Removes DIR's PostgreSQL home when it lives outside DIR.

@@ -126,12 +126,7 @@ void Connection::on_open() {
   // AUTH and SELECT go first: every command queued from now on runs after them.
   for (const auto& argv : setup_commands(cfg_)) {
     std::vector<std::string_view> args(argv.begin(), argv.end());
-    stream_->send(args);
-    Pending p;
-    p.setup = true;
-    p.sent_at = Clock::now();
-    p.deadline = p.sent_at + cfg_.connect_timeout;
-    sent_.push_back(std::move(p));
+    send_unawaited(args, true, cfg_.connect_timeout);
   }
   state_ = State::connected;
   {
@@ -143,6 +138,16 @@ void Connection::on_open() {
   spdlog::info("redis[{}]: connected to {}{}{}", name_, stream_->peer(), cfg_.tls() ? " over TLS" : "",
                logged_down_ ? " again" : "");
   logged_down_ = false;
+}
+
+void Connection::send_unawaited(std::span<const std::string_view> argv, bool setup, std::chrono::milliseconds limit) {
+  stream_->send(argv);
+  Pending p;
+  p.setup = setup;
+  p.discard = !setup;
+  p.sent_at = Clock::now();
+  p.deadline = p.sent_at + limit;
+  sent_.push_back(std::move(p));
 }
 
 void Connection::on_close(const std::string& why) {
@@ -314,12 +319,7 @@ net::awaitable<Reply> Connection::command(std::span<const std::string_view> argv
         net::any_io_executor handler_ex = net::get_associated_executor(handler, ex_);
         if (asking) {
           std::string_view ask[] = {"ASKING"};
-          stream_->send(ask);
-          Pending p;
-          p.discard = true;
-          p.sent_at = Clock::now();
-          p.deadline = p.sent_at + cfg_.timeout;
-          sent_.push_back(std::move(p));
+          send_unawaited(ask, false, cfg_.timeout);
         }
         stream_->send(argv);
         auto now = Clock::now();

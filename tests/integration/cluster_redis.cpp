@@ -1,7 +1,5 @@
 #include "cluster_redis.hpp"
 
-#include <signal.h>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,11 +10,6 @@
 namespace sidecache::it {
 
 namespace {
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 bool port_open(int port) {
   int fd = connect_loopback(port);
@@ -67,21 +60,12 @@ ClusterSet::ClusterSet() {
 }
 
 ClusterSet::~ClusterSet() {
-  for (int p : ports_) {
-    std::ifstream in(dir_ + "/" + std::to_string(p) + "/redis.pid");
-    int pid = 0;
-    if (in >> pid && pid > 0) {
-      ::kill(pid, SIGCONT);
-      ::kill(pid, SIGKILL);
-    }
-  }
+  for (int p : ports_) kill_pidfile(dir_ + "/" + std::to_string(p) + "/redis.pid");
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }
 
-std::string ClusterSet::cli(int port, const std::string& args) const {
-  return trimmed(run_command({"sh", "-c", "redis-cli -p " + std::to_string(port) + " " + args}).second);
-}
+std::string ClusterSet::cli(int port, const std::string& args) const { return redis_cli_on(port, args); }
 
 std::vector<int> ClusterSet::masters() const {
   // CLUSTER SLOTS through redis-cli: "first\nlast\nhost\nport\nid\n..." per range.

@@ -306,6 +306,24 @@ int free_port() {
 // Daemon
 // ---------------------------------------------------------------------------
 
+std::string redis_cli_on(int port, const std::string& args) {
+  return trim(run_command({"sh", "-c", "redis-cli -p " + std::to_string(port) + " " + args}).second);
+}
+
+void kill_pidfile(const std::string& path) {
+  std::ifstream in(path);
+  int pid = 0;
+  if (in >> pid && pid > 0) {
+    ::kill(pid, SIGCONT);
+    ::kill(pid, SIGKILL);
+  }
+}
+
+std::string insert_user(const std::string& org, const std::string& name) {
+  return Services::get().sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + org +
+                             "', '" + name + "@test.example', '" + name + "') RETURNING id");
+}
+
 Daemon::Options::Options() {
   // Sanitizer builds run several times slower: scripts/test.sh widens the
   // Redis timeout there, so that slowness is not mistaken for an outage.

@@ -236,4 +236,12 @@ inline double metric_sample(const std::string& text, const std::string& series) 
 // Runs `argv` and returns {exit status, combined output}.
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv);
 
+// redis-cli -p port args... (args split by the shell); the output, trimmed.
+std::string redis_cli_on(int port, const std::string& args);
+// SIGCONT then SIGKILL to the process named in a pid file (a server a test
+// started; stopped ones too), if any.
+void kill_pidfile(const std::string& path);
+// A new user of `org` named `name`; its id.
+std::string insert_user(const std::string& org, const std::string& name);
+
 }  // namespace sidecache::it

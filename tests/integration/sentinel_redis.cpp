@@ -10,15 +10,6 @@
 
 namespace sidecache::it {
 
-namespace {
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-}  // namespace
-
 std::string SentinelSet::pidfile(int port) const { return dir_ + "/redis-" + std::to_string(port) + ".pid"; }
 
 SentinelSet::SentinelSet() {
@@ -59,21 +50,12 @@ SentinelSet::SentinelSet() {
 }
 
 SentinelSet::~SentinelSet() {
-  for (const std::string& p : {pidfile(first_), pidfile(second_), dir_ + "/sentinel.pid"}) {
-    std::ifstream in(p);
-    int pid = 0;
-    if (in >> pid && pid > 0) {
-      ::kill(pid, SIGCONT);
-      ::kill(pid, SIGKILL);
-    }
-  }
+  for (const std::string& p : {pidfile(first_), pidfile(second_), dir_ + "/sentinel.pid"}) kill_pidfile(p);
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }
 
-std::string SentinelSet::cli(int port, const std::string& args) const {
-  return trimmed(run_command({"sh", "-c", "redis-cli -p " + std::to_string(port) + " " + args}).second);
-}
+std::string SentinelSet::cli(int port, const std::string& args) const { return redis_cli_on(port, args); }
 
 int SentinelSet::master_port() const {
   std::string out = cli(sentinel_, std::string("sentinel get-master-addr-by-name ") + kMaster);

@@ -18,10 +18,7 @@ namespace json = boost::json;
 namespace {
 const std::string kOrg = "11111111-1111-1111-1111-111111111111";
 
-std::string new_user(const std::string& name) {
-  return Services::get().sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg +
-                             "', 'sentinel@test.example', '" + name + "') RETURNING id");
-}
+std::string new_user(const std::string& name) { return insert_user(kOrg, name); }
 void rename(const std::string& uid, const std::string& name) {
   Services::get().sql("UPDATE users SET display_name = '" + name + "' WHERE id = '" + uid + "'");
 }

@@ -17,10 +17,7 @@ namespace json = boost::json;
 namespace {
 const std::string kOrg = "11111111-1111-1111-1111-111111111111";
 
-std::string new_user(const std::string& name) {
-  return Services::get().sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg +
-                             "', 'tls@test.example', '" + name + "') RETURNING id");
-}
+std::string new_user(const std::string& name) { return insert_user(kOrg, name); }
 std::string user(const std::string& uid) { return "/v1/entities/user?org_id=" + kOrg + "&user_id=" + uid; }
 std::string name_of(const Response& r) {
   return std::string(json::parse(r.body).as_object().at("display_name").as_string());

@@ -127,6 +127,9 @@ class Connection : public Client, public std::enable_shared_from_this<Connection
   // Ends the stream and fails what was sent, as a lost connection does.
   void drop(const std::string& why);
   void fail_sent();
+  // Sends a command no caller waits for: AUTH/SELECT (`setup`: an error
+  // reply drops the connection) or ASKING (its reply is dropped).
+  void send_unawaited(std::span<const std::string_view> argv, bool setup, std::chrono::milliseconds limit);
 
   void connect();
   void schedule_reconnect();
