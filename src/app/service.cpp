@@ -64,11 +64,7 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
         config::kMaxL1Ttl + std::chrono::microseconds(snap_->max_fill_age_us) + std::chrono::seconds(10));
     l1_ = std::make_unique<cache::NearCache>(cfg->l1.max_bytes, horizon, cfg->l1.max_tenant_share);
   }
-  for (std::size_t i = 0; i < workers_.size(); ++i) {
-    redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg->redis, std::to_string(i)));
-    redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
-    stores_.push_back(std::make_unique<cache::RedisStore>(redis_.back(), &breaker_, &metrics_));
-  }
+  for (std::size_t i = 0; i < workers_.size(); ++i) stores_.push_back(redis_store(i, std::to_string(i)));
   metrics_.set_top_tenants(cfg->metrics.top_tenants);
   for (const auto& e : cfg->entities) metrics_.declare_entity(e.name);
   auditor_ = std::make_unique<cache::Auditor>(store_pointers(stores_), filler_, &metrics_);
@@ -81,9 +77,7 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
   if (cfg->redis.invalidation_replicas > 0) {
     inval_stores.clear();
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-      redis_.push_back(std::make_shared<redis::Connection>(workers_[i]->get_executor(), cfg->redis, "inv" + std::to_string(i)));
-      redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
-      inval_stores_.push_back(std::make_unique<cache::RedisStore>(redis_.back(), &breaker_, &metrics_));
+      inval_stores_.push_back(redis_store(i, "inv" + std::to_string(i)));
       inval_stores.push_back(inval_stores_.back().get());
     }
   }
@@ -94,6 +88,12 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
     for (const auto& r : replicas_.all()) labels.push_back(r->label());
     metrics_.declare_replicas(labels);
   }
+}
+
+std::unique_ptr<cache::RedisStore> Service::redis_store(std::size_t worker, const std::string& name) {
+  redis_.push_back(std::make_shared<redis::Connection>(workers_[worker]->get_executor(), current()->cfg->redis, name));
+  redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
+  return std::make_unique<cache::RedisStore>(redis_.back(), &breaker_, &metrics_);
 }
 
 Service::~Service() {

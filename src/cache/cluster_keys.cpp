@@ -12,8 +12,6 @@ namespace {
 std::string braced(std::string_view tenant) { return "{=" + encode_component(tenant) + "}"; }
 }  // namespace
 
-std::uint16_t cluster_slot(std::string_view key) { return redis::key_slot(key); }
-
 std::string cluster_slot_copy(std::string_view prefix, std::uint16_t slot, std::string_view mark) {
   return std::string(prefix) + "{" + redis::tag_of_slot(slot) + "}" + std::string(mark);
 }

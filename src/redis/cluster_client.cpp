@@ -33,13 +33,7 @@ std::string ClusterTopology::last_error() const {
 }
 
 config::RedisConfig ClusterTopology::node_config(const Node& n) const {
-  config::RedisConfig c = cfg_;
-  c.mode = config::RedisMode::standalone;
-  c.is_unix = false;
-  c.host = n.host.empty() ? cfg_.host : n.host;
-  c.port = n.port;
-  c.db = 0;
-  return c;
+  return cfg_.at(n.host.empty() ? cfg_.host : n.host, n.port);
 }
 
 CircuitBreaker& ClusterTopology::breaker(const std::string& address) {

@@ -52,7 +52,7 @@ RespStream::RespStream(net::any_io_executor ex, config::RedisConfig cfg, redisRe
       connect_timer_(ex_) {
   reader_ = fns ? redisReaderCreateWithFunctions(fns) : redisReaderCreate();
   reader_->privdata = privdata;
-  peer_ = cfg_.is_unix ? cfg_.path : cfg_.host + ":" + std::to_string(cfg_.port);
+  peer_ = cfg_.endpoint();
 }
 
 RespStream::~RespStream() {

@@ -9,15 +9,9 @@
 namespace sidecache::redis {
 
 config::RedisConfig sentinel_config(const config::RedisConfig& cfg, const config::HostPort& s) {
-  config::RedisConfig c = cfg;
-  c.mode = config::RedisMode::standalone;
-  c.host = s.host;
-  c.port = s.port;
-  c.is_unix = false;
-  c.username.clear();
+  config::RedisConfig c = cfg.at(s.host, s.port);
+  c.username.clear();  // the master's credentials, not the sentinels'
   c.password.clear();
-  c.db = 0;
-  c.url = (cfg.tls() ? "rediss://" : "redis://") + s.host + ":" + std::to_string(s.port);
   return c;
 }
 

@@ -60,6 +60,9 @@ class Service : public http::Handler {
   SnapshotPtr current() const { return std::atomic_load(&snap_); }
 
  private:
+  // A Redis connection on worker `worker` (named `name` in log lines, kept
+  // in redis_) and the store over it.
+  std::unique_ptr<cache::RedisStore> redis_store(std::size_t worker, const std::string& name);
   net::awaitable<http::Answer> invalidate(cache::Invalidation inv, unsigned worker);
   // POST /v1/batch: every item read (get_many) and answered in order.
   net::awaitable<http::Answer> batch(std::vector<http::Route::BatchItem> items, SnapshotPtr snap, unsigned worker,

@@ -33,7 +33,5 @@ std::vector<std::string> cluster_read_keys(std::string_view prefix, const config
 // The copy of an all-tenant watermark (`mark`, without prefix: "wm:e:user")
 // in `slot`.
 std::string cluster_slot_copy(std::string_view prefix, std::uint16_t slot, std::string_view mark);
-// The slot a cluster key lives in.
-std::uint16_t cluster_slot(std::string_view key);
 
 }  // namespace sidecache::cache

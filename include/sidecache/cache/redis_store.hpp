@@ -64,13 +64,12 @@ class RedisStore final : public Store {
   net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms,
                                                                 const std::string& channel, std::uint64_t lsn) override;
 
-
  private:
-  // Runs one call under the breaker.
   // redis.invalidation_replicas: true once that many replicas have every
   // write of this connection so far (WAIT), or when it is 0.
   net::awaitable<bool> replicated(const std::string& key);
   bool warned_unreplicated_ = false;  // logged once per worker
+  // Runs one call under the breaker.
   net::awaitable<redis::Reply> guarded_mget(const std::vector<std::string>& keys, std::size_t split);
   net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                             const std::vector<std::string_view>& args, std::size_t split);

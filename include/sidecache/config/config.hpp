@@ -171,6 +171,20 @@ struct RedisConfig {
   bool tls() const { return url_tls || tls_enabled; }
   // The name the server's certificate must carry.
   const std::string& tls_name() const { return tls_server_name.empty() ? host : tls_server_name; }
+  // host:port, or the socket's path: where a connection goes.
+  std::string endpoint() const { return is_unix ? path : host + ":" + std::to_string(port); }
+  // The same settings (TLS, timeouts, breaker, credentials) for the one
+  // server at host:port, database 0: a sentinel, a cluster node.
+  RedisConfig at(const std::string& other_host, std::uint16_t other_port) const {
+    RedisConfig c = *this;
+    c.mode = RedisMode::standalone;
+    c.is_unix = false;
+    c.host = other_host;
+    c.port = other_port;
+    c.db = 0;
+    c.url = (tls() ? "rediss://" : "redis://") + other_host + ":" + std::to_string(other_port);
+    return c;
+  }
   milliseconds timeout{50};
   milliseconds connect_timeout{500};
   // Circuit breaker (gobreaker semantics): consecutive failures to trip,

@@ -1,8 +1,9 @@
 #pragma once
 // One asynchronous Redis connection (a RespStream: hiredis' codec over an
-// Asio socket, plain or TLS), living on one worker's io_context. Every command names its key and carries a deadline; a command
-// that cannot be sent (not connected) fails at once, so a Redis outage never
-// makes a request wait. The connection reconnects by itself with backoff.
+// Asio socket, plain or TLS), living on one worker's io_context. Every
+// command carries a deadline; a command that cannot be sent (not connected)
+// fails at once, so a Redis outage never makes a request wait. The
+// connection reconnects by itself with backoff.
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -54,8 +55,7 @@ class Connection : public Client, public std::enable_shared_from_this<Connection
   net::awaitable<Reply> eval(const Script& script, const std::vector<std::string>& keys,
                              const std::vector<std::string_view>& args, std::size_t split = 0, LateVerdict late = {},
                              bool asking = false) override;
-  // Any command. Every command above names its keys, so a router by hash
-  // slot can be put in front of this later.
+  // Any command (ClusterClient routes by key in front of it).
   // `timeout` (0: redis.timeout) is for a command that blocks in Redis
   // (WAIT): commands sent after it wait for its reply anyway. `asking`
   // (Redis Cluster, after an ASK redirection) sends ASKING right before it,
@@ -74,7 +74,7 @@ class Connection : public Client, public std::enable_shared_from_this<Connection
   // host:port of the server it is (or was last) connected to; any thread.
   std::string address() const;
   // host:port (or the socket path) as configured: where it connects.
-  std::string target() const { return cfg_.is_unix ? cfg_.path : cfg_.host + ":" + std::to_string(cfg_.port); }
+  std::string target() const { return cfg_.endpoint(); }
   const config::RedisConfig& config() const override { return cfg_; }
   // Client: one server holds every key.
   net::awaitable<Reply> command_for(std::string_view, std::span<const std::string_view> argv, std::size_t split = 0,
