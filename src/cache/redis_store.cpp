@@ -118,6 +118,15 @@ net::awaitable<redis::Reply> RedisStore::guarded_eval(const redis::Script& scrip
   co_return r;
 }
 
+net::awaitable<redis::Reply> RedisStore::guarded_command(std::string_view key, std::span<const std::string_view> argv,
+                                                         std::chrono::milliseconds timeout) {
+  auto token = breaker_->allow();
+  if (!token) co_return refused_by_breaker();
+  redis::Reply r = co_await conn_->command_for(key, argv, 0, late_verdict(*token), timeout);
+  record(*token, r);
+  co_return r;
+}
+
 net::awaitable<redis::Reply> RedisStore::join(SharedLookup& l) {
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(redis::Reply)>(
       [&](auto handler) {
@@ -353,13 +362,11 @@ net::awaitable<bool> RedisStore::replicated(const std::string& key) {
   std::string want = std::to_string(cfg.invalidation_replicas);
   std::string ms = std::to_string(cfg.timeout.count());
   std::string_view argv[] = {"WAIT", want, ms};
-  auto token = breaker_->allow();
-  if (!token) co_return false;
-  redis::Reply r = co_await conn_->command_for(key, argv, 0, late_verdict(*token), 2 * cfg.timeout + std::chrono::milliseconds(150));
-  record(*token, r);
-  if (r.status == redis::Reply::Status::ok && r.integer >= static_cast<long long>(cfg.invalidation_replicas)) co_return true;
-  if (r.status == redis::Reply::Status::ok && metrics_) metrics_->redis_failure("not_replicated");
-  if (r.status == redis::Reply::Status::ok && !warned_unreplicated_) {
+  redis::Reply r = co_await guarded_command(key, argv, 2 * cfg.timeout + std::chrono::milliseconds(150));
+  if (r.status != redis::Reply::Status::ok) co_return false;  // counted as a failure by the guard
+  if (r.integer >= static_cast<long long>(cfg.invalidation_replicas)) co_return true;
+  if (metrics_) metrics_->redis_failure("not_replicated");
+  if (!warned_unreplicated_) {
     spdlog::warn("redis: an invalidation reached {} of the {} replicas redis.invalidation_replicas asks for within {} ms: "
                  "it answers 503 and is applied again until they have it",
                  r.integer, cfg.invalidation_replicas, ms);

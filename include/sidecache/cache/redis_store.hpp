@@ -73,6 +73,8 @@ class RedisStore final : public Store {
   net::awaitable<redis::Reply> guarded_mget(const std::vector<std::string>& keys, std::size_t split);
   net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                             const std::vector<std::string_view>& args, std::size_t split);
+  net::awaitable<redis::Reply> guarded_command(std::string_view key, std::span<const std::string_view> argv,
+                                               std::chrono::milliseconds timeout);
 
   // A lookup in flight that later lookups of its keys may share (see
   // lookup()). Lives in the issuing coroutine's frame; listed in
