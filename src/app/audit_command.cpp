@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "sidecache/app/commands.hpp"
+#include "sidecache/cache/key_layout.hpp"
 #include "sidecache/cache/audit.hpp"
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/redis_store.hpp"
@@ -87,7 +88,7 @@ net::awaitable<int> run(const config::Config& cfg, cache::SnapshotPtr snap, redi
       c.req.key = key;
       c.req.snapshot = snap;
       cache::Lookup l =
-          co_await store.lookup(cache::read_keys(cfg.key_prefix, e, c.req.values, key), cache::wall_us(), e.column_tags());
+          co_await store.lookup(cache::KeyLayout(cfg).read(e, c.req.values, key), cache::wall_us(), e.column_tags());
       // Only what a reader would be served (fresh, or within its stale window).
       if (l.status != cache::Lookup::Status::fresh && l.status != cache::Lookup::Status::expired) continue;
       c.header = l.header;

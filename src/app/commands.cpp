@@ -10,6 +10,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "sidecache/cache/key_layout.hpp"
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
 #include "sidecache/pg/entity_check.hpp"
@@ -78,6 +79,7 @@ int check_connect(const config::Config& cfg) {
   std::string server;
   std::string redis_error = redis::probe(r, &server);
   std::string what = r.mode == config::RedisMode::sentinel ? "redis master '" + r.master_name + "' (sentinel)"
+                     : r.mode == config::RedisMode::cluster ? "redis cluster, seed " + config::mask_secrets(r.url)
                                                             : "redis " + config::mask_secrets(r.url);
   if (!redis_error.empty()) {
     std::cerr << "  " << what << ": " << redis_error << "\n";
@@ -129,7 +131,7 @@ int print_key(const config::Config& cfg, const std::vector<std::string>& args) {
     std::cerr << "sidecache key: " << err->message << "\n";
     return 2;
   }
-  std::cout << cache::build_key(cfg.key_prefix, *e, std::get<std::vector<std::string>>(values)) << "\n";
+  std::cout << cache::KeyLayout(cfg).value(*e, std::get<std::vector<std::string>>(values)) << "\n";
   return 0;
 }
 

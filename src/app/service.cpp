@@ -90,7 +90,25 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
   }
 }
 
+std::vector<config::RedisConfig> Service::cluster_seeds() const {
+  const config::RedisConfig& r = current()->cfg->redis;
+  std::vector<config::RedisConfig> out(1, r.at(r.host, r.port));
+  for (const auto& n : r.nodes) out.push_back(r.at(n.host, n.port));
+  return out;
+}
+
 std::unique_ptr<cache::RedisStore> Service::redis_store(std::size_t worker, const std::string& name) {
+  const config::RedisConfig& r = current()->cfg->redis;
+  if (r.mode == config::RedisMode::cluster) {
+    if (!cluster_) {
+      std::vector<redis::Node> seeds;
+      for (const auto& s : cluster_seeds()) seeds.push_back(redis::Node{s.host, s.port});
+      cluster_ = std::make_shared<redis::ClusterTopology>(workers_[0]->get_executor(), r, std::move(seeds));
+    }
+    cluster_clients_.push_back(std::make_shared<redis::ClusterClient>(workers_[worker]->get_executor(), r, name, cluster_));
+    // Each node has its own breaker (in the topology): no process-wide one.
+    return std::make_unique<cache::RedisStore>(cluster_clients_.back(), nullptr, &metrics_);
+  }
   redis_.push_back(std::make_shared<redis::Connection>(workers_[worker]->get_executor(), current()->cfg->redis, name));
   redis_.back()->set_may_reconnect([this] { return breaker_.state() == redis::CircuitBreaker::State::closed; });
   return std::make_unique<cache::RedisStore>(redis_.back(), &breaker_, &metrics_);
@@ -110,6 +128,7 @@ void Service::start() {
   replicas_.start(warm);
   pool_.start(std::move(warm));
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
+  if (cluster_) cluster_->refresh("starting");
   replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());
   if (l1_) {
     // L1 serves only while this subscription is up: a lost subscription may
@@ -134,6 +153,9 @@ void Service::start() {
             spdlog::warn("l1: flushed and off until the invalidation subscription is back");
           }
         });
+    // On a cluster any node relays every message (PUBLISH reaches the whole
+    // cluster): the seeds are tried in turn, moving on after a loss.
+    if (cluster_) l1_sub_->rotate_through(cluster_seeds(), "cluster node");
     net::post(l1_sub_->executor(), [sub = l1_sub_] { sub->start(); });
   }
   if (current()->cfg->redis.mode == config::RedisMode::sentinel) {
@@ -178,6 +200,7 @@ void Service::stop() {
   if (l1_sub_) on(l1_sub_->executor(), [this] { l1_sub_->stop(); });
   if (sentinel_watch_) on(workers_[0]->get_executor(), [this] { sentinel_watch_->stop(); });
   for (auto& r : redis_) on(r->executor(), [&r] { r->stop(); });
+  for (auto& c : cluster_clients_) on(c->executor(), [&c] { c->stop(); });
   replicas_.stop();
   pool_.stop();
 }

@@ -2,11 +2,37 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include <map>
 #include <set>
 
 #include "sidecache/app/service.hpp"
 
 namespace sidecache::app {
+
+namespace {
+int breaker_number(redis::CircuitBreaker::State b) {
+  return b == redis::CircuitBreaker::State::closed ? 0 : b == redis::CircuitBreaker::State::half_open ? 1 : 2;
+}
+}  // namespace
+
+std::vector<metrics::Snapshot::RedisNode> Service::cluster_nodes() const {
+  std::map<std::string, metrics::Snapshot::RedisNode> by;
+  if (!cluster_) return {};
+  if (auto map = cluster_->map())
+    for (const auto& n : map->nodes()) by[cluster_->node_config(n).endpoint()].address = cluster_->node_config(n).endpoint();
+  for (const auto& c : cluster_clients_)
+    for (const auto& [address, state] : c->nodes()) {
+      by[address].address = address;
+      if (state == redis::State::connected) ++by[address].connections_up;
+    }
+  for (const auto& [address, state] : cluster_->breakers()) {
+    by[address].address = address;
+    by[address].breaker_state = breaker_number(state);
+  }
+  std::vector<metrics::Snapshot::RedisNode> out;
+  for (auto& [a, n] : by) out.push_back(std::move(n));
+  return out;
+}
 
 std::string Service::scrape_metrics(const Snapshot& s) {
   metrics::Snapshot now;
@@ -16,8 +42,13 @@ std::string Service::scrape_metrics(const Snapshot& s) {
   now.pool_queued = ps.queued;
   now.pool_rejected = ps.rejected;
   now.singleflight_waiters = reads_->waiting();
-  auto b = breaker_.state();
-  now.breaker_state = b == redis::CircuitBreaker::State::closed ? 0 : b == redis::CircuitBreaker::State::half_open ? 1 : 2;
+  now.breaker_state = breaker_number(breaker_.state());
+  if (cluster_) {
+    now.cluster = true;
+    now.redis_nodes = cluster_nodes();
+    auto map = cluster_->map();
+    now.redis_slots_covered = map ? map->covered() : 0;
+  }
   now.config_generation = s.generation;
   if (l1_) {
     cache::NearCache::Stats st = l1_->stats();
@@ -40,6 +71,39 @@ std::string Service::scrape_metrics(const Snapshot& s) {
                             st.lag ? std::chrono::duration<double>(*st.lag).count() : -1.0});
   }
   return metrics_.scrape(now);
+}
+
+boost::json::object Service::cluster_status(const config::Config& cfg) const {
+  namespace json = boost::json;
+  auto map = cluster_->map();
+  const std::size_t covered = map ? map->covered() : 0;
+  json::array nodes;
+  bool all_up = true;
+  const std::size_t workers = cluster_clients_.size();
+  for (const auto& n : cluster_nodes()) {
+    static const char* const kBreaker[] = {"closed", "half_open", "open"};
+    bool master = false;
+    if (map)
+      for (const auto& m : map->nodes()) master = master || cluster_->node_config(m).endpoint() == n.address;
+    if (!master) continue;  // a node it no longer routes to
+    all_up = all_up && n.breaker_state == 0;
+    nodes.push_back(json::object{{"address", n.address},
+                                 {"breaker", kBreaker[n.breaker_state]},
+                                 {"connections_up", n.connections_up}});
+  }
+  // Degraded: some slots (a node's, or those without a master) read
+  // PostgreSQL; down: no map, so every read does.
+  const char* state = covered == 0 ? "down" : covered == redis::kSlots && all_up ? "up" : "degraded";
+  json::object out{{"state", state},
+                   {"mode", "cluster"},
+                   {"slots_covered", covered},
+                   {"nodes", std::move(nodes)},
+                   {"clients", workers},
+                   {"map_refreshes", cluster_->refreshes()},
+                   {"tls", cfg.redis.tls()},
+                   {"pending_invalidations", invalidator_->pending()}};
+  if (std::string e = cluster_->last_error(); !e.empty()) out["map_error"] = e;
+  return out;
 }
 
 net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
@@ -86,13 +150,17 @@ net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
   for (const auto& r : redis_)
     if (r->state() == redis::State::connected) servers.insert(r->address());
   json::array at(servers.begin(), servers.end());
-  o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
-                            {"servers", std::move(at)},
-                            {"connections_up", redis_up},
-                            {"connections", redis_.size()},
-                            {"tls", cfg.redis.tls()},
-                            {"breaker", redis::to_string(breaker_.state())},
-                            {"pending_invalidations", invalidator_->pending()}};
+  if (cluster_) {
+    o["redis"] = cluster_status(cfg);
+  } else {
+    o["redis"] = json::object{{"state", redis_up == redis_.size() ? "up" : redis_up == 0 ? "down" : "degraded"},
+                              {"servers", std::move(at)},
+                              {"connections_up", redis_up},
+                              {"connections", redis_.size()},
+                              {"tls", cfg.redis.tls()},
+                              {"breaker", redis::to_string(breaker_.state())},
+                              {"pending_invalidations", invalidator_->pending()}};
+  }
   std::string listener = "off";
   if (listener_) {
     auto st = listener_->state();

@@ -51,7 +51,7 @@ net::awaitable<AuditOutcome::Kind> confirm(Store& store, const AuditCase& c, std
     co_await timer.async_wait(net::as_tuple(net::use_awaitable));
   }
   const config::Entity& e = *c.req.entity;
-  std::vector<std::string> keys = read_keys(c.req.snapshot->cfg->key_prefix, e, c.req.values, c.req.key);
+  std::vector<std::string> keys = c.req.snapshot->keys.read(e, c.req.values, c.req.key);
   Lookup now = co_await store.lookup(keys, wall_us(), e.column_tags());
   co_return decide(c, now);
 }

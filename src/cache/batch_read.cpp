@@ -60,7 +60,7 @@ net::awaitable<std::vector<ReadResult>> ReadPath::get_many(std::vector<EntityReq
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (answered[i]) continue;
     asked.push_back(i);
-    sets.push_back(read_keys(reqs[i].snapshot->cfg->key_prefix, *reqs[i].entity, reqs[i].values, reqs[i].key));
+    sets.push_back(reqs[i].snapshot->keys.read(*reqs[i].entity, reqs[i].values, reqs[i].key));
     column_tags.push_back(reqs[i].entity->column_tags());
   }
   if (!sets.empty()) {

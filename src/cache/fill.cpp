@@ -30,7 +30,7 @@ net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityR
     // checked by the commit like its other watermarks (a tag invalidated
     // since the fill began stops it).
     if (o.status == 200 && req.entity->column_tags())
-      o.tag_keys = column_tag_keys(req.snapshot->cfg->key_prefix, *req.entity, req.values, body);
+      o.tag_keys = column_tag_keys(req.snapshot->keys, *req.entity, req.values, req.key, body);
     std::size_t tag_bytes = 0;
     for (const auto& k : o.tag_keys) tag_bytes += k.size() + 1;
     // Checked before encoding: an over-size value is never copied again.
@@ -47,7 +47,7 @@ net::awaitable<FillOutcome> ReadPath::fill_and_store(Store& store, const EntityR
         with_tags.insert(with_tags.end(), o.tag_keys.begin(), o.tag_keys.end());
       }
       // The commit releases the lease itself, whatever it decides.
-      Commit c = co_await store.commit(o.tag_keys.empty() ? keys : with_tags, lease, token, begin.start_us,
+      Commit c = co_await store.commit(req.snapshot->keys, o.tag_keys.empty() ? keys : with_tags, lease, token, begin,
                                        req.snapshot->max_fill_age_us, bytes, ttl_ms);
       switch (c) {
         case Commit::stored: o.stored = true; break;

@@ -27,7 +27,7 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
   Store& store = *stores_[worker % stores_.size()];
   const Snapshot& s = *inv.snapshot;
   using Scope = Invalidation::Scope;
-  const std::string& p = s.cfg->key_prefix;
+  const KeyLayout& k = s.keys;
   // Read after the write it stands for committed (a NOTIFY arrives after the
   // commit; the API is called after it), and before the watermark is
   // written: a fill that sees the watermark reads a replica only once it
@@ -39,18 +39,18 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
     lsn = got ? *got : pg::kUnknownLsn;  // unknown: the fills it covers read the primary
   }
   if (inv.scope == Scope::key) {
-    std::optional<std::uint64_t> at = co_await store.tombstone(inv.request.key, s.tombstone_ttl_ms, l1_channel_, lsn);
+    std::optional<std::uint64_t> at = co_await store.tombstone(s.keys, inv.request.key, s.tombstone_ttl_ms, l1_channel_, lsn);
     if (at && metrics_) metrics_->invalidation("key", to_string(source));
     std::vector<std::string> key(1, inv.request.key);
     l1_invalidate(key, at, source);
     co_return at;
   }
   std::vector<std::string> wm;
-  if (inv.scope == Scope::tag) wm.push_back(tag_watermark(p, inv.tenant, inv.tag));
-  else if (inv.scope == Scope::tenant) wm.push_back(tenant_watermark(p, inv.tenant));
-  else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(entity_tenant_watermark(p, inv.tenant, inv.entity->name));
-  else wm.push_back(entity_watermark(p, inv.entity->name));  // a global entity, or all tenants
-  std::optional<std::uint64_t> at = co_await store.raise_watermarks(wm, s.watermark_ttl_ms, l1_channel_, lsn);
+  if (inv.scope == Scope::tag) wm.push_back(k.tag_mark(inv.tenant, inv.tag));
+  else if (inv.scope == Scope::tenant) wm.push_back(k.tenant_mark(inv.tenant));
+  else if (inv.scope == Scope::entity && !inv.tenant.empty()) wm.push_back(k.entity_tenant_mark(inv.tenant, inv.entity->name));
+  else wm.push_back(k.entity_mark(inv.entity->name));  // a global entity, or all tenants
+  std::optional<std::uint64_t> at = co_await store.raise_watermarks(s.keys, wm, s.watermark_ttl_ms, l1_channel_, lsn);
   if (at && metrics_) metrics_->invalidation(to_string(inv.scope), to_string(source));
   l1_invalidate(wm, at, source);
   co_return at;

@@ -71,7 +71,7 @@ Invalidation for_row(const config::Config& cfg, const config::Entity& e, const c
   inv.scope = Scope::key;
   inv.request.entity = &e;
   inv.request.values = std::move(values);
-  inv.request.key = build_key(cfg.key_prefix, e, inv.request.values);
+  inv.request.key = KeyLayout(cfg).value(e, inv.request.values);
   return inv;
 }
 

@@ -114,7 +114,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     // invalidation feed in between.
     ticket = l1_->ticket();
   }
-  std::vector<std::string> keys = read_keys(s.cfg->key_prefix, e, req.values, req.key);
+  std::vector<std::string> keys = s.keys.read(e, req.values, req.key);
 
   if (no_cache) {
     // The caller asked for the database's answer: no read, no collapsing
@@ -214,7 +214,7 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
                                                 Flights::Call* call) {
   const Snapshot& s = *req.snapshot;
   const std::uint64_t lease_ttl_ms = s.lease_ttl_ms;
-  std::string lease = lease_key(s.cfg->key_prefix, req.key);
+  std::string lease = lease_key(s.keys.prefix(), req.key);
   std::string token = random_token();
   Begin begin;
   if (redis_ok) {
@@ -223,7 +223,7 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
     auto deadline = Clock::now() + std::chrono::milliseconds(lease_ttl_ms);
     net::steady_timer timer(co_await net::this_coro::executor);
     for (;;) {
-      Begin b = co_await store.begin_fill(keys, lease, token, lease_ttl_ms, wall_us());
+      Begin b = co_await store.begin_fill(s.keys, keys, lease, token, lease_ttl_ms, wall_us());
       begin = std::move(b);
       // A fresh value ends a miss; a refresh or a no-cache read wants the
       // database's answer all the same.
@@ -282,7 +282,7 @@ void ReadPath::spawn_refresh(const EntityRequest& req, unsigned worker, net::any
 net::awaitable<void> ReadPath::refresh(EntityRequest req, unsigned worker, Flights::CallPtr call) {
   Flights::Call* call_ptr = call.get();
   LeaderGuard guard(flights_, req.key, std::move(call));
-  std::vector<std::string> keys = read_keys(req.snapshot->cfg->key_prefix, *req.entity, req.values, req.key);
+  std::vector<std::string> keys = req.snapshot->keys.read(*req.entity, req.values, req.key);
   FillOutcome o = co_await lead_fill(*stores_[worker], req, keys, true, LeaseMode::skip, call_ptr);
   if (o.status >= 500) spdlog::debug("cache: background refresh of {} failed: {}", req.key, o.body);
   guard.publish(std::move(o));
@@ -322,12 +322,17 @@ void ReadPath::l1_put(const EntityRequest& req, const NearCache::Ticket& t, cons
   auto life = std::min<std::chrono::microseconds>(e.l1_ttl, std::chrono::microseconds(h.soft_expiry_us - wall));
   // The tenant, for l1.max_tenant_share: a tenant-scoped entity's first value.
   std::string_view tenant = e.scope == config::Scope::tenant ? std::string_view(req.values.at(0)) : std::string_view{};
-  if (tag_keys.empty()) {
+  const KeyLayout& layout = req.snapshot->keys;
+  if (tag_keys.empty() && !layout.cluster()) {
     l1_->put(t, keys, h, body, now + life, now, tenant);
     return;
   }
-  std::vector<std::string> all(keys);
-  all.insert(all.end(), tag_keys.begin(), tag_keys.end());
+  // On a cluster, the slot's copy of an all-tenant mark is recorded as the
+  // mark: that is what the invalidation's one message names.
+  std::vector<std::string> all;
+  all.reserve(keys.size() + tag_keys.size());
+  for (const auto& k : keys) all.push_back(layout.l1_key(k));
+  for (const auto& k : tag_keys) all.push_back(layout.l1_key(k));
   l1_->put(t, all, h, body, now + life, now, tenant);
 }
 

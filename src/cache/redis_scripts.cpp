@@ -7,11 +7,21 @@
 namespace sidecache::cache::scripts {
 namespace {
 
-// Redis TIME as integer microseconds, printed without losing digits (Lua
-// numbers are doubles: exact below 2^53, but tostring() rounds).
+// The slot's clock (docs/invalidation.md, "Ordering without a shared
+// clock"): Redis TIME as integer microseconds, but never at or below the
+// clock key (the last of KEYS), which holds the newest time any ordering
+// script of this slot used. The key lives in the slot and is replicated and
+// migrated with the values and watermarks it orders, so a server whose clock
+// is behind (a promoted replica) still counts on from there. Printed
+// without losing digits (Lua numbers are doubles: exact below 2^53, but
+// tostring() rounds).
 const char* const kNow =
     "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n";
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local clock = tonumber(redis.call('GET', KEYS[#KEYS]) or '0') or 0\n"
+    "if now <= clock then now = clock + 1 end\n";
+// Moves the slot's clock to now (no expiry: it must outlive what it orders).
+const char* const kStamp = "redis.call('SET', KEYS[#KEYS], string.format('%.0f', now))\n";
 
 // tag_marks(v): the watermarks a tagged value (flag 4, cache/value.hpp)
 // names at its end, read with one MGET; {} for anything else. The keys are
@@ -36,26 +46,28 @@ const redis::Script kLookupTagged(std::string(kTagMarks) +
                                   "for i = 1, #ARGV do r[#KEYS + i] = tag_marks(r[tonumber(ARGV[i])]) end\n"
                                   "return r\n");
 
-// KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
+// KEYS: value key, watermarks, lease key, clock. ARGV: token, lease_ttl_ms.
 // Returns MGET(value, watermarks), then now, then 1 if the lease was taken.
-const redis::Script kBegin(std::string(kNow) + kTagMarks +
-                           "local n = #KEYS - 1\n"
+const redis::Script kBegin(std::string(kNow) + kStamp + kTagMarks +
+                           "local n = #KEYS - 2\n"
                            "local r = redis.call('MGET', unpack(KEYS, 1, n))\n"
                            "r[n + 1] = string.format('%.0f', now)\n"
-                           "r[n + 2] = redis.call('SET', KEYS[#KEYS], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
+                           "r[n + 2] = redis.call('SET', KEYS[n + 1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
                            "r[n + 3] = tag_marks(r[1])\n"
                            "return r\n");
 
-// KEYS: value key, watermarks, lease key (last). ARGV: start_us,
+// KEYS: value key, watermarks, lease key, clock. ARGV: start_us,
 // max_age_us, bytes, ttl_ms, token. Releases the lease held by token, then:
 // 1 stored, 0 invalidated (watermark, tombstone or newer value at or after
-// start), -1 too old.
+// start, or a clock behind start: this server never saw the begin), -1 too
+// old.
 const redis::Script kCommit(std::string(kNow) +
-                            "local lease = KEYS[#KEYS]\n"
+                            "local lease = KEYS[#KEYS - 1]\n"
                             "if redis.call('GET', lease) == ARGV[5] then redis.call('DEL', lease) end\n"
                             "local start = tonumber(ARGV[1])\n"
+                            "if clock < start then return 0 end\n"
                             "if now - start > tonumber(ARGV[2]) then return -1 end\n"
-                            "for i = 2, #KEYS - 1 do\n"
+                            "for i = 2, #KEYS - 2 do\n"
                             "  local w = redis.call('GET', KEYS[i])\n"
                             "  if w and tonumber(string.match(w, '^%d+')) >= start then return 0 end\n"
                             "end\n"
@@ -70,25 +82,27 @@ const redis::Script kCommit(std::string(kNow) +
 const redis::Script kRelease("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
                              "return 0\n");
 
-// KEYS: value key. ARGV: ttl_ms, L1 channel ('' for none), WAL position
-// ('' or 16 hex digits). Writes a tombstone header (flags 2, created = now)
-// followed by the position, tells every L1 on the channel ("<now>\n<key>");
-// returns now.
-const redis::Script kTombstone(std::string(kNow) +
+// KEYS: value key, clock. ARGV: ttl_ms, L1 channel ('' for none), WAL
+// position ('' or 16 hex digits). Writes a tombstone header (flags 2,
+// created = now) followed by the position, tells every L1 on the channel
+// ("<now>\n<key>"); returns now.
+const redis::Script kTombstone(std::string(kNow) + kStamp +
                                "local v = 'SC' .. string.char(1, 2) .. struct.pack('<I4I8I8', 0, now, 0) .. ARGV[3]\n"
                                "redis.call('SET', KEYS[1], v, 'PX', ARGV[1])\n"
                                "local s = string.format('%.0f', now)\n"
                                "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. KEYS[1]) end\n"
                                "return s\n");
 
-// KEYS: watermarks. ARGV: ttl_ms, L1 channel ('' for none), WAL position
-// ('' or 16 hex digits). A watermark is "<time>" or "<time>:<position>".
-// Raises each time to now and each position to ARGV[3] (never lowers
-// either), tells every L1 on the channel ("<now>\n<key>\n<key>...");
-// returns now.
-const redis::Script kWatermark(std::string(kNow) +
+// KEYS: watermarks, clock. ARGV: ttl_ms, L1 channel ('' for none), WAL
+// position ('' or 16 hex digits). A watermark is "<time>" or
+// "<time>:<position>". Raises
+// each time to now and each position to ARGV[3] (never lowers either),
+// tells every L1 on the channel ("<now>\n<key>\n<key>..."); returns now.
+const redis::Script kWatermark(std::string(kNow) + kStamp +
                                "local s = string.format('%.0f', now)\n"
-                               "for i = 1, #KEYS do\n"
+                               "local marks = {}\n"
+                               "for i = 1, #KEYS - 1 do\n"
+                               "  marks[i] = KEYS[i]\n"
                                "  local cur = redis.call('GET', KEYS[i]) or '0'\n"
                                "  local t = string.match(cur, '^%d+') or '0'\n"
                                "  if tonumber(t) < now then t = s end\n"
@@ -97,8 +111,7 @@ const redis::Script kWatermark(std::string(kNow) +
                                "  if lsn ~= '' then t = t .. ':' .. lsn end\n"
                                "  redis.call('SET', KEYS[i], t, 'PX', ARGV[1])\n"
                                "end\n"
-                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. table.concat(KEYS, '\\n')) end\n"
+                               "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. table.concat(marks, '\\n')) end\n"
                                "return s\n");
-
 
 }  // namespace sidecache::cache::scripts

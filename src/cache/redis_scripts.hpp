@@ -1,6 +1,7 @@
 #pragma once
 // The Lua scripts of the cache's Redis protocol (RedisStore). Private to
-// the cache module. Each is atomic in Redis; every time is Redis' TIME.
+// the cache module. Each is atomic in Redis; every time is the slot's clock
+// (Redis TIME, kept from going back by the clock key, the last of KEYS).
 #include "sidecache/redis/connection.hpp"
 
 namespace sidecache::cache::scripts {
@@ -9,20 +10,20 @@ namespace sidecache::cache::scripts {
 // entity with column tags) the tag watermarks that value names, as element
 // #KEYS + i: an array, empty for an untagged value. One lookup passes "1".
 extern const redis::Script kLookupTagged;
-// KEYS: value key, watermarks, lease key (last). ARGV: token, lease_ttl_ms.
+// KEYS: value key, watermarks, lease key, clock. ARGV: token, lease_ttl_ms.
 // Returns MGET(value, watermarks), then now, then 1 if the lease was taken,
 // then the value's tag watermarks (an array).
 extern const redis::Script kBegin;
-// KEYS: value key, watermarks (column tags' included), lease key (last).
+// KEYS: value key, watermarks (column tags' included), lease key, clock.
 // ARGV: start_us, max_age_us, bytes, ttl_ms, token. Releases the lease held
 // by token, then: 1 stored, 0 invalidated (watermark, tombstone or newer
-// value at or after start), -1 too old.
+// value at or after start, or a clock behind start), -1 too old.
 extern const redis::Script kCommit;
 // KEYS: lease key. ARGV: token. Deletes the lease if token holds it.
 extern const redis::Script kRelease;
-// KEYS: value key. ARGV: ttl_ms, L1 channel, WAL position. Writes a tombstone.
+// KEYS: value key, clock. ARGV: ttl_ms, L1 channel, WAL position. Writes a tombstone.
 extern const redis::Script kTombstone;
-// KEYS: watermarks. ARGV: ttl_ms, L1 channel, WAL position. Raises them.
+// KEYS: watermarks, clock. ARGV: ttl_ms, L1 channel, WAL position. Raises them.
 extern const redis::Script kWatermark;
 
 }  // namespace sidecache::cache::scripts

@@ -90,19 +90,25 @@ redis::Reply RedisStore::refused_by_breaker() {
 }
 
 redis::LateVerdict RedisStore::late_verdict(std::uint64_t token) {
+  if (!breaker_) return {};
   return [breaker = breaker_, token](bool answered) { breaker->record(token, answered); };
+}
+
+std::optional<std::uint64_t> RedisStore::allow() {
+  if (!breaker_) return 0;  // (a cluster: each node's breaker, in the client)
+  return breaker_->allow();
 }
 
 void RedisStore::record(std::uint64_t token, const redis::Reply& r) {
   count_failure(r);
   // A timeout is judged when its fate is known (late_verdict): a large value
   // that is slow to read is an answer, a hung Redis is not.
-  if (r.status == redis::Reply::Status::timeout) return;
+  if (r.status == redis::Reply::Status::timeout || !breaker_) return;
   breaker_->record(token, answered(r));
 }
 
 net::awaitable<redis::Reply> RedisStore::guarded_mget(const std::vector<std::string>& keys, std::size_t split) {
-  auto token = breaker_->allow();
+  auto token = allow();
   if (!token) co_return refused_by_breaker();
   redis::Reply r = co_await conn_->mget(keys, split, late_verdict(*token));
   record(*token, r);
@@ -111,7 +117,7 @@ net::awaitable<redis::Reply> RedisStore::guarded_mget(const std::vector<std::str
 
 net::awaitable<redis::Reply> RedisStore::guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,
                                                  const std::vector<std::string_view>& args, std::size_t split) {
-  auto token = breaker_->allow();
+  auto token = allow();
   if (!token) co_return refused_by_breaker();
   redis::Reply r = co_await conn_->eval(script, keys, args, split, late_verdict(*token));
   record(*token, r);
@@ -120,7 +126,7 @@ net::awaitable<redis::Reply> RedisStore::guarded_eval(const redis::Script& scrip
 
 net::awaitable<redis::Reply> RedisStore::guarded_command(std::string_view key, std::span<const std::string_view> argv,
                                                          std::chrono::milliseconds timeout) {
-  auto token = breaker_->allow();
+  auto token = allow();
   if (!token) co_return refused_by_breaker();
   redis::Reply r = co_await conn_->command_for(key, argv, 0, late_verdict(*token), timeout);
   record(*token, r);
@@ -138,6 +144,12 @@ net::awaitable<redis::Reply> RedisStore::join(SharedLookup& l) {
 
 net::awaitable<std::vector<Lookup>> RedisStore::lookup_many(const std::vector<std::vector<std::string>>& sets,
                                                             std::uint64_t now_us, const std::vector<bool>& column_tags) {
+  if (conn_->config().mode == config::RedisMode::cluster) co_return co_await lookup_by_slot(sets, now_us, column_tags);
+  co_return co_await lookup_group(sets, now_us, column_tags);
+}
+
+net::awaitable<std::vector<Lookup>> RedisStore::lookup_group(const std::vector<std::vector<std::string>>& sets,
+                                                             std::uint64_t now_us, const std::vector<bool>& column_tags) {
   // Each key once: a batch's items of one tenant and entity share their
   // watermarks, so 50 items are ~53 keys, not 200. at[k]: where the k-th
   // key of the sets (in order) is in `all`; uses[u]: how many want all[u].
@@ -282,12 +294,14 @@ net::awaitable<Lookup> RedisStore::lookup(const std::vector<std::string>& keys, 
   co_return interpret(std::move(r), keys.size(), now_us);
 }
 
-net::awaitable<Begin> RedisStore::begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
-                                       const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us) {
+net::awaitable<Begin> RedisStore::begin_fill(const KeyLayout& layout, const std::vector<std::string>& keys,
+                                             const std::string& lease_key, const std::string& token,
+                                             std::uint64_t lease_ttl_ms, std::uint64_t now_us) {
   // (gcc 12 miscompiles braced lists inside coroutines: argument vectors are
   // named variables throughout this file.)
   std::vector<std::string> all(keys);
   all.push_back(lease_key);
+  all.push_back(layout.clock(keys.front()));
   std::string ttl = std::to_string(std::max<std::uint64_t>(lease_ttl_ms, 1));
   std::vector<std::string_view> args;
   args.push_back(token);
@@ -300,6 +314,8 @@ net::awaitable<Begin> RedisStore::begin_fill(const std::vector<std::string>& key
     co_return b;
   }
   b.ok = true;
+  // The connection the answer came over (a later one cannot have been it).
+  b.session = conn_->session(keys.front());
   b.leased = r.elements[keys.size() + 1].integer == 1;
   b.start_us = parse_us(r.elements[keys.size()].value);
   redis::Reply marks = std::move(r.elements.back());
@@ -308,12 +324,21 @@ net::awaitable<Begin> RedisStore::begin_fill(const std::vector<std::string>& key
   co_return b;
 }
 
-net::awaitable<Commit> RedisStore::commit(const std::vector<std::string>& keys, const std::string& lease_key,
-                                     const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
-                                     std::string_view bytes, std::uint64_t ttl_ms) {
+net::awaitable<Commit> RedisStore::commit(const KeyLayout& layout, const std::vector<std::string>& keys,
+                                          const std::string& lease_key, const std::string& token, const Begin& begin,
+                                          std::uint64_t max_age_us, std::string_view bytes, std::uint64_t ttl_ms) {
+  if (begin.session == 0 || conn_->session(keys.front()) != begin.session) {
+    // The begin went over another connection (a failover or a reconnect in
+    // between): what it wrote, the clock above all, may be lost, and an
+    // invalidation since could then be ordered before it. Not stored.
+    spdlog::debug("redis: the connection changed while {} was read; not stored", keys.front());
+    co_await release(lease_key, token);
+    co_return Commit::invalidated;
+  }
   std::vector<std::string> all(keys);
   all.push_back(lease_key);
-  std::string start = std::to_string(start_us), age = std::to_string(max_age_us),
+  all.push_back(layout.clock(keys.front()));
+  std::string start = std::to_string(begin.start_us), age = std::to_string(max_age_us),
               ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::vector<std::string_view> args;
   args.push_back(start);
@@ -338,11 +363,13 @@ net::awaitable<void> RedisStore::release(const std::string& lease_key, const std
   (void)r;
 }
 
-net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const std::string& key, std::uint64_t ttl_ms,
-                                                              const std::string& channel, std::uint64_t lsn) {
+net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const KeyLayout& layout, const std::string& key,
+                                                                   std::uint64_t ttl_ms, const std::string& channel,
+                                                                   std::uint64_t lsn) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::string position = lsn_arg(lsn);
   std::vector<std::string> keys(1, key);
+  keys.push_back(layout.clock(key));
   std::vector<std::string_view> args(1, ttl);
   args.emplace_back(channel);
   args.emplace_back(position);
@@ -375,15 +402,20 @@ net::awaitable<bool> RedisStore::replicated(const std::string& key) {
   co_return false;
 }
 
-net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const std::vector<std::string>& keys,
-                                                                     std::uint64_t ttl_ms, const std::string& channel,
-                                                                     std::uint64_t lsn) {
+net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const KeyLayout& layout,
+                                                                          const std::vector<std::string>& keys,
+                                                                          std::uint64_t ttl_ms, const std::string& channel,
+                                                                          std::uint64_t lsn) {
+  if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return layout.everywhere(k); }))
+    co_return co_await raise_everywhere(layout, keys, ttl_ms, channel, lsn);
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::string position = lsn_arg(lsn);
   std::vector<std::string_view> args(1, ttl);
   args.emplace_back(channel);
   args.emplace_back(position);
-  redis::Reply r = co_await guarded_eval(scripts::kWatermark, keys, args, 0);
+  std::vector<std::string> with_clock(keys);
+  with_clock.push_back(layout.clock(keys.front()));
+  redis::Reply r = co_await guarded_eval(scripts::kWatermark, with_clock, args, 0);
   if (!r.is_value() || !co_await replicated(keys.front())) co_return std::nullopt;
   co_return parse_us(r.value);
 }

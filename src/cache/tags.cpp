@@ -2,7 +2,7 @@
 
 #include <boost/json.hpp>
 
-#include "sidecache/cache/key.hpp"
+#include "sidecache/cache/key_layout.hpp"
 #include "sidecache/config/tag_template.hpp"
 
 namespace sidecache::cache {
@@ -35,8 +35,9 @@ std::optional<std::string> render_tag(const config::TagTemplate& t, const std::v
   return tag;
 }
 
-std::vector<std::string> column_tag_keys(std::string_view prefix, const config::Entity& e,
-                                         const std::vector<std::string>& values, std::string_view row_json) {
+std::vector<std::string> column_tag_keys(const KeyLayout& layout, const config::Entity& e,
+                                         const std::vector<std::string>& values, std::string_view value_key,
+                                         std::string_view row_json) {
   std::vector<std::string> keys;
   if (!e.column_tags()) return keys;
   boost::system::error_code ec;
@@ -48,7 +49,7 @@ std::vector<std::string> column_tag_keys(std::string_view prefix, const config::
   for (const auto& t : e.tags) {
     if (!t.from_row()) continue;
     if (auto tag = render_tag(t, values, column)) {
-      std::string k = tag_watermark(prefix, tenant, *tag);
+      std::string k = layout.column_tag(tenant, *tag, value_key);
       if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
     }
   }

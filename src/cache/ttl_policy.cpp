@@ -6,6 +6,7 @@ namespace sidecache::cache {
 
 SnapshotPtr make_snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t generation) {
   auto snap = std::make_shared<Snapshot>();
+  snap->keys = KeyLayout(*cfg);
   // A fill older than this is answered but not stored: tombstones are kept
   // twice as long, so every fill a tombstone must stop meets it.
   auto max_fill = cfg->postgres.statement_timeout + std::chrono::seconds(30);

@@ -168,6 +168,13 @@ Config load(const std::string& path, const EnvLookup& env) {
     if (at.IsDefined()) ctx.error(at, why);
     else ctx.error_file(why);  // from the environment
   }
+  if (cfg.redis.mode == RedisMode::cluster && cfg.key_prefix.find_first_of("{}") != std::string::npos) {
+    // A brace in the prefix would make it every key's hash tag: one slot.
+    YAML::Node at = node_at(root, "key_prefix");
+    std::string why = "key_prefix must not contain '{' or '}' with redis.mode: cluster (it would put every key in one hash slot)";
+    if (at.IsDefined()) ctx.error(at, why);
+    else ctx.error_file(why);
+  }
   if (cfg.postgres.dsn.empty())
     ctx.error(root, "no PostgreSQL connection: set postgres.dsn (e.g. \"host=127.0.0.1 dbname=app user=app\") or SIDECACHE_POSTGRES_DSN");
 

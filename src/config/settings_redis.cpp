@@ -26,6 +26,31 @@ auto pem_file() {
   };
 }
 
+// A list of host:port (sentinels, cluster seed nodes). `like` shows how
+// to write it.
+template <class Get>
+Setting host_ports(const char* key, const char* doc, Get get, std::string like) {
+  Setting s = row(key, "list of host:port", "[]", OnReload::restart, doc, get,
+                  [like](const std::string& k, const std::string& v, const std::string&, std::vector<HostPort>& out) {
+                    out.clear();
+                    std::size_t start = 0;
+                    while (!v.empty() && start <= v.size()) {
+                      std::size_t end = v.find('\n', start);
+                      std::string item = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
+                      std::string why;
+                      auto l = parse_listen(item, why);
+                      if (!l || l->is_unix || l->port == 0) return k + ": '" + item + "' is not host:port; write them like " + like;
+                      out.push_back(HostPort{l->host, l->port});
+                      if (end == std::string::npos) break;
+                      start = end + 1;
+                    }
+                    return std::string();
+                  });
+  s.list = true;
+  s.literal_default = false;
+  return s;
+}
+
 }  // namespace
 
 void add_redis_tls_settings(std::vector<Setting>& t) {
@@ -55,39 +80,24 @@ void add_redis_tls_settings(std::vector<Setting>& t) {
 
 void add_redis_topology_settings(std::vector<Setting>& t) {
   const auto R = OnReload::restart;
-  t.push_back(row("redis.mode", "standalone | sentinel", "standalone", R,
-                  "`standalone`: `redis.url` is the server. `sentinel`: the master named `master_name`, found through `sentinels` (the URL then gives only the scheme, user, password and db).",
+  Setting mode = row("redis.mode", "standalone | sentinel | cluster", "standalone", R,
+                  "`standalone`: `redis.url` is the server. `sentinel`: the master named `master_name`, found through `sentinels` (the URL then gives only the scheme, user, password and db). `cluster`: Redis Cluster; `redis.url` is one seed node and `nodes` more (docs/operations.md, \"Redis Cluster\").",
                   [](auto& c) -> auto& { return c.redis.mode; },
                   [](const std::string& k, const std::string& v, const std::string&, RedisMode& out) {
                     if (v == "standalone") out = RedisMode::standalone;
                     else if (v == "sentinel") out = RedisMode::sentinel;
-                    else if (v == "cluster")
-                      return k + ": Redis Cluster is not supported yet; point redis.url at a standalone Redis or use mode: sentinel";
-                    else return k + " must be standalone or sentinel";
+                    else if (v == "cluster") out = RedisMode::cluster;
+                    else return k + " must be standalone, sentinel or cluster";
                     return std::string();
-                  }));
-  Setting sentinels = row("redis.sentinels", "list of host:port", "[]", R,
-                          "Sentinel mode: the sentinels to ask, in order, for the master's address (and to hear `+switch-master` from).",
-                          [](auto& c) -> auto& { return c.redis.sentinels; },
-                          [](const std::string& k, const std::string& v, const std::string&, std::vector<HostPort>& out) {
-                            out.clear();
-                            std::size_t start = 0;
-                            while (!v.empty() && start <= v.size()) {
-                              std::size_t end = v.find('\n', start);
-                              std::string item = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
-                              std::string why;
-                              auto l = parse_listen(item, why);
-                              if (!l || l->is_unix || l->port == 0)
-                                return k + ": '" + item + "' is not host:port; write the sentinels like [\"10.0.0.1:26379\", \"10.0.0.2:26379\"]";
-                              out.push_back(HostPort{l->host, l->port});
-                              if (end == std::string::npos) break;
-                              start = end + 1;
-                            }
-                            return std::string();
-                          });
-  sentinels.list = true;
-  sentinels.literal_default = false;
-  t.push_back(sentinels);
+                  });
+  mode.env = "SIDECACHE_REDIS_MODE";
+  t.push_back(mode);
+  t.push_back(host_ports("redis.sentinels",
+                         "Sentinel mode: the sentinels to ask, in order, for the master's address (and to hear `+switch-master` from).",
+                         [](auto& c) -> auto& { return c.redis.sentinels; }, "sentinels: [\"10.0.0.1:26379\", \"10.0.0.2:26379\"]"));
+  t.push_back(host_ports("redis.nodes",
+                         "Cluster mode: more seed nodes, asked for the slot map after `redis.url`'s (any node of the cluster will do; list a few in case one is down).",
+                         [](auto& c) -> auto& { return c.redis.nodes; }, "nodes: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"]"));
   t.push_back(row("redis.master_name", "name", "", R, "Sentinel mode: the master's name in the sentinels' configuration (`sentinel monitor <name> ...`).",
                   [](auto& c) -> auto& { return c.redis.master_name; },
                   text([](const std::string& s) { return s.find_first_of(" \t") == std::string::npos; },
@@ -108,6 +118,17 @@ std::string redis_problem(const RedisConfig& r, std::string& where) {
     return r.tls_cert_file.empty() ? "redis.tls.key_file is set without redis.tls.cert_file: give both (the client certificate and its key)"
                                    : "redis.tls.cert_file is set without redis.tls.key_file: give both (the client certificate and its key)";
   where = "redis.mode";
+  if (r.mode != RedisMode::cluster && !r.nodes.empty()) {
+    where = "redis.nodes";
+    return "redis.nodes lists the seed nodes of a Redis Cluster; set mode: cluster, or remove it";
+  }
+  if (r.mode == RedisMode::cluster) {
+    if (r.is_unix) return "redis.mode cluster needs a redis:// or rediss:// URL of one node (host:port), not unix://";
+    if (r.db != 0) {
+      where = "redis.url";
+      return "Redis Cluster has only database 0: drop the /" + std::to_string(r.db) + " from redis.url";
+    }
+  }
   if (r.mode == RedisMode::sentinel) {
     if (r.sentinels.empty()) return "redis.mode is sentinel but redis.sentinels is empty: list them, like sentinels: [\"10.0.0.1:26379\"]";
     if (r.master_name.empty()) return "redis.mode is sentinel but redis.master_name is not set: give the name the sentinels monitor, like master_name: mymaster";

@@ -6,6 +6,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <set>
 
+#include "sidecache/cache/key_layout.hpp"
 #include "sidecache/cache/error_body.hpp"
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/params.hpp"
@@ -125,7 +126,7 @@ std::variant<EntityRequest, Answer> detail::entity_request(const config::Config&
   EntityRequest r;
   r.entity = &e;
   r.values = std::move(std::get<std::vector<std::string>>(values));
-  r.key = cache::build_key(cfg.key_prefix, e, r.values);
+  r.key = cache::KeyLayout(cfg).value(e, r.values);
   return r;
 }
 

@@ -78,6 +78,12 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
                      .Help("How far each replica is behind the primary (-1: not known)").Register(r);
   replica_usable_ = &pm::BuildGauge().Name("sidecache_pg_replica_usable")
                         .Help("1 when fills may use the replica (streaming, within replica_max_lag)").Register(r);
+  node_breaker_ = &pm::BuildGauge().Name("sidecache_redis_node_breaker_state")
+                       .Help("Redis Cluster: each node's circuit breaker (0 closed, 1 half-open, 2 open)").Register(r);
+  node_up_ = &pm::BuildGauge().Name("sidecache_redis_node_connections_up")
+                  .Help("Redis Cluster: the workers' connections to each node that are up").Register(r);
+  slots_covered_ = &pm::BuildGauge().Name("sidecache_redis_cluster_slots_covered")
+                       .Help("Redis Cluster: the slots (of 16384) the slot map gives a master").Register(r);
   counter(*pg_fills_, "t|primary", {{"target", "primary"}});
   tenants_ = std::make_unique<TenantTop>(10);
   tenant_fills_ = &pm::BuildCounter().Name("sidecache_tenant_fills_total")
@@ -258,6 +264,11 @@ std::string Metrics::scrape(const Snapshot& now) {
     rejected_seen_ = now.pool_rejected;
   }
   if (wal_reads_) add_delta(*wal_reads_, now.wal_position_reads, wal_reads_seen_);
+  if (now.cluster) slots_covered_->Add({}).Set(static_cast<double>(now.redis_slots_covered));
+  for (const auto& n : now.redis_nodes) {
+    node_breaker_->Add({{"node", n.address}}).Set(n.breaker_state);
+    node_up_->Add({{"node", n.address}}).Set(static_cast<double>(n.connections_up));
+  }
   for (const auto& rep : now.replicas) {
     replica_lag_->Add({{"replica", rep.label}}).Set(rep.lag_seconds);
     replica_usable_->Add({{"replica", rep.label}}).Set(rep.usable ? 1 : 0);

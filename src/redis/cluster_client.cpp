@@ -126,19 +126,26 @@ ClusterClient::ClusterClient(net::any_io_executor ex, config::RedisConfig cfg, s
 ClusterClient::~ClusterClient() { stop(); }
 
 void ClusterClient::stop() {
-  for (auto& [addr, c] : conns_) c->stop();
-  conns_.clear();
+  std::map<std::string, std::shared_ptr<Connection>> all;
+  {
+    std::lock_guard lock(conns_mu_);
+    all.swap(conns_);
+  }
+  for (auto& [addr, c] : all) c->stop();
 }
 
 std::shared_ptr<Connection> ClusterClient::connection(const Node& n) {
   config::RedisConfig c = topo_->node_config(n);
   std::string addr = c.host + ":" + std::to_string(c.port);
-  auto& conn = conns_[addr];
-  if (!conn) {
-    conn = std::make_shared<Connection>(ex_, c, name_ + "@" + addr);
-    conn->start();
-    ++made_;
+  // Only this executor changes conns_: it reads without the lock.
+  if (auto it = conns_.find(addr); it != conns_.end()) return it->second;
+  auto conn = std::make_shared<Connection>(ex_, c, name_ + "@" + addr);
+  {
+    std::lock_guard lock(conns_mu_);
+    conns_.emplace(addr, conn);
   }
+  conn->start();
+  ++made_;
   return conn;
 }
 
@@ -148,7 +155,32 @@ std::uint64_t ClusterClient::writes() const {
   return n;
 }
 
+std::uint64_t ClusterClient::session(std::string_view key) const {
+  std::shared_ptr<const SlotMap> map = topo_->map();
+  int owner = map ? map->node_of(key_slot(key)) : -1;
+  if (owner < 0) return 0;
+  config::RedisConfig c = topo_->node_config(map->nodes()[static_cast<std::size_t>(owner)]);
+  auto it = conns_.find(c.host + ":" + std::to_string(c.port));
+  return it == conns_.end() ? 0 : it->second->session();
+}
+
+std::vector<std::uint16_t> ClusterClient::slot_per_master() const {
+  std::vector<std::uint16_t> out;
+  std::shared_ptr<const SlotMap> map = topo_->map();
+  if (!map) return out;
+  std::vector<bool> seen(map->nodes().size(), false);
+  for (std::uint32_t s = 0; s < kSlots; ++s) {
+    int owner = map->node_of(static_cast<std::uint16_t>(s));
+    if (owner >= 0 && !seen[static_cast<std::size_t>(owner)]) {
+      seen[static_cast<std::size_t>(owner)] = true;
+      out.push_back(static_cast<std::uint16_t>(s));
+    }
+  }
+  return out;
+}
+
 std::vector<std::pair<std::string, State>> ClusterClient::nodes() const {
+  std::lock_guard lock(conns_mu_);
   std::vector<std::pair<std::string, State>> out;
   for (const auto& [addr, c] : conns_) out.emplace_back(addr, c->state());
   return out;

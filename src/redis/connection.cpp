@@ -128,6 +128,8 @@ void Connection::on_open() {
     std::vector<std::string_view> args(argv.begin(), argv.end());
     send_unawaited(args, true, cfg_.connect_timeout);
   }
+  static std::atomic<std::uint64_t> sessions{0};
+  session_ = ++sessions;
   state_ = State::connected;
   {
     std::lock_guard lock(address_mu_);
@@ -155,6 +157,7 @@ void Connection::on_close(const std::string& why) {
   std::string where = stream_ ? stream_->peer() : std::string();
   stream_.reset();
   ++writes_;
+  session_ = 0;
   state_ = State::disconnected;
   fail_sent();
   wake_connect_waiters();

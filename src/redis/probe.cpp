@@ -78,30 +78,46 @@ class Probe final : private RespStream::Events {
   std::string why_;
 };
 
-// "" or why this server cannot be used as the one standalone Redis.
-std::string topology_of(const Probe& p, std::size_t info_at) {
+// "" or why this server does not fit redis.mode.
+std::string topology_of(const Probe& p, std::size_t info_at, config::RedisMode mode) {
   if (p.errors[info_at]) return {};  // INFO not allowed (ACL): not known
-  if (p.answers[info_at].find("cluster_enabled:1") == std::string::npos) return {};
-  return "this Redis is a Redis Cluster node (cluster_enabled:1), and sidecache speaks to one standalone Redis: its "
-         "reads and fills need a value and its watermarks on one server. Point redis.url at a standalone Redis (or "
-         "a Sentinel-managed primary); Redis Cluster is not supported yet";
+  const bool node = p.answers[info_at].find("cluster_enabled:1") != std::string::npos;
+  if (mode == config::RedisMode::cluster) {
+    if (!node)
+      return "this Redis is not a Redis Cluster node (cluster_enabled:0), and redis.mode is cluster: set "
+             "redis.mode: standalone for one server, or point redis.url at a node of the cluster";
+    return {};
+  }
+  if (!node) return {};
+  return "this Redis is a Redis Cluster node (cluster_enabled:1), and redis.mode is " +
+         std::string(mode == config::RedisMode::sentinel ? "sentinel" : "standalone") +
+         ": a cluster spreads a tenant's keys over nodes that one connection cannot reach. Set redis.mode: cluster "
+         "(redis.url: one node, redis.nodes: a few more)";
+}
+
+// In cluster mode, CLUSTER INFO's verdict on the cluster as a whole.
+std::string cluster_state_of(const Probe& p, std::size_t at) {
+  if (p.errors[at] || p.answers[at].find("cluster_state:ok") != std::string::npos) return {};
+  return "the cluster says it is not serving every slot (cluster_state is not ok): reads of the slots without a "
+         "master go to PostgreSQL until it is repaired";
 }
 
 }  // namespace
 
 std::string probe(const config::RedisConfig& r, std::string* server) {
   if (std::string why = tls_setup_problem(r); !why.empty()) return why;
-  Probe p(r, {{"PING"}, {"INFO", "cluster"}});
+  Probe p(r, {{"PING"}, {"INFO", "cluster"}, {"CLUSTER", "INFO"}});
   if (std::string why = p.run(); !why.empty()) return why;
   if (server) *server = p.server();
   if (p.errors[0]) return p.answers[0];
-  return topology_of(p, 1);
+  if (std::string why = topology_of(p, 1, r.mode); !why.empty()) return why;
+  return r.mode == config::RedisMode::cluster ? cluster_state_of(p, 2) : std::string();
 }
 
 std::string topology_problem(const config::RedisConfig& r) {
   Probe p(r, {{"INFO", "cluster"}});
   if (!p.run().empty()) return {};  // not reachable now: the daemon serves from PostgreSQL meanwhile
-  return topology_of(p, 0);
+  return topology_of(p, 0, r.mode);
 }
 
 }  // namespace sidecache::redis

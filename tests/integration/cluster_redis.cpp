@@ -1,5 +1,8 @@
 #include "cluster_redis.hpp"
 
+#include <signal.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -65,12 +68,42 @@ ClusterSet::~ClusterSet() {
   std::filesystem::remove_all(dir_, ec);
 }
 
+void ClusterSet::signal(int port, int sig) const {
+  std::ifstream in(dir_ + "/" + std::to_string(port) + "/redis.pid");
+  int pid = 0;
+  if (in >> pid && pid > 0) ::kill(pid, sig);
+}
+
+bool ClusterSet::wait_promoted(int old_port) const {
+  return eventually(
+      [&] {
+        for (int p : ports_) {
+          if (p == old_port) continue;
+          std::string info = cli(p, "cluster info");
+          if (info.find("cluster_state:ok") == std::string::npos) return false;
+          auto m = masters_seen_by(p);
+          if (m.size() != 3 || std::find(m.begin(), m.end(), old_port) != m.end()) return false;
+          return true;
+        }
+        return false;
+      },
+      300);
+}
+
+std::string ClusterSet::daemon_redis_extra() const {
+  std::string nodes;
+  for (std::size_t i = 1; i < ports_.size(); ++i)
+    nodes += (nodes.empty() ? "\"127.0.0.1:" : ", \"127.0.0.1:") + std::to_string(ports_[i]) + "\"";
+  return ", mode: cluster, nodes: [" + nodes + "]";
+}
+
 std::string ClusterSet::cli(int port, const std::string& args) const { return redis_cli_on(port, args); }
 
-std::vector<int> ClusterSet::masters() const {
-  // CLUSTER SLOTS through redis-cli: "first\nlast\nhost\nport\nid\n..." per range.
+std::vector<int> ClusterSet::masters() const { return masters_seen_by(seed_port()); }
+
+std::vector<int> ClusterSet::masters_seen_by(int port) const {
   std::vector<int> out;
-  std::istringstream in(cli(seed_port(), "--no-raw cluster nodes"));
+  std::istringstream in(cli(port, "--no-raw cluster nodes"));
   std::string line;
   while (std::getline(in, line)) {
     if (line.find("master") == std::string::npos || line.find("fail") != std::string::npos) continue;

@@ -1,4 +1,5 @@
 #include "harness.hpp"
+#include "cluster_redis.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -328,6 +329,12 @@ Daemon::Options::Options() {
   // Sanitizer builds run several times slower: scripts/test.sh widens the
   // Redis timeout there, so that slowness is not mistaken for an outage.
   if (const char* t = std::getenv("SC_TEST_REDIS_TIMEOUT")) redis_timeout = t;
+  // The tests tagged [topology] run once more against a Redis Cluster
+  // (tests/CMakeLists.txt): every daemon they start then uses it.
+  if (const char* m = std::getenv("SC_TEST_REDIS_MODE"); m && std::string(m) == "cluster") {
+    redis_url = "redis://127.0.0.1:" + std::to_string(ClusterSet::get().seed_port()) + "/0";
+    redis_extra = ClusterSet::get().daemon_redis_extra();
+  }
 }
 
 Daemon::Daemon() : Daemon(Options{}) {}

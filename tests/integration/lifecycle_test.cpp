@@ -224,7 +224,7 @@ TEST_CASE("a Redis Cluster node given as the standalone Redis is refused at star
   Daemon d(o);
   CHECK(eventually([&] { return d.log().find("Redis Cluster node") != std::string::npos; }));
   INFO(d.log());
-  CHECK(d.log().find("Point redis.url at a standalone Redis") != std::string::npos);
+  CHECK(d.log().find("Set redis.mode: cluster") != std::string::npos);
   CHECK(d.log().find("listening on") == std::string::npos);
   CHECK(d.wait_exit() == 2);  // on its own: a SIGTERM could overtake a slow exit
   auto [rc, check] = run_command({"env", "-u", "SIDECACHE_REDIS_URL", sidecache_binary(), "check", "--connect", "--config",

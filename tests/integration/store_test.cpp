@@ -44,6 +44,7 @@ struct Fixture {
   redis::CircuitBreaker breaker{redis::CircuitBreaker::Settings{}};
   std::unique_ptr<cache::RedisStore> store;
   std::vector<std::string> keys;
+  cache::KeyLayout layout;  // names the clock: <base>:clock
 
   explicit Fixture(const std::string& name) {
     config::RedisConfig rc;
@@ -53,7 +54,8 @@ struct Fixture {
     store = std::make_unique<cache::RedisStore>(conn, &breaker);
     std::string base = "t:store:" + name + ":" + std::to_string(::getpid());
     keys = {base + ":value", base + ":watermark"};
-    Services::get().redis_cli("DEL " + keys[0] + " " + keys[1]);
+    layout = cache::KeyLayout(base + ":", false);
+    Services::get().redis_cli("DEL " + keys[0] + " " + keys[1] + " " + base + ":clock");
     net::post(io, [c = conn] { c->start(); });
     auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (conn->state() != redis::State::connected && std::chrono::steady_clock::now() < give_up)
@@ -171,30 +173,29 @@ TEST_CASE("store: invalidations carry the primary's WAL position, a fill's begin
           "commit still refuses a fill older than a watermark that carries one") {
   Fixture f("lsn");
   const std::string lease = f.keys[0] + ":lease";
-  auto begin = [&] { return run(f, f.store->begin_fill(f.keys, lease, "tok", 1000, unix_us())); };
+  auto begin = [&] { return run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 1000, unix_us())); };
   CHECK(begin().lookup.floor_lsn == 0);  // nothing recorded
   std::vector<std::string> wm(1, f.keys[1]);
-  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x16B374D848)));
+  REQUIRE(run(f, f.store->raise_watermarks(f.layout, wm, 60000, "", 0x16B374D848)));
   CHECK(begin().lookup.floor_lsn == 0x16B374D848);
   // Never lowered: a later invalidation with an older (or no) position keeps it.
-  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x100)));
-  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0)));
+  REQUIRE(run(f, f.store->raise_watermarks(f.layout, wm, 60000, "", 0x100)));
+  REQUIRE(run(f, f.store->raise_watermarks(f.layout, wm, 60000, "", 0)));
   CHECK(begin().lookup.floor_lsn == 0x16B374D848);
-  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x200000000000)));
+  REQUIRE(run(f, f.store->raise_watermarks(f.layout, wm, 60000, "", 0x200000000000)));
   CHECK(begin().lookup.floor_lsn == 0x200000000000);
   // The tombstone's position counts too.
-  REQUIRE(run(f, f.store->tombstone(f.keys[0], 60000, "", 0x300000000000)));
+  REQUIRE(run(f, f.store->tombstone(f.layout, f.keys[0], 60000, "", 0x300000000000)));
   cache::Begin b = begin();
   CHECK(b.lookup.floor_lsn == 0x300000000000);
   // A fill that began before a watermark "<time>:<position>" is refused.
-  std::uint64_t started = b.start_us;
-  REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0x300000000001)));
+  REQUIRE(run(f, f.store->raise_watermarks(f.layout, wm, 60000, "", 0x300000000001)));
   std::string bytes = cache::encode_value(cache::ValueHeader{}, "{}");
-  CHECK(run(f, f.store->commit(f.keys, lease, "tok", started, 60'000'000, bytes, 60000)) == cache::Commit::invalidated);
+  CHECK(run(f, f.store->commit(f.layout, f.keys, lease, "tok", b, 60'000'000, bytes, 60000)) == cache::Commit::invalidated);
   // One that began after it stores.
   cache::Begin later = begin();
   CHECK(later.lookup.floor_lsn == 0x300000000001);
-  CHECK(run(f, f.store->commit(f.keys, lease, "tok", later.start_us, 60'000'000, bytes, 60000)) == cache::Commit::stored);
+  CHECK(run(f, f.store->commit(f.layout, f.keys, lease, "tok", later, 60'000'000, bytes, 60000)) == cache::Commit::stored);
 }
 
 TEST_CASE("store: a value with column tags is judged by the watermarks it names, in one round trip, and a tag hint "
@@ -204,7 +205,7 @@ TEST_CASE("store: a value with column tags is judged by the watermarks it names,
   Services::get().redis_cli("DEL " + tag_a + " " + tag_b);
   // Stores `body` carrying the tag watermark `tag`, as a fill would.
   auto fill = [&](const std::string& body, const std::string& tag) {
-    cache::Begin b = run(f, f.store->begin_fill(f.keys, lease, "tok", 1000, unix_us()));
+    cache::Begin b = run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 1000, unix_us()));
     REQUIRE(b.ok);
     cache::ValueHeader h;
     h.created_us = b.start_us;
@@ -212,12 +213,12 @@ TEST_CASE("store: a value with column tags is judged by the watermarks it names,
     std::vector<std::string> tags(1, tag), with(f.keys);
     with.push_back(tag);
     std::string bytes = cache::encode_value(h, body, tags);
-    REQUIRE(run(f, f.store->commit(with, lease, "tok", b.start_us, 60'000'000, bytes, 60000)) == cache::Commit::stored);
+    REQUIRE(run(f, f.store->commit(f.layout, with, lease, "tok", b, 60'000'000, bytes, 60000)) == cache::Commit::stored);
   };
   auto look = [&] { return run(f, f.store->lookup(f.keys, unix_us(), true)); };
   auto raise = [&](const std::string& tag) {
     std::vector<std::string> wm(1, tag);
-    REQUIRE(run(f, f.store->raise_watermarks(wm, 60000, "", 0)));
+    REQUIRE(run(f, f.store->raise_watermarks(f.layout, wm, 60000, "", 0)));
   };
 
   fill("{\"v\":1}", tag_a);
@@ -260,4 +261,70 @@ TEST_CASE("connection: a reply of 3000 elements, each an array, is read whole (t
     CHECK(e.elements[1].value == "v" + std::to_string(i + 1));
     CHECK(e.elements[2].elements.at(0).integer == static_cast<long long>(i + 1));
   }
+}
+
+// docs/invalidation.md, "Ordering without a shared clock": the slot's clock
+// key, not the server's TIME, orders fills and invalidations.
+TEST_CASE("store: after a failover to a server whose clock is 10 minutes behind, an invalidation still beats a value "
+          "the old master stored, because the slot's clock came over with it") {
+  Fixture f("clock");
+  const std::string lease = f.keys[0] + ":lease";
+  const std::string clock = f.layout.clock(f.keys[0]);
+  // What a master 10 minutes ahead leaves behind on its replica: its clock,
+  // and a value made by it.
+  const std::uint64_t ahead = unix_us() + 600'000'000;
+  Services::get().redis_cli("SET " + clock + " " + std::to_string(ahead));
+  cache::Begin b = run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 1000, unix_us()));
+  REQUIRE(b.ok);
+  CHECK(b.start_us > ahead);  // counted on from the clock, not from TIME
+  cache::ValueHeader h;
+  h.created_us = b.start_us;
+  h.soft_expiry_us = b.start_us + 60'000'000;
+  std::string bytes = cache::encode_value(h, "{\"v\":1}");
+  REQUIRE(run(f, f.store->commit(f.layout, f.keys, lease, "tok", b, 60'000'000, bytes, 60000)) == cache::Commit::stored);
+  REQUIRE(run(f, f.store->lookup(f.keys, unix_us())).status == cache::Lookup::Status::fresh);
+  // The invalidation runs where TIME is 10 minutes before the value.
+  std::vector<std::string> wm(1, f.keys[1]);
+  auto at = run(f, f.store->raise_watermarks(f.layout, wm, 60000, "", 0));
+  REQUIRE(at);
+  CHECK(*at > b.start_us);
+  CHECK(run(f, f.store->lookup(f.keys, unix_us())).status == cache::Lookup::Status::miss);
+}
+
+TEST_CASE("store: a fill whose begin this server never saw (its clock is behind the fill's start), or whose "
+          "connection changed since the begin, is not stored") {
+  Fixture f("lostbegin");
+  const std::string lease = f.keys[0] + ":lease";
+  const std::string clock = f.layout.clock(f.keys[0]);
+  std::string bytes = cache::encode_value(cache::ValueHeader{}, "{}");
+  // The begin's write of the clock is lost (a failover to a replica that
+  // did not have it yet): the server's clock is behind the fill's start.
+  cache::Begin b = run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 1000, unix_us()));
+  REQUIRE(b.ok);
+  Services::get().redis_cli("SET " + clock + " " + std::to_string(b.start_us - 1));
+  CHECK(run(f, f.store->commit(f.layout, f.keys, lease, "tok", b, 60'000'000, bytes, 60000)) ==
+        cache::Commit::invalidated);
+  CHECK(Services::get().redis_cli("EXISTS " + f.keys[0]).find('1') == std::string::npos);
+  // The connection is made anew between the begin and the commit.
+  b = run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 1000, unix_us()));
+  REQUIRE(b.ok);
+  net::post(f.io, [c = f.conn] { c->reconnect("test"); });
+  f.io.restart();
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while ((f.conn->session() == 0 || f.conn->session() == b.session) && std::chrono::steady_clock::now() < give_up) {
+    f.io.restart();
+    f.io.run_one_for(std::chrono::milliseconds(50));
+    if (f.conn->state() != redis::State::connected) {
+      std::vector<std::string> one(1, f.keys[1]);
+      (void)run(f, f.store->lookup(one, unix_us()));  // connects again
+    }
+  }
+  REQUIRE(f.conn->session() != 0);
+  CHECK(f.conn->session() != b.session);
+  CHECK(run(f, f.store->commit(f.layout, f.keys, lease, "tok", b, 60'000'000, bytes, 60000)) ==
+        cache::Commit::invalidated);
+  CHECK(Services::get().redis_cli("EXISTS " + f.keys[0]).find('1') == std::string::npos);
+  // Over the begin's own connection, with its clock, it stores.
+  b = run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 1000, unix_us()));
+  CHECK(run(f, f.store->commit(f.layout, f.keys, lease, "tok", b, 60'000'000, bytes, 60000)) == cache::Commit::stored);
 }

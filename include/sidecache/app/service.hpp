@@ -6,6 +6,7 @@
 // configuration (SIGHUP) and reports status (/readyz, /metrics).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
 
 #include <atomic>
 #include <memory>
@@ -27,6 +28,7 @@
 #include "sidecache/pg/pool.hpp"
 #include "sidecache/pg/replicas.hpp"
 #include "sidecache/redis/circuit_breaker.hpp"
+#include "sidecache/redis/cluster_client.hpp"
 #include "sidecache/redis/connection.hpp"
 #include "sidecache/redis/sentinel.hpp"
 #include "sidecache/redis/subscriber.hpp"
@@ -61,7 +63,7 @@ class Service : public http::Handler {
 
  private:
   // A Redis connection on worker `worker` (named `name` in log lines, kept
-  // in redis_) and the store over it.
+  // in redis_; a cluster client in cluster_clients_) and the store over it.
   std::unique_ptr<cache::RedisStore> redis_store(std::size_t worker, const std::string& name);
   net::awaitable<http::Answer> invalidate(cache::Invalidation inv, unsigned worker);
   // POST /v1/batch: every item read (get_many) and answered in order.
@@ -69,6 +71,8 @@ class Service : public http::Handler {
                                      std::chrono::steady_clock::time_point started);
   net::awaitable<http::Answer> readyz(const Snapshot& s);  // src/app/status.cpp
   std::string scrape_metrics(const Snapshot& s);           // src/app/status.cpp
+  boost::json::object cluster_status(const config::Config& cfg) const;  // /readyz's "redis" on a cluster
+  std::vector<metrics::Snapshot::RedisNode> cluster_nodes() const;      // every node the process knows
 
   void on_notification(const std::string& payload);
   bool on_listening(bool first);  // whether it flushes
@@ -79,6 +83,12 @@ class Service : public http::Handler {
   SnapshotPtr snap_;  // std::atomic_load / std::atomic_store
   std::vector<net::io_context*> workers_;
   std::vector<std::shared_ptr<redis::Connection>> redis_;  // one per worker (+ one for invalidations with invalidation_replicas)
+  // Redis Cluster (redis.mode: cluster): the slot map, and a client per
+  // worker (+ one for invalidations) instead of redis_.
+  std::shared_ptr<redis::ClusterTopology> cluster_;
+  std::vector<std::shared_ptr<redis::ClusterClient>> cluster_clients_;
+  // The seed nodes (redis.url, then redis.nodes), each as a server.
+  std::vector<config::RedisConfig> cluster_seeds() const;
   std::vector<std::unique_ptr<cache::RedisStore>> stores_;  // one per worker, over redis_
   std::vector<std::unique_ptr<cache::RedisStore>> inval_stores_;  // invalidation_replicas > 0: invalidations
   pg::Pool pool_;

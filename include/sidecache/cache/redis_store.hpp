@@ -25,7 +25,8 @@ Lookup interpret(redis::Reply reply, std::size_t n_keys, std::uint64_t now_us,
 class RedisStore final : public Store {
  public:
   // Every Redis call goes through `breaker` (shared by all workers): while
-  // it is open, calls fail at once and Redis sees no traffic.
+  // it is open, calls fail at once and Redis sees no traffic. Null on a
+  // cluster, where each node has its own (redis::ClusterClient).
   RedisStore(std::shared_ptr<redis::Client> conn, redis::CircuitBreaker* breaker, metrics::Metrics* metrics = nullptr)
       : conn_(std::move(conn)), breaker_(breaker), metrics_(metrics) {}
 
@@ -45,30 +46,48 @@ class RedisStore final : public Store {
   // Looks again and reads Redis' clock, atomically: the fill's start time.
   // Also tries to take the key's lease (SET NX PX) with `token`, so that one
   // process in the whole fleet fills a cold key.
-  net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+  net::awaitable<Begin> begin_fill(const KeyLayout& layout, const std::vector<std::string>& keys, const std::string& lease_key,
                                    const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us) override;
   // Stores `bytes` under keys[0] unless an invalidation in keys[1..] or on
-  // the key itself (a tombstone or a newer value) is at or after start_us.
-  // Releases the lease if `token` holds it, whatever the outcome.
-  net::awaitable<Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
-                                const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
-                                std::string_view bytes, std::uint64_t ttl_ms) override;
+  // the key itself (a tombstone or a newer value) is at or after
+  // begin.start_us, or the connection is not begin's. Releases the lease if
+  // `token` holds it, whatever the outcome.
+  net::awaitable<Commit> commit(const KeyLayout& layout, const std::vector<std::string>& keys,
+                                const std::string& lease_key, const std::string& token, const Begin& begin,
+                                std::uint64_t max_age_us, std::string_view bytes, std::uint64_t ttl_ms) override;
   // Releases the lease after a fill that stored nothing.
   net::awaitable<void> release(const std::string& lease_key, const std::string& token) override;
   // Replaces one key with a tombstone; returns the invalidation time. The
   // same script publishes it on `channel` (every process's L1 listens; ''
   // for none), so no invalidation reaches Redis without its message.
-  net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms,
+  net::awaitable<std::optional<std::uint64_t>> tombstone(const KeyLayout& layout, const std::string& key, std::uint64_t ttl_ms,
                                                          const std::string& channel, std::uint64_t lsn) override;
   // Raises watermarks to Redis' current time and publishes them; returns it.
-  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t ttl_ms,
+  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const KeyLayout& layout, const std::vector<std::string>& keys, std::uint64_t ttl_ms,
                                                                 const std::string& channel, std::uint64_t lsn) override;
 
  private:
   // redis.invalidation_replicas: true once that many replicas have every
   // write of this connection so far (WAIT), or when it is 0.
   net::awaitable<bool> replicated(const std::string& key);
+  // lookup_many() of sets that share a slot (one server: all of them).
+  net::awaitable<std::vector<Lookup>> lookup_group(const std::vector<std::vector<std::string>>& sets,
+                                                   std::uint64_t now_us, const std::vector<bool>& column_tags);
+  // lookup_many() on a cluster: one lookup_group() per slot, all at once.
+  net::awaitable<std::vector<Lookup>> lookup_by_slot(const std::vector<std::vector<std::string>>& sets,
+                                                     std::uint64_t now_us, const std::vector<bool>& column_tags);
+  // raise_watermarks() of marks that are everywhere on a cluster: one small
+  // script per slot (a script touches one slot), pipelined per master, then
+  // WAIT on every master and one message for every L1
+  // (redis_store_cluster.cpp).
+  net::awaitable<std::optional<std::uint64_t>> raise_everywhere(const KeyLayout& layout,
+                                                                const std::vector<std::string>& keys,
+                                                                std::uint64_t ttl_ms, const std::string& channel,
+                                                                std::uint64_t lsn);
   bool warned_unreplicated_ = false;  // logged once per worker
+  // The breaker's token for one call (0 without a process breaker);
+  // nullopt: refused.
+  std::optional<std::uint64_t> allow();
   // Runs one call under the breaker.
   net::awaitable<redis::Reply> guarded_mget(const std::vector<std::string>& keys, std::size_t split);
   net::awaitable<redis::Reply> guarded_eval(const redis::Script& script, const std::vector<std::string>& keys,

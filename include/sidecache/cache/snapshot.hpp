@@ -9,12 +9,14 @@
 #include <memory>
 
 #include "sidecache/cache/value.hpp"
+#include "sidecache/cache/key_layout.hpp"
 #include "sidecache/config/config.hpp"
 
 namespace sidecache::cache {
 
 struct Snapshot {
   std::shared_ptr<const config::Config> cfg;
+  KeyLayout keys;                      // cfg's key layout
   std::uint64_t max_fill_age_us = 0;   // older fills are answered but not stored
   std::uint64_t tombstone_ttl_ms = 0;  // > max_fill_age: a tombstone outlives every fill it must stop
   std::uint64_t watermark_ttl_ms = 0;  // > the longest life of any value

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "sidecache/cache/key_layout.hpp"
 #include "sidecache/cache/value.hpp"
 
 namespace sidecache::cache {
@@ -40,7 +41,8 @@ struct Lookup {
 // Result of starting a fill.
 struct Begin {
   bool ok = false;            // false: Redis failed, the fill cannot be stored
-  std::uint64_t start_us = 0; // Redis TIME when the fill began
+  std::uint64_t start_us = 0; // the slot's clock when the fill began (Redis TIME or later)
+  std::uint64_t session = 0;  // the connection it went over (redis::Client::session)
   bool leased = false;        // this process holds the key's lease: it fills, others wait
   Lookup lookup;              // the second look at the key
 };
@@ -81,27 +83,32 @@ class Store {
   }
   // Looks again (column tags included) and reads the store's clock,
   // atomically: the fill's start time. Also tries to take the key's lease with `token`, so that one
-  // process in the whole fleet fills a cold key.
-  virtual net::awaitable<Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+  // process in the whole fleet fills a cold key. `layout` names the clock.
+  virtual net::awaitable<Begin> begin_fill(const KeyLayout& layout, const std::vector<std::string>& keys, const std::string& lease_key,
                                            const std::string& token, std::uint64_t lease_ttl_ms,
                                            std::uint64_t now_us) = 0;
   // Stores `bytes` under keys[0] unless an invalidation in keys[1..] (the
   // value's column tags' watermarks included) or on the key itself (a
-  // tombstone or a newer value) is at or after start_us. Releases the lease
-  // if `token` holds it, whatever the outcome.
-  virtual net::awaitable<Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
-                                        const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
+  // tombstone or a newer value) is at or after begin.start_us, and only
+  // over begin's connection. Releases the lease if `token` holds it,
+  // whatever the outcome.
+  virtual net::awaitable<Commit> commit(const KeyLayout& layout, const std::vector<std::string>& keys,
+                                        const std::string& lease_key, const std::string& token, const Begin& begin,
+                                        std::uint64_t max_age_us,
                                         std::string_view bytes, std::uint64_t ttl_ms) = 0;
   // Releases the lease after a fill that stored nothing.
   virtual net::awaitable<void> release(const std::string& lease_key, const std::string& token) = 0;
   // Replaces one key with a tombstone; returns the invalidation time, and
   // publishes it on `channel` ('' for none) for every process's L1. `lsn`
   // (0: none) is the primary's WAL position, kept with it for Lookup::floor_lsn.
-  virtual net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t ttl_ms,
+  virtual net::awaitable<std::optional<std::uint64_t>> tombstone(const KeyLayout& layout, const std::string& key, std::uint64_t ttl_ms,
                                                                  const std::string& channel, std::uint64_t lsn) = 0;
   // Raises watermarks to the store's current time, and their WAL positions
-  // to `lsn`, and publishes them; returns that time.
-  virtual net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys,
+  // to `lsn`, and publishes them; returns that time. On a cluster, a mark
+  // that is everywhere (KeyLayout::everywhere) is raised in every slot,
+  // and the newest of their times is returned.
+  virtual net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const KeyLayout& layout,
+                                                                        const std::vector<std::string>& keys,
                                                                         std::uint64_t ttl_ms, const std::string& channel,
                                                                         std::uint64_t lsn) = 0;
 };

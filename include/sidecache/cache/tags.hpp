@@ -15,6 +15,8 @@
 
 namespace sidecache::cache {
 
+class KeyLayout;
+
 // A JSON scalar as key or tag text: a string as is, an integer in decimal,
 // true/false. nullopt for null, a fraction, an object or an array (not a
 // key value). The same text a request param of that value normalises to.
@@ -27,9 +29,11 @@ std::optional<std::string> render_tag(const config::TagTemplate& t, const std::v
                                       const std::function<std::optional<std::string>(std::string_view)>& column);
 
 // The watermarks of `e`'s column tags for a filled row (`row_json`, the
-// value's body), in the tenant values[0] for a tenant-scoped entity. Empty
-// when the entity has none, or the row is not a JSON object.
-std::vector<std::string> column_tag_keys(std::string_view prefix, const config::Entity& e,
-                                         const std::vector<std::string>& values, std::string_view row_json);
+// value's body, stored under `value_key`), in the tenant values[0] for a
+// tenant-scoped entity. Empty when the entity has none, or the row is not a
+// JSON object.
+std::vector<std::string> column_tag_keys(const KeyLayout& layout, const config::Entity& e,
+                                         const std::vector<std::string>& values, std::string_view value_key,
+                                         std::string_view row_json);
 
 }  // namespace sidecache::cache

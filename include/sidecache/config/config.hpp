@@ -136,6 +136,7 @@ struct AuthConfig {
 enum class RedisMode {
   standalone,  // redis.url is the server
   sentinel,    // the master named redis.master_name, as redis.sentinels say
+  cluster,     // Redis Cluster: redis.url (and redis.nodes) are seed nodes
 };
 
 struct HostPort {
@@ -148,6 +149,7 @@ struct RedisConfig {
   RedisMode mode = RedisMode::standalone;
   std::vector<HostPort> sentinels;  // sentinel mode
   std::string master_name;          // sentinel mode
+  std::vector<HostPort> nodes;      // cluster mode: more seed nodes than redis.url's
   // >0: an invalidation is acknowledged only once this many replicas have
   // it (WAIT), so that it survives the loss of its master.
   unsigned invalidation_replicas = 0;

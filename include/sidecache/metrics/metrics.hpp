@@ -59,6 +59,17 @@ struct Snapshot {
   };
   std::vector<Replica> replicas;
   std::uint64_t wal_position_reads = 0;  // queries for the primary's WAL position (with replicas)
+  // Redis Cluster: each master's breaker (0 closed, 1 half-open, 2 open)
+  // and how many of the workers' connections to it are up; the slots the
+  // map gives a master.
+  struct RedisNode {
+    std::string address;
+    int breaker_state = 0;
+    std::size_t connections_up = 0;
+  };
+  std::vector<RedisNode> redis_nodes;
+  std::size_t redis_slots_covered = 0;
+  bool cluster = false;
 };
 
 class Metrics {
@@ -128,6 +139,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* replica_fallbacks_;
   prometheus::Family<prometheus::Gauge>* replica_lag_;
   prometheus::Family<prometheus::Gauge>* replica_usable_;
+  prometheus::Family<prometheus::Gauge>* node_breaker_;
+  prometheus::Family<prometheus::Gauge>* node_up_;
+  prometheus::Family<prometheus::Gauge>* slots_covered_;
   prometheus::Counter* wal_reads_ = nullptr;  // declared with the replicas
   std::uint64_t wal_reads_seen_ = 0;
   prometheus::Gauge* pool_size_;

@@ -38,6 +38,15 @@ class Client {
   // Moves whenever queued commands are written or a connection changes:
   // while it has not moved, a command issued earlier has not reached Redis.
   virtual std::uint64_t writes() const = 0;
+  // Which connection a command for `key` would go out on now: a number no
+  // other connection of the process has had, 0 while there is none. A fill
+  // stores only over the connection its begin went over (a failover in
+  // between may have lost what the begin wrote; docs/invalidation.md,
+  // "Ordering without a shared clock").
+  virtual std::uint64_t session(std::string_view key) const = 0;
+  // A slot of each master, for commands every master must see (WAIT after
+  // writes to every slot). One server: {0}.
+  virtual std::vector<std::uint16_t> slot_per_master() const { return std::vector<std::uint16_t>(1, 0); }
   virtual const net::any_io_executor& executor() const = 0;
   virtual const config::RedisConfig& config() const = 0;
 };

@@ -90,10 +90,14 @@ class ClusterClient : public Client, public std::enable_shared_from_this<Cluster
                                     std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) override;
   // The sum over its connections, and one more for every connection made.
   std::uint64_t writes() const override;
+  // The session of the connection to the master of `key`'s slot.
+  std::uint64_t session(std::string_view key) const override;
+  std::vector<std::uint16_t> slot_per_master() const override;
   const net::any_io_executor& executor() const override { return ex_; }
   const config::RedisConfig& config() const override { return cfg_; }
 
   // The connections made so far, by address (for /readyz and the tests).
+  // Any thread.
   std::vector<std::pair<std::string, State>> nodes() const;
   // Redirections followed, by kind.
   std::uint64_t moved_count() const { return moved_; }
@@ -108,7 +112,8 @@ class ClusterClient : public Client, public std::enable_shared_from_this<Cluster
   config::RedisConfig cfg_;
   std::string name_;
   std::shared_ptr<ClusterTopology> topo_;
-  std::map<std::string, std::shared_ptr<Connection>> conns_;
+  std::map<std::string, std::shared_ptr<Connection>> conns_;  // written on ex_ only, under conns_mu_
+  mutable std::mutex conns_mu_;
   std::uint64_t moved_ = 0, asked_ = 0, made_ = 0;
 };
 

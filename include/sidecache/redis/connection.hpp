@@ -69,6 +69,7 @@ class Connection : public Client, public std::enable_shared_from_this<Connection
   // issued then sees every write Redis executes from now on. Store::lookup
   // lets a request share such a read instead of sending its own.
   std::uint64_t writes() const override { return writes_; }
+  std::uint64_t session(std::string_view = {}) const override { return stream_ ? session_ : 0; }
 
   State state() const { return state_; }
   // host:port of the server it is (or was last) connected to; any thread.
@@ -156,6 +157,7 @@ class Connection : public Client, public std::enable_shared_from_this<Connection
   bool hung_ = false;  // nothing read while replies were due: timeouts count as failures at once
   std::chrono::steady_clock::time_point last_read_{};
   std::uint64_t writes_ = 0;
+  std::uint64_t session_ = 0;  // this connection's number, new at every on_open()
   mutable std::mutex address_mu_;
   std::string address_;
 };

@@ -13,14 +13,16 @@ namespace sidecache::redis {
 // SELECT (when db is not 0). The daemon's connections and probe() share it.
 std::vector<std::vector<std::string>> setup_commands(const config::RedisConfig& cfg);
 
-// "" when Redis answered PING after the setup and is a standalone server,
-// else what went wrong.
+// "" when Redis answered PING after the setup and is the kind of server
+// redis.mode says (a cluster node in cluster mode, whose cluster serves
+// every slot; else not one), else what went wrong.
 // `server`, when given, is set to the host:port that answered (in sentinel
 // mode: the master the sentinels named).
 std::string probe(const config::RedisConfig& cfg, std::string* server = nullptr);
 
-// At start, before anything is bound: "" unless Redis answers and is a
-// server sidecache cannot use (a Redis Cluster node), then what to set.
+// At start, before anything is bound: "" unless Redis answers and is not
+// the kind redis.mode says (a cluster node off cluster mode, or the
+// reverse), then what to set.
 // Unreachable is not a problem here: the daemon serves from PostgreSQL.
 std::string topology_problem(const config::RedisConfig& cfg);
 

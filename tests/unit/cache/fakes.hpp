@@ -82,7 +82,7 @@ class FakeStore final : public cache::Store {
       out.push_back(look(sets[i], now_us, i < column_tags.size() && column_tags[i]));
     co_return out;
   }
-  net::awaitable<cache::Begin> begin_fill(const std::vector<std::string>& keys, const std::string& lease_key,
+  net::awaitable<cache::Begin> begin_fill(const cache::KeyLayout&, const std::vector<std::string>& keys, const std::string& lease_key,
                                           const std::string& token, std::uint64_t, std::uint64_t now_us) override {
     ++begins;
     cache::Begin b;
@@ -93,9 +93,10 @@ class FakeStore final : public cache::Store {
     b.leased = kv.emplace(lease_key, token).second;
     co_return b;
   }
-  net::awaitable<cache::Commit> commit(const std::vector<std::string>& keys, const std::string& lease_key,
-                                       const std::string& token, std::uint64_t start_us, std::uint64_t max_age_us,
-                                       std::string_view bytes, std::uint64_t) override {
+  net::awaitable<cache::Commit> commit(const cache::KeyLayout&, const std::vector<std::string>& keys,
+                                       const std::string& lease_key, const std::string& token, const cache::Begin& begin,
+                                       std::uint64_t max_age_us, std::string_view bytes, std::uint64_t) override {
+    const std::uint64_t start_us = begin.start_us;
     ++commits;
     if (commit_gate) co_await commit_gate->wait();
     if (down) co_return cache::Commit::error;
@@ -114,7 +115,7 @@ class FakeStore final : public cache::Store {
     if (auto it = kv.find(lease_key); !down && it != kv.end() && it->second == token) kv.erase(it);
     co_return;
   }
-  net::awaitable<std::optional<std::uint64_t>> tombstone(const std::string& key, std::uint64_t,
+  net::awaitable<std::optional<std::uint64_t>> tombstone(const cache::KeyLayout&, const std::string& key, std::uint64_t,
                                                          const std::string&, std::uint64_t lsn) override {
     if (down) co_return std::nullopt;
     cache::ValueHeader h;
@@ -124,7 +125,7 @@ class FakeStore final : public cache::Store {
     lsn_of[key] = lsn;
     co_return h.created_us;
   }
-  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const std::vector<std::string>& keys, std::uint64_t,
+  net::awaitable<std::optional<std::uint64_t>> raise_watermarks(const cache::KeyLayout&, const std::vector<std::string>& keys, std::uint64_t,
                                                                 const std::string&, std::uint64_t lsn) override {
     if (down) co_return std::nullopt;
     std::uint64_t at = now();

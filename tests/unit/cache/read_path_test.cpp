@@ -50,7 +50,7 @@ TEST_CASE("read path: a follower refuses a result older than an invalidation it 
   f.settle();
   REQUIRE(f.store.commits == 1);
   // The tenant is invalidated; a request that sees it joins the fill.
-  f.run(f.store.raise_watermarks({cache::tenant_watermark(f.snap->cfg->key_prefix, ReadPathFixture::kOrg)}, 1000, "", 0));
+  f.run(f.store.raise_watermarks(f.snap->keys, {cache::tenant_watermark(f.snap->cfg->key_prefix, ReadPathFixture::kOrg)}, 1000, "", 0));
   f.filler.body = R"({"v":2})";
   auto follower = f.get();
   f.settle();
@@ -73,7 +73,7 @@ TEST_CASE("read path: a fill is not stored when an invalidation races it") {
   auto first = f.get();
   f.settle();
   REQUIRE(f.filler.calls == 1);
-  f.run(f.store.tombstone(f.key(), 1000, "", 0));  // while PostgreSQL is read
+  f.run(f.store.tombstone(f.snap->keys, f.key(), 1000, "", 0));  // while PostgreSQL is read
   gate.open();
   f.settle();
   REQUIRE(first->result);

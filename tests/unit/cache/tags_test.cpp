@@ -5,6 +5,7 @@
 #include "../entity_fixture.hpp"
 #include "sidecache/cache/key.hpp"
 #include "sidecache/cache/notification.hpp"
+#include "sidecache/cache/key_layout.hpp"
 #include "sidecache/cache/tags.hpp"
 #include "sidecache/cache/value.hpp"
 #include "sidecache/config/tag_template.hpp"
@@ -98,14 +99,14 @@ TEST_CASE("tags render per tenant into watermark keys: param tags are read with 
   // A tenant "a" with tag "b" and a global tag "a:b" never meet.
   CHECK(cache::tag_watermark("sc:", "a", "b") != cache::tag_watermark("sc:", "", "a:b"));
 
-  auto cols = cache::column_tag_keys("sc:", e, {kOrg, "7"}, R"({"id":7,"project_id":42,"owner":null})");
+  auto cols = cache::column_tag_keys(cache::KeyLayout("sc:", false), e, {kOrg, "7"}, "sc:value", R"({"id":7,"project_id":42,"owner":null})");
   REQUIRE(cols.size() == 1);  // a NULL column names no tag
   CHECK(cols[0] == cache::tag_watermark("sc:", kOrg, "project:42"));
-  CHECK(cache::column_tag_keys("sc:", e, {kOrg, "7"}, R"({"project_id":"42","owner":true})") ==
+  CHECK(cache::column_tag_keys(cache::KeyLayout("sc:", false), e, {kOrg, "7"}, "sc:value", R"({"project_id":"42","owner":true})") ==
         std::vector<std::string>{cache::tag_watermark("sc:", kOrg, "project:42"), cache::tag_watermark("sc:", kOrg, "owner:true")});
-  CHECK(cache::column_tag_keys("sc:", e, {kOrg, "7"}, R"({"project_id":4.5})").empty());  // not a key value
-  CHECK(cache::column_tag_keys("sc:", e, {kOrg, "7"}, "[1,2]").empty());
-  CHECK(cache::column_tag_keys("sc:", e, {kOrg, "7"}, "not json").empty());
+  CHECK(cache::column_tag_keys(cache::KeyLayout("sc:", false), e, {kOrg, "7"}, "sc:value", R"({"project_id":4.5})").empty());  // not a key value
+  CHECK(cache::column_tag_keys(cache::KeyLayout("sc:", false), e, {kOrg, "7"}, "sc:value", "[1,2]").empty());
+  CHECK(cache::column_tag_keys(cache::KeyLayout("sc:", false), e, {kOrg, "7"}, "sc:value", "not json").empty());
 }
 
 TEST_CASE("a tagged value carries its column tags after the body, and they come off without touching the body") {

@@ -109,11 +109,43 @@ TEST_CASE("redis sentinel and mode mistakes are refused with the file, the line 
     INFO(dump(ps));
     CHECK(has_problem(ps, "sidecache.yaml", line, text));
   };
-  refused("redis:\n  mode: cluster\n", 8, "Redis Cluster is not supported yet");
-  refused("redis:\n  mode: sharded\n", 8, "redis.mode must be standalone or sentinel");
+  refused("redis:\n  mode: sharded\n", 8, "redis.mode must be standalone, sentinel or cluster");
   refused("redis:\n  mode: sentinel\n  master_name: mymaster\n", 8, "redis.sentinels is empty");
   refused("redis:\n  mode: sentinel\n  sentinels: [\"10.0.0.1:26379\"]\n", 8, "redis.master_name is not set");
   refused("redis:\n  sentinels: [\"10.0.0.1:26379\"]\n", 8, "set mode: sentinel, or remove them");
   refused("redis:\n  mode: sentinel\n  master_name: m\n  sentinels: [\"10.0.0.1\"]\n", 10, "'10.0.0.1' is not host:port");
   refused("redis:\n  invalidation_replicas: 17\n", 8, "redis.invalidation_replicas");
+}
+
+TEST_CASE("redis cluster settings: mode and nodes load, and cluster mistakes are refused with the file, the line and a fix") {
+  TempDir d;
+  d.write("entities/org.yaml", kEntity);
+  d.write("sidecache.yaml", main_with("redis:\n  mode: cluster\n  url: rediss://:pw@node-1.internal:7000\n"
+                                      "  nodes: [\"node-2.internal:7000\", \"10.0.0.3:7001\"]\n"));
+  Config c = load((d.path() / "sidecache.yaml").string(), no_env());
+  CHECK(c.redis.mode == RedisMode::cluster);
+  REQUIRE(c.redis.nodes.size() == 2);
+  CHECK(c.redis.nodes[0] == HostPort{"node-2.internal", 7000});
+  CHECK(c.redis.nodes[1] == HostPort{"10.0.0.3", 7001});
+  CHECK(c.redis.tls());
+  CHECK(c.redis.port == 7000);
+
+  auto refused = [&](const std::string& main, int line, const std::string& text) {
+    d.write("sidecache.yaml", main_with(main));
+    auto ps = problems_of(d);
+    INFO(dump(ps));
+    CHECK(has_problem(ps, "sidecache.yaml", line, text));
+  };
+  refused("redis:\n  nodes: [\"10.0.0.1:7000\"]\n", 8, "set mode: cluster, or remove it");
+  refused("redis:\n  mode: cluster\n  url: redis://10.0.0.1:7000/2\n", 9, "Redis Cluster has only database 0");
+  refused("redis:\n  mode: cluster\n  url: unix:///run/redis.sock\n", 8, "not unix://");
+  refused("redis:\n  mode: cluster\n  nodes: [\"10.0.0.1\"]\n", 9, "'10.0.0.1' is not host:port");
+  d.write("sidecache.yaml", [] {
+    std::string m = main_with("redis:\n  mode: cluster\n");
+    const std::string given = "key_prefix: \"sc:\"";
+    return m.replace(m.find(given), given.size(), "key_prefix: \"a{\"");
+  }());
+  auto ps = problems_of(d);
+  INFO(dump(ps));
+  CHECK(has_problem(ps, "sidecache.yaml", 3, "key_prefix must not contain '{' or '}'"));
 }
