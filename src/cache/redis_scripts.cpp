@@ -39,6 +39,21 @@ const char* const kTagMarks =
     "  return redis.call('MGET', unpack(keys))\n"
     "end\n";
 
+// raise(key, now, s, ttl, position): one watermark ("<time>" or
+// "<time>:<position>") raised to now (s: now printed) and its position to
+// `position`, never lowering either.
+const char* const kRaise =
+    "local function raise(key, now, s, ttl, position)\n"
+    "  local cur = redis.call('GET', key) or '0'\n"
+    "  local t = string.match(cur, '^%d+') or '0'\n"
+    "  if tonumber(t) < now then t = s end\n"
+    "  local lsn = string.match(cur, ':(%x+)$') or ''\n"
+    "  if position > lsn then lsn = position end\n"
+    "  if lsn ~= '' then t = t .. ':' .. lsn end\n"
+    "  redis.call('SET', key, t, 'PX', ttl)\n"
+    "end\n";
+
+
 }  // namespace
 
 const redis::Script kLookupTagged(std::string(kTagMarks) +
@@ -93,25 +108,40 @@ const redis::Script kTombstone(std::string(kNow) + kStamp +
                                "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. KEYS[1]) end\n"
                                "return s\n");
 
+
 // KEYS: watermarks, clock. ARGV: ttl_ms, L1 channel ('' for none), WAL
-// position ('' or 16 hex digits). A watermark is "<time>" or
-// "<time>:<position>". Raises
-// each time to now and each position to ARGV[3] (never lowers either),
-// tells every L1 on the channel ("<now>\n<key>\n<key>..."); returns now.
-const redis::Script kWatermark(std::string(kNow) + kStamp +
+// position ('' or 16 hex digits). Raises each, tells every L1 on the
+// channel ("<now>\n<key>\n<key>..."); returns now.
+const redis::Script kWatermark(std::string(kNow) + kStamp + kRaise +
                                "local s = string.format('%.0f', now)\n"
                                "local marks = {}\n"
                                "for i = 1, #KEYS - 1 do\n"
                                "  marks[i] = KEYS[i]\n"
-                               "  local cur = redis.call('GET', KEYS[i]) or '0'\n"
-                               "  local t = string.match(cur, '^%d+') or '0'\n"
-                               "  if tonumber(t) < now then t = s end\n"
-                               "  local lsn = string.match(cur, ':(%x+)$') or ''\n"
-                               "  if ARGV[3] > lsn then lsn = ARGV[3] end\n"
-                               "  if lsn ~= '' then t = t .. ':' .. lsn end\n"
-                               "  redis.call('SET', KEYS[i], t, 'PX', ARGV[1])\n"
+                               "  raise(KEYS[i], now, s, ARGV[1], ARGV[3])\n"
                                "end\n"
                                "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], s .. '\\n' .. table.concat(marks, '\\n')) end\n"
                                "return s\n");
+
+// KEYS: one key of this server (for the routing; not used). ARGV: ttl_ms,
+// WAL position, n, then for each slot its clock and its n watermark
+// copies. Every slot's copies are raised at that slot's clock (a script
+// without flags may touch any key this server holds); returns the newest.
+const redis::Script kWatermarkSlots(std::string(kRaise) +
+                                    "local t = redis.call('TIME')\n"
+                                    "local base = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+                                    "local n = tonumber(ARGV[3])\n"
+                                    "local newest = 0\n"
+                                    "local i = 4\n"
+                                    "while i + n <= #ARGV do\n"
+                                    "  local clock = tonumber(redis.call('GET', ARGV[i]) or '0') or 0\n"
+                                    "  local now = base\n"
+                                    "  if now <= clock then now = clock + 1 end\n"
+                                    "  local s = string.format('%.0f', now)\n"
+                                    "  redis.call('SET', ARGV[i], s)\n"
+                                    "  for j = 1, n do raise(ARGV[i + j], now, s, ARGV[1], ARGV[2]) end\n"
+                                    "  if now > newest then newest = now end\n"
+                                    "  i = i + n + 1\n"
+                                    "end\n"
+                                    "return string.format('%.0f', newest)\n");
 
 }  // namespace sidecache::cache::scripts

@@ -25,5 +25,10 @@ extern const redis::Script kRelease;
 extern const redis::Script kTombstone;
 // KEYS: watermarks, clock. ARGV: ttl_ms, L1 channel, WAL position. Raises them.
 extern const redis::Script kWatermark;
+// KEYS: one key of the server. ARGV: ttl_ms, WAL position, n, then per slot
+// its clock and n watermark copies. Raises them all on this server, each
+// slot at its own clock; returns the newest time (docs/invalidation.md,
+// "Redis Cluster").
+extern const redis::Script kWatermarkSlots;
 
 }  // namespace sidecache::cache::scripts

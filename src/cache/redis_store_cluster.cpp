@@ -38,7 +38,7 @@ net::awaitable<void> each_at_once(std::size_t n, std::size_t window, std::functi
   }
 }
 
-constexpr std::size_t kWindow = 2048;
+constexpr std::size_t kSlotsPerScript = 128;  // slots one script raises: a short one (well under 1 ms)
 
 }  // namespace
 
@@ -50,7 +50,7 @@ net::awaitable<std::vector<Lookup>> RedisStore::lookup_by_slot(const std::vector
   std::vector<std::vector<std::size_t>> groups;
   for (auto& [slot, members] : by_slot) groups.push_back(std::move(members));
   std::vector<Lookup> out(sets.size());
-  co_await each_at_once(groups.size(), kWindow, [&](std::size_t g) -> net::awaitable<void> {
+  co_await each_at_once(groups.size(), groups.size(), [&](std::size_t g) -> net::awaitable<void> {
     std::vector<std::vector<std::string>> part;
     std::vector<bool> tags;
     for (std::size_t i : groups[g]) {
@@ -69,27 +69,83 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_everywhere(const 
                                                                           std::uint64_t lsn) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
   std::string position = lsn ? pg::lsn_hex(lsn) : std::string();
-  // No message from the slots' scripts: one for all of them, below.
-  std::vector<std::string_view> args(1, ttl);
-  args.emplace_back("");
-  args.emplace_back(position);
+  std::vector<std::string> marks, others;
+  for (const auto& k : keys) (layout.everywhere(k) ? marks : others).push_back(k);
   std::uint64_t newest = 0;
   bool all_raised = true;
-  co_await each_at_once(redis::kSlots, kWindow, [&](std::size_t i) -> net::awaitable<void> {
-    const auto slot = static_cast<std::uint16_t>(i);
-    std::vector<std::string> in_slot;
-    for (const auto& k : keys) {
-      if (layout.everywhere(k)) in_slot.push_back(layout.copy(slot, k));
-      else if (redis::key_slot(k) == slot) in_slot.push_back(k);
-    }
-    in_slot.push_back(layout.slot_clock(slot));
-    redis::Reply r = co_await guarded_eval(scripts::kWatermark, in_slot, args, 0);
+  auto seen = [&](const redis::Reply& r) {
     if (!r.is_value()) all_raised = false;
     else newest = std::max<std::uint64_t>(newest, std::strtoull(r.value.c_str(), nullptr, 10));
+  };
+  // A mark in one slot (given with the others): as raise_watermarks does.
+  for (const auto& k : others) {
+    std::vector<std::string> one(1, k);
+    one.push_back(layout.clock(k));
+    std::vector<std::string_view> args(1, ttl);
+    args.emplace_back("");
+    args.emplace_back(position);
+    seen(co_await guarded_eval(scripts::kWatermark, one, args, 0));
+  }
+  // The copies, kSlotsPerScript slots per script, one script in flight per
+  // master (short ones: a read on that master waits behind one at most); a
+  // chunk the master refuses (its map moved: MOVED, a slot migrating) goes
+  // slot by slot, each script routed (and redirected) on its own.
+  std::vector<std::vector<std::vector<std::uint16_t>>> per_master;
+  std::size_t covered = 0;
+  for (const auto& slots : conn_->slots_by_master()) {
+    covered += slots.size();
+    auto& mine = per_master.emplace_back();
+    for (std::size_t at = 0; at < slots.size(); at += kSlotsPerScript)
+      mine.emplace_back(slots.begin() + static_cast<std::ptrdiff_t>(at),
+                        slots.begin() + static_cast<std::ptrdiff_t>(std::min(at + kSlotsPerScript, slots.size())));
+  }
+  if (covered < redis::kSlots) co_return std::nullopt;  // a slot without a master: replayed later
+  // Round-robin over the masters, so that each window holds one of each.
+  std::vector<std::vector<std::uint16_t>> chunks;
+  for (std::size_t round = 0;; ++round) {
+    bool more = false;
+    for (auto& mine : per_master)
+      if (round < mine.size()) {
+        chunks.push_back(std::move(mine[round]));
+        more = true;
+      }
+    if (!more) break;
+  }
+  const std::string n = std::to_string(marks.size());
+  co_await each_at_once(chunks.size(), per_master.size(), [&](std::size_t c) -> net::awaitable<void> {
+    const auto& chunk = chunks[c];
+    std::vector<std::string> owned;
+    owned.reserve(chunk.size() * (marks.size() + 1));
+    for (std::uint16_t slot : chunk) {
+      owned.push_back(layout.slot_clock(slot));
+      for (const auto& m : marks) owned.push_back(layout.copy(slot, m));
+    }
+    std::vector<std::string_view> args;
+    args.reserve(owned.size() + 3);
+    args.emplace_back(ttl);
+    args.emplace_back(position);
+    args.emplace_back(n);
+    for (const auto& o : owned) args.emplace_back(o);
+    std::vector<std::string> route(1, layout.slot_clock(chunk.front()));
+    redis::Reply r = co_await guarded_eval(scripts::kWatermarkSlots, route, args, 0);
+    if (r.is_value()) {
+      seen(r);
+      co_return;
+    }
+    // (Raising is idempotent: what the refused script did raise stays raised.)
+    co_await each_at_once(chunk.size(), chunk.size(), [&](std::size_t i) -> net::awaitable<void> {
+      std::vector<std::string> in_slot;
+      for (const auto& m : marks) in_slot.push_back(layout.copy(chunk[i], m));
+      in_slot.push_back(layout.slot_clock(chunk[i]));
+      std::vector<std::string_view> one_args(1, ttl);
+      one_args.emplace_back("");
+      one_args.emplace_back(position);
+      seen(co_await guarded_eval(scripts::kWatermark, in_slot, one_args, 0));
+    });
   });
   if (!all_raised) co_return std::nullopt;  // applied again whole by the replay: raising is idempotent
-  for (std::uint16_t slot : conn_->slot_per_master())
-    if (!co_await replicated(layout.slot_clock(slot))) co_return std::nullopt;
+  for (const auto& slots : conn_->slots_by_master())
+    if (!co_await replicated(layout.slot_clock(slots.front()))) co_return std::nullopt;
   if (!channel.empty()) {
     // Every L1 records the mark itself (KeyLayout::l1_key), at the newest
     // of the slots' times: no copy made before its slot's raise survives it.

@@ -164,19 +164,15 @@ std::uint64_t ClusterClient::session(std::string_view key) const {
   return it == conns_.end() ? 0 : it->second->session();
 }
 
-std::vector<std::uint16_t> ClusterClient::slot_per_master() const {
-  std::vector<std::uint16_t> out;
+std::vector<std::vector<std::uint16_t>> ClusterClient::slots_by_master() const {
   std::shared_ptr<const SlotMap> map = topo_->map();
-  if (!map) return out;
-  std::vector<bool> seen(map->nodes().size(), false);
-  for (std::uint32_t s = 0; s < kSlots; ++s) {
-    int owner = map->node_of(static_cast<std::uint16_t>(s));
-    if (owner >= 0 && !seen[static_cast<std::size_t>(owner)]) {
-      seen[static_cast<std::size_t>(owner)] = true;
-      out.push_back(static_cast<std::uint16_t>(s));
-    }
-  }
-  return out;
+  if (!map) return {};
+  std::vector<std::vector<std::uint16_t>> by(map->nodes().size());
+  for (std::uint32_t s = 0; s < kSlots; ++s)
+    if (int owner = map->node_of(static_cast<std::uint16_t>(s)); owner >= 0)
+      by[static_cast<std::size_t>(owner)].push_back(static_cast<std::uint16_t>(s));
+  std::erase_if(by, [](const auto& slots) { return slots.empty(); });
+  return by;
 }
 
 std::vector<std::pair<std::string, State>> ClusterClient::nodes() const {

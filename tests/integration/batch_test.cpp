@@ -36,7 +36,7 @@ Response batch(const Daemon& d, const std::vector<std::string>& items) {
 
 }  // namespace
 
-TEST_CASE("batch: 100 mixed items (hits, misses, 404s, bad params, two tenants) answer in order, and nothing crosses tenants") {
+TEST_CASE("batch: 100 mixed items (hits, misses, 404s, bad params, two tenants) answer in order, and nothing crosses tenants", "[topology]") {
   Daemon d;
   const int ta = 31, tb = 32;
   // Warm half of tenant A's rows: those are hits.
@@ -101,7 +101,7 @@ TEST_CASE("batch: 100 mixed items (hits, misses, 404s, bad params, two tenants) 
   }
 }
 
-TEST_CASE("batch: concurrent batches and GETs on overlapping cold keys make one query per key") {
+TEST_CASE("batch: concurrent batches and GETs on overlapping cold keys make one query per key", "[topology]") {
   Services& s = Services::get();
   Daemon d;
   std::vector<std::string> users;
@@ -167,7 +167,7 @@ batch:
 const std::string kOrg = "11111111-1111-1111-1111-111111111111";
 }  // namespace
 
-TEST_CASE("batch form: 50 cold keys make one query, rows land under their own keys, a key without a row is a cached 404") {
+TEST_CASE("batch form: 50 cold keys make one query, rows land under their own keys, a key without a row is a cached 404", "[topology]") {
   Services& s = Services::get();
   Daemon::Options o;
   o.extra_entities = {{"batch_user.yaml", kBatchUser}};
@@ -218,7 +218,7 @@ TEST_CASE("batch form: 50 cold keys make one query, rows land under their own ke
   CHECK(s.query_count("ANY($2)") == any_again);
 }
 
-TEST_CASE("batch form: concurrent batches and GETs on overlapping cold keys fetch each key's row once") {
+TEST_CASE("batch form: concurrent batches and GETs on overlapping cold keys fetch each key's row once", "[topology]") {
   Services& s = Services::get();
   Daemon::Options o;
   o.extra_entities = {{"batch_slow.yaml", R"(name: batch_slow

@@ -30,7 +30,7 @@ std::string name_of(const Response& r) {
 }
 }  // namespace
 
-TEST_CASE("DELETE invalidates one key, the next read is fresh") {
+TEST_CASE("DELETE invalidates one key, the next read is fresh", "[topology]") {
   Services& s = Services::get();
   Daemon d;
   std::string uid = s.sql("INSERT INTO users (id, org_id, email, display_name) VALUES (gen_random_uuid(), '" + kOrg1 +
@@ -54,7 +54,7 @@ TEST_CASE("DELETE invalidates one key, the next read is fresh") {
   CHECK(json::parse(bad.body).at("param").as_string() == "user_id");
 }
 
-TEST_CASE("tenant, entity and all-tenant flushes hit exactly their scope") {
+TEST_CASE("tenant, entity and all-tenant flushes hit exactly their scope", "[topology]") {
   Daemon d;
   std::vector<std::string> a{user("user", kOrg1, kUidA), org_config(kOrg1)};
   std::vector<std::string> b{user("user", kOrg2, kUidA), org_config(kOrg2)};
@@ -103,7 +103,7 @@ TEST_CASE("tenant, entity and all-tenant flushes hit exactly their scope") {
   }
 }
 
-TEST_CASE("a global entity is flushed as a whole") {
+TEST_CASE("a global entity is flushed as a whole", "[topology]") {
   Daemon d;
   REQUIRE(d.get("/v1/entities/feature_flags").status == 200);
   REQUIRE(cache_status(d, "/v1/entities/feature_flags") == "sidecache; hit");
@@ -307,14 +307,14 @@ void race(bool l1, bool batch = false, bool tags = false) {
 }
 }  // namespace
 
-TEST_CASE("an invalidation wins over a racing fill, across two processes") { race(false); }
+TEST_CASE("an invalidation wins over a racing fill, across two processes", "[topology]") { race(false); }
 
-TEST_CASE("an invalidation wins over a racing fill, across two processes, with L1 on") { race(true); }
+TEST_CASE("an invalidation wins over a racing fill, across two processes, with L1 on", "[topology]") { race(true); }
 
-TEST_CASE("an invalidation wins over a racing fill, across two processes, read by batches filled by a batch form with L1 on") {
+TEST_CASE("an invalidation wins over a racing fill, across two processes, read by batches filled by a batch form with L1 on", "[topology]") {
   race(true, true);
 }
 
-TEST_CASE("a tag invalidation wins over a racing fill, across two processes, by a param tag and by a column tag, with L1 on") {
+TEST_CASE("a tag invalidation wins over a racing fill, across two processes, by a param tag and by a column tag, with L1 on", "[topology]") {
   race(true, false, true);
 }

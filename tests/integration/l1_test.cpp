@@ -97,7 +97,7 @@ TEST_CASE("l1: the second read is served from L1, without Redis, until an invali
   CHECK(again.header("cache-status") == kL1Hit);
 }
 
-TEST_CASE("l1: an invalidation through one process evicts every process's copy, in its scope only") {
+TEST_CASE("l1: an invalidation through one process evicts every process's copy, in its scope only", "[topology]") {
   TwoPods pods;
   const Daemon &a = pods.a, &b = pods.b;
   std::string u1 = new_user(kOrg1, "one"), u2 = new_user(kOrg2, "two");
@@ -105,6 +105,7 @@ TEST_CASE("l1: an invalidation through one process evicts every process's copy, 
   for (const auto* t : {&t1, &t2}) {
     a.get(*t);
     b.get(*t);
+    INFO(b.log());
     REQUIRE(b.get(*t).header("cache-status") == kL1Hit);
   }
   std::vector<std::string> lags;

@@ -27,7 +27,7 @@ std::string new_user(Services& s, const std::string& name) {
 json::value parse(const std::string& body) { return json::parse(body); }
 }  // namespace
 
-TEST_CASE("miss, then hit, with Cache-Status and Age") {
+TEST_CASE("miss, then hit, with Cache-Status and Age", "[topology]") {
   Daemon d;
   auto t = user_target("user", kOrg1, kUidA);
   auto first = d.get(t);
@@ -51,7 +51,7 @@ TEST_CASE("miss, then hit, with Cache-Status and Age") {
   CHECK(upper.header("cache-status") == "sidecache; hit");
 }
 
-TEST_CASE("every PostgreSQL type is encoded by PostgreSQL") {
+TEST_CASE("every PostgreSQL type is encoded by PostgreSQL", "[topology]") {
   Daemon d;
   auto r = d.get("/v1/entities/type_zoo?id=1");
   INFO(r.body);
@@ -71,7 +71,7 @@ TEST_CASE("every PostgreSQL type is encoded by PostgreSQL") {
   CHECK(d.get("/v1/entities/type_zoo?id=1").body == r.body);
 }
 
-TEST_CASE("rows entities answer arrays, an empty array when nothing matches") {
+TEST_CASE("rows entities answer arrays, an empty array when nothing matches", "[topology]") {
   Daemon d;
   auto flags = d.get("/v1/entities/feature_flags");
   REQUIRE(flags.status == 200);
@@ -86,7 +86,7 @@ TEST_CASE("rows entities answer arrays, an empty array when nothing matches") {
         "sidecache; hit");
 }
 
-TEST_CASE("Cache-Control: no-cache bypasses the read and refreshes the stored value") {
+TEST_CASE("Cache-Control: no-cache bypasses the read and refreshes the stored value", "[topology]") {
   Services& s = Services::get();
   Daemon d;
   std::string uid = new_user(s, "bypass");
@@ -105,7 +105,7 @@ TEST_CASE("Cache-Control: no-cache bypasses the read and refreshes the stored va
   CHECK(parse(after.body).as_object().at("display_name").as_string() == "renamed");
 }
 
-TEST_CASE("a missing row is a 404 that is cached for negative_ttl") {
+TEST_CASE("a missing row is a 404 that is cached for negative_ttl", "[topology]") {
   Services& s = Services::get();
   Daemon d;
   std::string uid = s.sql("SELECT gen_random_uuid()");
@@ -183,7 +183,7 @@ TEST_CASE("tenant isolation: one user id under two orgs gives two answers and tw
   CHECK(d.get(user_target("user", kOrg1, "cccccccc-cccc-cccc-cccc-cccccccccccc")).status == 404);
 }
 
-TEST_CASE("string params with key-breaking characters stay apart") {
+TEST_CASE("string params with key-breaking characters stay apart", "[topology]") {
   Daemon d;
   auto one = d.get("/v1/entities/search?org_id=" + kOrg1 + "&q=a%3Ab");
   auto two = d.get("/v1/entities/search?org_id=" + kOrg1 + "&q=a%253Ab");
@@ -196,7 +196,7 @@ TEST_CASE("string params with key-breaking characters stay apart") {
   CHECK(parse(glob.body).as_array()[0].as_object().at("q").as_string() == "*");
 }
 
-TEST_CASE("200 concurrent requests for one cold key make exactly one query") {
+TEST_CASE("200 concurrent requests for one cold key make exactly one query", "[topology]") {
   Services& s = Services::get();
   Daemon d;
   const std::string marker = "AS slow";

@@ -54,7 +54,7 @@ std::string ids_of(const Response& r) {
 
 }  // namespace
 
-TEST_CASE("tags: an UPDATE that moves a task to another project flushes both projects' lists and the task itself (a column tag), and not another tenant's project 42") {
+TEST_CASE("tags: an UPDATE that moves a task to another project flushes both projects' lists and the task itself (a column tag), and not another tenant's project 42", "[topology]") {
   std::string a = new_org("Tags A"), b = new_org("Tags B");
   new_task(a, 1, 42, "a1");
   new_task(a, 2, 42, "a2");
@@ -93,7 +93,7 @@ TEST_CASE("tags: an UPDATE that moves a task to another project flushes both pro
   CHECK(hit(status_of(d, task("tag_task", b, 1))));
 }
 
-TEST_CASE("tags: POST /v1/invalidate with a tenant and a tag flushes that tenant's values that carry it, param and column tags, in L1, in batches and in another process") {
+TEST_CASE("tags: POST /v1/invalidate with a tenant and a tag flushes that tenant's values that carry it, param and column tags, in L1, in batches and in another process", "[topology]") {
   std::string a = new_org("Tags API A"), b = new_org("Tags API B");
   new_task(a, 1, 42, "v0");
   new_task(b, 1, 42, "v0");

@@ -44,9 +44,9 @@ class Client {
   // between may have lost what the begin wrote; docs/invalidation.md,
   // "Ordering without a shared clock").
   virtual std::uint64_t session(std::string_view key) const = 0;
-  // A slot of each master, for commands every master must see (WAIT after
-  // writes to every slot). One server: {0}.
-  virtual std::vector<std::uint16_t> slot_per_master() const { return std::vector<std::uint16_t>(1, 0); }
+  // Redis Cluster: the slots of each master, as the slot map has them now
+  // (slots without a master are in none). One server: none.
+  virtual std::vector<std::vector<std::uint16_t>> slots_by_master() const { return {}; }
   virtual const net::any_io_executor& executor() const = 0;
   virtual const config::RedisConfig& config() const = 0;
 };

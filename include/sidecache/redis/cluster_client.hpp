@@ -92,7 +92,7 @@ class ClusterClient : public Client, public std::enable_shared_from_this<Cluster
   std::uint64_t writes() const override;
   // The session of the connection to the master of `key`'s slot.
   std::uint64_t session(std::string_view key) const override;
-  std::vector<std::uint16_t> slot_per_master() const override;
+  std::vector<std::vector<std::uint16_t>> slots_by_master() const override;
   const net::any_io_executor& executor() const override { return ex_; }
   const config::RedisConfig& config() const override { return cfg_; }
 
