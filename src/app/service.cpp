@@ -82,6 +82,7 @@ Service::Service(std::shared_ptr<const config::Config> cfg, std::vector<net::io_
     }
   }
   invalidator_ = std::make_unique<cache::Invalidator>(inval_stores, l1_.get(), l1_channel_, &metrics_);
+  invalidator_->on_applied([r = reads_.get()] { r->invalidation_answered(); });
   if (!replicas_.empty()) {
     invalidator_->record_wal_positions(&wal_position_);
     std::vector<std::string> labels;

@@ -81,6 +81,7 @@ void ReadPath::warn_too_large(const config::Entity& e, std::size_t bytes) {
 net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64_t start_us,
                                            std::optional<std::uint64_t> floor) {
   const config::Entity& e = *req.entity;
+  const std::uint64_t began_wall = wall_us();
   std::vector<std::string> args = query_args(e, req.values);
   // The per-entity cap: beyond it, a fast 503 rather than a longer queue.
   bool capped = e.max_concurrent_fills > 0;
@@ -114,6 +115,7 @@ net::awaitable<FillOutcome> ReadPath::fill(const EntityRequest& req, std::uint64
 
   FillOutcome o;
   o.read_began_us = start_us;
+  o.read_began_wall_us = began_wall;
   o.header.created_us = start_us ? start_us : wall_us();
   o.header.fill_us = static_cast<std::uint32_t>(std::min<std::int64_t>(fr.took.count(), UINT32_MAX));
   using S = pg::FillResult::Status;

@@ -41,6 +41,7 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
   if (inv.scope == Scope::key) {
     std::optional<std::uint64_t> at = co_await store.tombstone(s.keys, inv.request.key, s.tombstone_ttl_ms, l1_channel_, lsn);
     if (at && metrics_) metrics_->invalidation("key", to_string(source));
+    if (at && on_applied_) on_applied_();
     std::vector<std::string> key(1, inv.request.key);
     l1_invalidate(key, at, source);
     co_return at;
@@ -52,6 +53,7 @@ net::awaitable<std::optional<std::uint64_t>> Invalidator::apply(const Invalidati
   else wm.push_back(k.entity_mark(inv.entity->name));  // a global entity, or all tenants
   std::optional<std::uint64_t> at = co_await store.raise_watermarks(s.keys, wm, s.watermark_ttl_ms, l1_channel_, lsn);
   if (at && metrics_) metrics_->invalidation(to_string(inv.scope), to_string(source));
+  if (at && on_applied_) on_applied_();
   l1_invalidate(wm, at, source);
   co_return at;
 }

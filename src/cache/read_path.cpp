@@ -101,6 +101,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
   const Snapshot& s = *req.snapshot;
   Store& store = *stores_[worker];
   const config::Entity& e = *req.entity;
+  const std::uint64_t began = wall_us();
   const bool use_l1 = l1_ && e.l1_ttl.count() > 0 && !no_cache;
   NearCache::Ticket ticket;
   if (use_l1) {
@@ -185,7 +186,20 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
       if (!joined.leader) {
         auto shared = co_await flights_.async_wait(joined.call, net::use_awaitable);
         if (shared->status == 0) continue;  // a background refresh that did nothing
-        if (shared->read_began_us != 0 && !reflects(shared->read_began_us, seen.seen_watermark_us)) continue;
+        if (seen.status == Lookup::Status::error) {
+          // This request could not read the store and knows nothing of the
+          // invalidations: the store may take them while it refuses reads
+          // (a slot migrating on Redis Cluster). Not a read begun before one
+          // this process answered. (With the store down, none is answered:
+          // a stampede still makes one query.)
+          if (shared->read_began_wall_us <= last_invalidation_wall_us_.load(std::memory_order_acquire)) continue;
+        } else if (shared->read_began_us == 0) {
+          // A read without a store time (the leader could not reach it):
+          // only one begun after this request, which saw its invalidations.
+          if (shared->read_began_wall_us < began) continue;
+        } else if (!reflects(shared->read_began_us, seen.seen_watermark_us)) {
+          continue;
+        }
         if (shared->from_cache) co_return cached_result(K::hit, e, shared->header, shared->body, wall_us());
         if (failed(*shared) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
         co_return filled(K::collapsed, *shared, shared->body);
@@ -237,6 +251,7 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
         o.header = begin.lookup.header;
         o.body = std::move(begin.lookup.body);
         o.read_began_us = begin.lookup.header.created_us;
+        o.read_began_wall_us = o.read_began_us;
         o.tag_keys = std::move(begin.lookup.tag_keys);
         co_return o;
       }

@@ -201,6 +201,9 @@ net::awaitable<Reply> ClusterClient::routed(std::string_view key, LateVerdict la
     CircuitBreaker& breaker = topo_->breaker(conn->target());
     std::optional<std::uint64_t> token = breaker.allow();
     if (!token) {
+      // The node may be gone for good (a failover): the map says so once
+      // its replica is promoted (throttled, like every refresh).
+      topo_->refresh("the breaker of " + conn->target() + " is open");
       Reply r;
       r.status = Reply::Status::unavailable;
       r.error = "circuit breaker open for " + conn->target();

@@ -36,6 +36,8 @@ class Invalidator {
   // With read replicas: each invalidation first reads the primary's WAL
   // position and records it with its watermark or tombstone (null: none).
   void record_wal_positions(WalPosition* wal) { wal_ = wal; }
+  // Called after every invalidation that took effect (ReadPath::invalidation_answered).
+  void on_applied(std::function<void()> fn) { on_applied_ = std::move(fn); }
 
   // Runs one invalidation (inv.snapshot set); nullopt when the store could
   // not be reached (nothing took effect yet). `source` labels the
@@ -69,6 +71,7 @@ class Invalidator {
   std::string l1_channel_;
   metrics::Metrics* metrics_;
   WalPosition* wal_ = nullptr;
+  std::function<void()> on_applied_;
   mutable std::mutex mu_;
   std::deque<Invalidation> pending_;
   bool overflow_ = false;  // too many: everything is invalidated on recovery

@@ -13,6 +13,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "sidecache/cache/wall_clock.hpp"
 #include "sidecache/cache/filler.hpp"
 #include "sidecache/cache/l1.hpp"
 #include "sidecache/cache/request.hpp"
@@ -81,6 +83,9 @@ struct FillOutcome {
   // When the read behind this outcome began (store clock); 0 when unknown
   // (the store was down). Waiters compare it with the invalidations they saw.
   std::uint64_t read_began_us = 0;
+  // When it began by this process's clock (always known): a waiter that
+  // could not read the store takes only a result read after it began.
+  std::uint64_t read_began_wall_us = 0;
   // The watermarks of the value's column tags (stored with it; L1 keeps
   // them with its copy).
   std::vector<std::string> tag_keys;
@@ -106,6 +111,9 @@ class ReadPath {
   void set_random(std::function<double()> draw) { draw_ = std::move(draw); }
   // Audits audit.sample of the hits (null: none).
   void set_auditor(Auditor* a) { auditor_ = a; }
+  // An invalidation was answered (this process's clock): a request that
+  // cannot read the store no longer takes a database read begun before.
+  void invalidation_answered() { last_invalidation_wall_us_.store(wall_us(), std::memory_order_release); }
 
  private:
   using Flights = Singleflight<FillOutcome>;
@@ -154,6 +162,7 @@ class ReadPath {
 
   std::vector<Store*> stores_;
   Auditor* auditor_ = nullptr;
+  std::atomic<std::uint64_t> last_invalidation_wall_us_{0};
   Filler& filler_;
   NearCache* l1_;
   metrics::Metrics* metrics_;

@@ -222,6 +222,30 @@ TEST_CASE("read path: with the store down every read is answered from the fill, 
   CHECK(f.store.commits == 0);
 }
 
+TEST_CASE("read path: with the store refusing reads, a request does not take a database read that began before an "
+          "invalidation this process answered; it reads again") {
+  ReadPathFixture f;
+  f.store.down = true;
+  test::Gate gate(f.ioc);
+  f.filler.gate = &gate;
+  auto a = f.get();  // its read of PostgreSQL begins
+  f.settle();
+  // An invalidation is answered (the store took it while refusing reads:
+  // a migrating slot), then the row changes... in that order for the
+  // database, so a read begun before it may hold the old row.
+  f.reads.invalidation_answered();
+  f.filler.body = R"({"v":2})";
+  auto b = f.get();
+  f.settle();
+  gate.open();
+  f.settle();
+  REQUIRE(a->result);
+  REQUIRE(b->result);
+  CHECK(a->result->status == 200);
+  CHECK(b->result->body == R"({"v":2})");
+  CHECK(f.filler.calls == 2);  // b read PostgreSQL itself
+}
+
 TEST_CASE("read path: no-cache fills even when a fresh value is stored, and says so") {
   ReadPathFixture f;
   f.put_value(R"({"old":1})", 1s, 60s);
