@@ -17,6 +17,9 @@
 #   services.sh start-redis-tls DIR [yes|no]     a second Redis that speaks only TLS, with those certificates;
 #                                                yes: it asks clients for a certificate (default no)
 #   services.sh stop-redis-tls DIR
+#   services.sh start-redis-cluster DIR [N]      a Redis Cluster of N masters (default 3), no replicas
+#                                                (the bench's; the tests start their own with replicas)
+#   services.sh stop-redis-cluster DIR
 #   services.sh purge DIR                        stop everything and remove data kept outside DIR
 #   services.sh psql DIR [psql args...]          psql into the app database
 #
@@ -143,6 +146,50 @@ stop_pidfile() {
 }
 
 stop_redis_tls() { stop_pidfile "$DIR/redis-tls.pid"; }
+
+# Redis Cluster: N masters on ports whose bus ports (port + 10000) are free
+# too, made one cluster by redis-cli --cluster create.
+cluster_up() {
+  [[ -f "$DIR/cluster/ports" ]] || return 1
+  redis-cli -p "$(head -1 "$DIR/cluster/ports")" cluster info 2>/dev/null | grep -q "cluster_state:ok"
+}
+start_redis_cluster() {
+  local n=${1:-3} c="$DIR/cluster" hosts="" p
+  if cluster_up; then return 0; fi
+  mkdir -p "$c"
+  : >"$c/ports"
+  while [[ $(wc -l <"$c/ports") -lt $n ]]; do
+    p=$(free_port)
+    if port_in_use $((p + 10000)) || grep -qx "$p" "$c/ports" || grep -qx $((p + 10000)) "$c/ports" ||
+      grep -qx $((p - 10000)) "$c/ports"; then continue; fi
+    echo "$p" >>"$c/ports"
+  done
+  while read -r p; do
+    mkdir -p "$c/$p"
+    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$c/$p/nodes.conf" \
+      --cluster-node-timeout 1000 --save "" --appendonly no --daemonize yes --dir "$c/$p" \
+      --pidfile "$c/$p/redis.pid" --logfile "$c/$p/redis.log" >/dev/null
+    hosts="$hosts 127.0.0.1:$p"
+  done <"$c/ports"
+  while read -r p; do
+    for _ in $(seq 1 100); do redis-cli -p "$p" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+  done <"$c/ports"
+  # shellcheck disable=SC2086
+  redis-cli --cluster create $hosts --cluster-yes >"$c/create.log" 2>&1 ||
+    { echo "services: redis-cli --cluster create failed; see $c/create.log" >&2; return 1; }
+  for _ in $(seq 1 200); do
+    if cluster_up; then return 0; fi
+    sleep 0.05
+  done
+  echo "services: the cluster did not reach cluster_state:ok; see $c/*/redis.log" >&2
+  return 1
+}
+stop_redis_cluster() {
+  [[ -f "$DIR/cluster/ports" ]] || return 0
+  local p
+  while read -r p; do stop_pidfile "$DIR/cluster/$p/redis.pid"; done <"$DIR/cluster/ports"
+  rm -rf "$DIR/cluster"
+}
 
 # Where PostgreSQL keeps its data, socket and log. As root it runs as the
 # postgres user, who may not be able to reach DIR (say, under /root): then a
@@ -280,6 +327,7 @@ stop_pgbouncer() {
 
 # Removes DIR's PostgreSQL home when it lives outside DIR.
 purge() {
+  stop_redis_cluster
   stop_redis_tls
   stop_pgbouncer
   stop_replica immediate
@@ -299,6 +347,9 @@ export SIDECACHE_POSTGRES_DSN='host=127.0.0.1 port=$(pg_port) dbname=app user=ap
 ENV
   if [[ -f "$DIR/replica.port" ]]; then echo "export SC_REPLICA_PORT=$(cat "$DIR/replica.port")" >>"$DIR/env"; fi
   if [[ -f "$DIR/pgbouncer.port" ]]; then echo "export SC_PGBOUNCER_PORT=$(cat "$DIR/pgbouncer.port")" >>"$DIR/env"; fi
+  if [[ -f "$DIR/cluster/ports" ]]; then
+    echo "export SC_REDIS_CLUSTER_PORTS='$(paste -sd, "$DIR/cluster/ports")'" >>"$DIR/env"
+  fi
   if [[ -f "$DIR/redis-tls.pid" ]]; then
     echo "export SC_REDIS_TLS_PORT=$(cat "$DIR/redis-tls.port")" >>"$DIR/env"
     echo "export SC_TLS_DIR='$DIR/tls'" >>"$DIR/env"
@@ -321,6 +372,8 @@ case "$cmd" in
   tls-certs) tls_certs "$@" ;;
   start-redis-tls) start_redis_tls "$@"; write_env ;;
   stop-redis-tls) stop_redis_tls ;;
+  start-redis-cluster) start_redis_cluster "$@"; write_env ;;
+  stop-redis-cluster) stop_redis_cluster; write_env ;;
   start-replica) start_replica "$@"; write_env ;;
   stop-replica) stop_replica "$@" ;;
   start-pgbouncer) start_pgbouncer "$@"; write_env ;;

@@ -237,8 +237,10 @@ net::awaitable<Reply> ClusterClient::routed(std::string_view key, LateVerdict la
     if (r.error.rfind("READONLY", 0) == 0) topo_->refresh("READONLY");
     if (retryable_cluster_error(r.error) && retries++ < kMaxRetries) {
       // A multi-key command during the slot's migration, or a cluster that
-      // is settling: shortly again, then it counts as Redis down.
-      net::steady_timer t(ex_, std::chrono::milliseconds(10 * retries));
+      // is settling: shortly again (1, 2, 4 ms), then it counts as Redis
+      // down (a read goes to PostgreSQL): a migration can take seconds, and
+      // a read must not wait for it.
+      net::steady_timer t(ex_, std::chrono::milliseconds(1 << (retries - 1)));
       co_await t.async_wait(net::as_tuple(net::use_awaitable));
       continue;
     }

@@ -54,12 +54,19 @@ ClusterSet::ClusterSet() {
   if (rc != 0) throw std::runtime_error("redis-cli --cluster create failed:\n" + out);
   bool ok = eventually(
       [&] {
-        for (int p : ports_)
+        for (int p : ports_) {
           if (cli(p, "cluster info").find("cluster_state:ok") == std::string::npos) return false;
+          // Every node agrees on the roles: three masters with slots, three replicas.
+          std::istringstream nodes(cli(p, "--no-raw cluster nodes"));
+          std::size_t replicas = 0;
+          for (std::string id, address, flags, rest; nodes >> id >> address >> flags && std::getline(nodes, rest);)
+            if (flags.find("slave") != std::string::npos) ++replicas;
+          if (masters_seen_by(p).size() != 3 || replicas != 3) return false;
+        }
         return true;
       },
-      200);
-  if (!ok) throw std::runtime_error("the cluster did not reach cluster_state:ok:\n" + logs());
+      300);
+  if (!ok) throw std::runtime_error("the cluster did not settle (cluster_state:ok, 3 masters, 3 replicas):\n" + logs());
 }
 
 ClusterSet::~ClusterSet() {
@@ -106,9 +113,16 @@ std::vector<int> ClusterSet::masters_seen_by(int port) const {
   std::istringstream in(cli(port, "--no-raw cluster nodes"));
   std::string line;
   while (std::getline(in, line)) {
-    if (line.find("master") == std::string::npos || line.find("fail") != std::string::npos) continue;
-    auto colon = line.find(':'), at = line.find('@');
-    if (colon != std::string::npos && at != std::string::npos) out.push_back(std::stoi(line.substr(colon + 1, at - colon - 1)));
+    // <id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot>...:
+    // a master that serves slots (right after --cluster create, a node that
+    // is about to become a replica can still be listed as a master without
+    // any).
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string w; fields >> w;) f.push_back(w);
+    if (f.size() < 9 || f[2].find("master") == std::string::npos || f[2].find("fail") != std::string::npos) continue;
+    auto colon = f[1].find(':'), at = f[1].find('@');
+    if (colon != std::string::npos && at != std::string::npos) out.push_back(std::stoi(f[1].substr(colon + 1, at - colon - 1)));
   }
   return out;
 }

@@ -1,8 +1,7 @@
 // The cluster client against a real Redis Cluster (three masters, a replica
 // each): routing by slot, MOVED after a slot moved, ASK while it moves.
-// The daemon does not run on a cluster yet (redis.mode: cluster is
-// refused); these tests drive the client directly, as store_test does the
-// store.
+// These tests drive the client directly, as store_test does the store;
+// cluster_daemon_test.cpp runs the daemon on the cluster.
 #include <catch2/catch.hpp>
 
 #include <boost/asio/co_spawn.hpp>

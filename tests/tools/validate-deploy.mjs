@@ -132,6 +132,23 @@ if (existsSync(composeConfig)) {
   const entities = Object.fromEntries(readdirSync(entDir).map((f) => [f, readFileSync(join(entDir, f), "utf8")]));
   check("deploy/compose/sidecache.yaml", readFileSync(composeConfig, "utf8"), entities);
 } else fail("deploy/compose/sidecache.yaml is missing");
+// The Redis Cluster variant: its config passes too, and its override file
+// mounts what exists and waits for the cluster to be made.
+{
+  const clusterConfig = join(root, "deploy/compose/sidecache.redis-cluster.yaml");
+  const entDir = join(root, "config/examples/entities");
+  const entities = Object.fromEntries(readdirSync(entDir).map((f) => [f, readFileSync(join(entDir, f), "utf8")]));
+  if (existsSync(clusterConfig)) check("deploy/compose/sidecache.redis-cluster.yaml", readFileSync(clusterConfig, "utf8"), entities);
+  else fail("deploy/compose/sidecache.redis-cluster.yaml is missing");
+  const over = parse(readFileSync(join(root, "deploy/compose/compose.redis-cluster.yaml"), "utf8"));
+  for (const s of ["redis", "redis-2", "redis-3", "redis-cluster-init", "sidecache"])
+    if (!over.services?.[s]) fail(`compose.redis-cluster.yaml: no service ${s}`);
+  if (!over.services?.sidecache?.depends_on?.["redis-cluster-init"]) fail("compose.redis-cluster.yaml: sidecache does not wait for the cluster");
+  for (const v of over.services?.sidecache?.volumes || []) {
+    const src = typeof v === "string" ? v.split(":")[0] : v.source;
+    if (src.startsWith(".") && !existsSync(join(root, "deploy/compose", src))) fail(`compose.redis-cluster.yaml: mounts missing ${src}`);
+  }
+}
 if (failures === 0) ok("compose: services, healthcheck and mounts");
 
 console.log(failures ? `${failures} problem(s)` : "deploy/ is valid");

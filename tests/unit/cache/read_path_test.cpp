@@ -223,7 +223,7 @@ TEST_CASE("read path: with the store down every read is answered from the fill, 
 }
 
 TEST_CASE("read path: with the store refusing reads, a request does not take a database read that began before an "
-          "invalidation this process answered; it reads again") {
+          "invalidation this process answered, and reads again") {
   ReadPathFixture f;
   f.store.down = true;
   test::Gate gate(f.ioc);
