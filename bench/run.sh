@@ -406,6 +406,23 @@ TAG_RATIO=$(median "${TAG_RATIOS[@]}")
 row "sidecache L2 hit with 2 tags (a param and a column tag)" "$(median "${TAG1[@]}")" "$TAG_P50" "$TAG_P99" \
   "time per hit = $TAG_RATIO x the untagged hit's ($(median "${TAG0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${TAG_RATIOS[@]}"))"
 
+# The L2 hit of daemon $2 against daemon $1's, in ABBA pairs ($AUD_PAIRS):
+# PAIR0 and PAIR1 their req/s, PAIR_RATIOS $2 over $1 per pair, PAIR_P50
+# and PAIR_P99 $2's last latencies. $3 names $2 when it gives no hit.
+l2_pairs() {
+  PAIR0=(); PAIR1=(); PAIR_RATIOS=()
+  local pair b
+  curl -fs "$2$L2_T" >/dev/null
+  curl -s -D - -o /dev/null "$2$L2_T" | grep -qi "cache-status: sidecache; hit"$'\r' || { echo "bench: no L2 hit $3" >&2; exit 1; }
+  for pair in $(seq 1 "$AUD_PAIRS"); do
+    for b in $( (( pair % 2 )) && echo "$1 $2" || echo "$2 $1"); do
+      wrk_run "$b$L2_T"
+      if [[ $b == "$1" ]]; then PAIR0+=("$WRK_RPS"); else PAIR1+=("$WRK_RPS"); PAIR_P50=$WRK_P50; PAIR_P99=$WRK_P99; fi
+    done
+    PAIR_RATIOS+=("$(ratio "${PAIR1[-1]}" "${PAIR0[-1]}")")
+  done
+}
+
 # Redis over TLS: the same L2 hit from a daemon whose Redis speaks only TLS
 # (a second redis-server, certificates made now), against the plaintext
 # daemon's, ABBA pairs as above.
@@ -415,18 +432,9 @@ source "$WORK/svc/env"
 EXTRA_REDIS="redis: { url: \"rediss://127.0.0.1:$SC_REDIS_TLS_PORT/0\", timeout: 200ms, tls: { ca_file: \"$SC_TLS_DIR/ca.crt\" } }" \
   extra_sidecache tls "dsn: \"$SIDECACHE_POSTGRES_DSN\""
 TLS_BASE=$EXTRA_BASE
-curl -fs "$TLS_BASE$L2_T" >/dev/null
-curl -s -D - -o /dev/null "$TLS_BASE$L2_T" | grep -qi "cache-status: sidecache; hit"$'\r' || { echo "bench: no L2 hit over TLS" >&2; exit 1; }
-declare -a TLS0=() TLS1=() TLS_RATIOS=()
-for pair in $(seq 1 "$AUD_PAIRS"); do
-  for b in $( (( pair % 2 )) && echo "$BASE $TLS_BASE" || echo "$TLS_BASE $BASE"); do
-    wrk_run "$b$L2_T"
-    if [[ $b == "$BASE" ]]; then TLS0+=("$WRK_RPS"); else TLS1+=("$WRK_RPS"); TLS_P50=$WRK_P50; TLS_P99=$WRK_P99; fi
-  done
-  TLS_RATIOS+=("$(ratio "${TLS1[-1]}" "${TLS0[-1]}")")
-done
-row "sidecache L2 hit, Redis over TLS" "$(median "${TLS1[@]}")" "$TLS_P50" "$TLS_P99" \
-  "$(median "${TLS_RATIOS[@]}") x the plaintext L2 hit ($(median "${TLS0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${TLS_RATIOS[@]}"))"
+l2_pairs "$BASE" "$TLS_BASE" "over TLS"
+row "sidecache L2 hit, Redis over TLS" "$(median "${PAIR1[@]}")" "$PAIR_P50" "$PAIR_P99" \
+  "$(median "${PAIR_RATIOS[@]}") x the plaintext L2 hit ($(median "${PAIR0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${PAIR_RATIOS[@]}"))"
 for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 EXTRA_PIDS=()
 
@@ -445,18 +453,9 @@ CL_NODES=$(printf '"127.0.0.1:%s", ' "${CL_PORTS[@]:1}")
 EXTRA_REDIS="redis: { url: \"redis://127.0.0.1:${CL_PORTS[0]}/0\", mode: cluster, nodes: [${CL_NODES%, }], timeout: 200ms }" \
   extra_sidecache cluster "dsn: \"$SIDECACHE_POSTGRES_DSN\""
 CL_BASE=$EXTRA_BASE
-curl -fs "$CL_BASE$L2_T" >/dev/null
-curl -s -D - -o /dev/null "$CL_BASE$L2_T" | grep -qi "cache-status: sidecache; hit"$'\r' || { echo "bench: no L2 hit on the cluster" >&2; exit 1; }
-declare -a CL0=() CL1=() CL_RATIOS=()
-for pair in $(seq 1 "$AUD_PAIRS"); do
-  for b in $( (( pair % 2 )) && echo "$BASE $CL_BASE" || echo "$CL_BASE $BASE"); do
-    wrk_run "$b$L2_T"
-    if [[ $b == "$BASE" ]]; then CL0+=("$WRK_RPS"); else CL1+=("$WRK_RPS"); CL_P50=$WRK_P50; CL_P99=$WRK_P99; fi
-  done
-  CL_RATIOS+=("$(ratio "${CL1[-1]}" "${CL0[-1]}")")
-done
-row "sidecache L2 hit, Redis Cluster (3 masters)" "$(median "${CL1[@]}")" "$CL_P50" "$CL_P99" \
-  "$(median "${CL_RATIOS[@]}") x the standalone L2 hit ($(median "${CL0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${CL_RATIOS[@]}"))"
+l2_pairs "$BASE" "$CL_BASE" "on the cluster"
+row "sidecache L2 hit, Redis Cluster (3 masters)" "$(median "${PAIR1[@]}")" "$PAIR_P50" "$PAIR_P99" \
+  "$(median "${PAIR_RATIOS[@]}") x the standalone L2 hit ($(median "${PAIR0[@]}") req/s; median of $AUD_PAIRS pairs: $(rounds "${PAIR_RATIOS[@]}"))"
 CL_SLOT=$(redis-cli -p "${CL_PORTS[0]}" cluster keyslot "{=$ORG}")
 CL_FROM=""; CL_TO=""
 for p in "${CL_PORTS[@]}"; do  # the slot's master answers; the others say MOVED

@@ -150,7 +150,10 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_everywhere(const 
     // Every L1 records the mark itself (KeyLayout::l1_key), at the newest
     // of the slots' times: no copy made before its slot's raise survives it.
     std::string message = std::to_string(newest);
-    for (const auto& k : keys) message += "\n" + layout.l1_key(k);
+    for (const auto& k : keys) {
+      message += '\n';
+      message += layout.l1_key(k);
+    }
     std::string_view argv[] = {"PUBLISH", channel, message};
     redis::Reply r = co_await guarded_command(layout.slot_clock(0), argv, std::chrono::milliseconds(0));
     if (r.failed()) co_return std::nullopt;

@@ -29,14 +29,17 @@ auto pem_file() {
 // A list of host:port (sentinels, cluster seed nodes). `like` shows how
 // to write it.
 template <class Get>
-Setting host_ports(const char* key, const char* doc, Get get, std::string like) {
+Setting host_ports(const char* key, const char* env, const char* doc, Get get, std::string like) {
   Setting s = row(key, "list of host:port", "[]", OnReload::restart, doc, get,
                   [like](const std::string& k, const std::string& v, const std::string&, std::vector<HostPort>& out) {
                     out.clear();
                     std::size_t start = 0;
                     while (!v.empty() && start <= v.size()) {
-                      std::size_t end = v.find('\n', start);
+                      // One per YAML list item, or comma-separated (the environment).
+                      std::size_t end = v.find_first_of("\n,", start);
                       std::string item = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
+                      item.erase(0, item.find_first_not_of(' '));
+                      item.erase(item.find_last_not_of(' ') + 1);
                       std::string why;
                       auto l = parse_listen(item, why);
                       if (!l || l->is_unix || l->port == 0) return k + ": '" + item + "' is not host:port; write them like " + like;
@@ -48,6 +51,7 @@ Setting host_ports(const char* key, const char* doc, Get get, std::string like) 
                   });
   s.list = true;
   s.literal_default = false;
+  s.env = env;
   return s;
 }
 
@@ -92,16 +96,18 @@ void add_redis_topology_settings(std::vector<Setting>& t) {
                   });
   mode.env = "SIDECACHE_REDIS_MODE";
   t.push_back(mode);
-  t.push_back(host_ports("redis.sentinels",
+  t.push_back(host_ports("redis.sentinels", "SIDECACHE_REDIS_SENTINELS",
                          "Sentinel mode: the sentinels to ask, in order, for the master's address (and to hear `+switch-master` from).",
                          [](auto& c) -> auto& { return c.redis.sentinels; }, "sentinels: [\"10.0.0.1:26379\", \"10.0.0.2:26379\"]"));
-  t.push_back(host_ports("redis.nodes",
+  t.push_back(host_ports("redis.nodes", "SIDECACHE_REDIS_NODES",
                          "Cluster mode: more seed nodes, asked for the slot map after `redis.url`'s (any node of the cluster will do; list a few in case one is down).",
                          [](auto& c) -> auto& { return c.redis.nodes; }, "nodes: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"]"));
-  t.push_back(row("redis.master_name", "name", "", R, "Sentinel mode: the master's name in the sentinels' configuration (`sentinel monitor <name> ...`).",
-                  [](auto& c) -> auto& { return c.redis.master_name; },
-                  text([](const std::string& s) { return s.find_first_of(" \t") == std::string::npos; },
-                       "redis.master_name must be one word, the name given to `sentinel monitor`")));
+  Setting master = row("redis.master_name", "name", "", R, "Sentinel mode: the master's name in the sentinels' configuration (`sentinel monitor <name> ...`).",
+                       [](auto& c) -> auto& { return c.redis.master_name; },
+                       text([](const std::string& s) { return s.find_first_of(" \t") == std::string::npos; },
+                            "redis.master_name must be one word, the name given to `sentinel monitor`"));
+  master.env = "SIDECACHE_REDIS_MASTER_NAME";
+  t.push_back(master);
   t.push_back(row("redis.invalidation_replicas", "integer 0..16", "0", R,
                   "An invalidation is acknowledged only once this many replicas have it (`WAIT`, bounded by `redis.timeout`); otherwise it answers 503 and is retried. It then survives a failover. 0: acknowledged once the master has it.",
                   [](auto& c) -> auto& { return c.redis.invalidation_replicas; }, whole<unsigned>(0, 16)));

@@ -4,6 +4,8 @@
 // mistake is refused with the file, the line and a fix.
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "loader_fixture.hpp"
 
 using namespace sidecache::config;
@@ -129,6 +131,18 @@ TEST_CASE("redis cluster settings: mode and nodes load, and cluster mistakes are
   CHECK(c.redis.nodes[1] == HostPort{"10.0.0.3", 7001});
   CHECK(c.redis.tls());
   CHECK(c.redis.port == 7000);
+
+  // The same from the environment, as SIDECACHE_REDIS_URL is.
+  d.write("sidecache.yaml", main_with("redis:\n  url: redis://10.0.0.1:7000\n"));
+  std::map<std::string, std::string> vars{{"SIDECACHE_REDIS_MODE", "cluster"},
+                                          {"SIDECACHE_REDIS_NODES", "10.0.0.2:7000, 10.0.0.3:7001"}};
+  EnvLookup env = [&](const std::string& k) -> std::optional<std::string> {
+    auto it = vars.find(k);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  c = load((d.path() / "sidecache.yaml").string(), env);
+  CHECK(c.redis.mode == RedisMode::cluster);
+  CHECK(c.redis.nodes == std::vector<HostPort>{{"10.0.0.2", 7000}, {"10.0.0.3", 7001}});
 
   auto refused = [&](const std::string& main, int line, const std::string& text) {
     d.write("sidecache.yaml", main_with(main));
