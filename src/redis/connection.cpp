@@ -246,15 +246,25 @@ void Connection::arm_hang_check() {
     // Due when nothing has been read for hang_after since the oldest
     // unanswered command was sent.
     auto since = std::max(last_read_, sent_.front().sent_at);
-    arm(hang_timer_, hang_armed_, since + hang_after(), &Connection::on_hang_check);
+    hang_due_ = since + hang_after();
+    arm(hang_timer_, hang_armed_, hang_due_, &Connection::on_hang_check);
     return;
   }
 }
 
 void Connection::on_hang_check() {
   if (sent_.empty()) return;
+  auto now = Clock::now();
+  if (now - hang_due_ > hang_after() / 4) {
+    // This check ran late: the loop was busy (a large value being formatted
+    // or copied on this worker), and bytes may be waiting in the socket that
+    // it could not read. The silence is not Redis': look again from now.
+    last_read_ = now;
+    arm_hang_check();
+    return;
+  }
   auto since = std::max(last_read_, sent_.front().sent_at);
-  if (Clock::now() - since >= hang_after()) {
+  if (now - since >= hang_after()) {
     // Hung (stopped, a black hole, a long script): every timeout counts.
     hung_ = true;
     for (Pending& p : sent_) give_verdict(p, false);

@@ -156,6 +156,7 @@ class Connection : public Client, public std::enable_shared_from_this<Connection
   bool hang_armed_ = false;
   bool hung_ = false;  // nothing read while replies were due: timeouts count as failures at once
   std::chrono::steady_clock::time_point last_read_{};
+  std::chrono::steady_clock::time_point hang_due_{};  // when the armed hang check is due
   std::uint64_t writes_ = 0;
   std::uint64_t session_ = 0;  // this connection's number, new at every on_open()
   mutable std::mutex address_mu_;
