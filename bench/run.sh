@@ -466,7 +466,7 @@ redis-cli -p "$CL_TO" cluster setslot "$CL_SLOT" importing "$CL_FROM_ID" >/dev/n
 redis-cli -p "$CL_FROM" cluster setslot "$CL_SLOT" migrating "$CL_TO_ID" >/dev/null
 while keys=$(redis-cli -p "$CL_FROM" cluster getkeysinslot "$CL_SLOT" 100) && [[ -n $keys ]]; do
   # shellcheck disable=SC2086
-  redis-cli -p "$CL_FROM" migrate 127.0.0.1 "$CL_TO" "" 0 5000 keys $keys >/dev/null
+  redis-cli -p "$CL_FROM" migrate 127.0.0.1 "$CL_TO" "" 0 5000 replace keys $keys >/dev/null
 done
 wrk_run "$CL_BASE/" "$WORK/miss.lua"
 row "sidecache miss while its slot migrates (ASK, then TRYAGAIN; read from PostgreSQL, not stored)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" \

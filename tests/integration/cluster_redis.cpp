@@ -154,14 +154,17 @@ void ClusterSet::move_slot(int slot, int to, const std::function<void()>& betwee
   std::string s = std::to_string(slot), from_id = id_of(from), to_id = id_of(to);
   cli(to, "cluster setslot " + s + " importing " + from_id);
   cli(from, "cluster setslot " + s + " migrating " + to_id);
-  for (;;) {
+  for (int rounds = 0;;) {
     std::string keys = cli(from, "cluster getkeysinslot " + s + " 100");
     if (keys.empty()) break;
     std::string list;
     std::istringstream in(keys);
     std::string k;
     while (std::getline(in, k)) list += " '" + k + "'";
-    cli(from, "migrate 127.0.0.1 " + std::to_string(to) + " \"\" 0 5000 keys" + list);
+    // REPLACE: a MIGRATE whose answer was lost (the key reached the new
+    // owner, and is still here) must not fail every retry with BUSYKEY.
+    std::string out = cli(from, "migrate 127.0.0.1 " + std::to_string(to) + " \"\" 0 5000 replace keys" + list);
+    if (++rounds > 1000) throw std::runtime_error("slot " + s + " does not empty: MIGRATE says " + out);
   }
   if (between) between();
   // The new owner first, then the old one, then the rest (as redis-cli
