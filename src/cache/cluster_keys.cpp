@@ -12,6 +12,18 @@ namespace {
 std::string braced(std::string_view tenant) { return "{=" + encode_component(tenant) + "}"; }
 }  // namespace
 
+std::string cluster_tenant_mark(std::string_view prefix, std::string_view tenant) {
+  return std::string(prefix) + "wm:t:" + braced(tenant);
+}
+
+std::string cluster_entity_tenant_mark(std::string_view prefix, std::string_view tenant, std::string_view entity) {
+  return cluster_tenant_mark(prefix, tenant) + ":" + std::string(entity);
+}
+
+std::string cluster_tag_mark(std::string_view prefix, std::string_view tenant, std::string_view tag) {
+  return std::string(prefix) + "wm:tag:" + braced(tenant) + ":" + encode_component(tag);
+}
+
 std::string cluster_slot_copy(std::string_view prefix, std::uint16_t slot, std::string_view mark) {
   return std::string(prefix) + "{" + redis::tag_of_slot(slot) + "}" + std::string(mark);
 }
@@ -29,21 +41,20 @@ std::string cluster_value_key(std::string_view prefix, const config::Entity& ent
 std::vector<std::string> cluster_read_keys(std::string_view prefix, const config::Entity& entity,
                                            const std::vector<std::string>& values, const std::string& value_key) {
   const std::uint16_t slot = redis::key_slot(value_key);
-  const std::string p(prefix);
   std::vector<std::string> keys;
   keys.reserve(4 + entity.tags.size());
   keys.push_back(value_key);
   const bool tenant = entity.scope == config::Scope::tenant;
   if (tenant) {
-    keys.push_back(p + "wm:t:" + braced(values.at(0)));
-    keys.push_back(p + "wm:t:" + braced(values.at(0)) + ":" + entity.name);
+    keys.push_back(cluster_tenant_mark(prefix, values.at(0)));
+    keys.push_back(cluster_entity_tenant_mark(prefix, values.at(0), entity.name));
   }
   keys.push_back(cluster_slot_copy(prefix, slot, "wm:e:" + entity.name));
   for (const auto& t : entity.tags) {
     if (t.from_row()) continue;
     auto tag = render_tag(t, values, [](std::string_view) { return std::optional<std::string>(); });
     if (!tag) continue;
-    if (tenant) keys.push_back(p + "wm:tag:" + braced(values.at(0)) + ":" + encode_component(*tag));
+    if (tenant) keys.push_back(cluster_tag_mark(prefix, values.at(0), *tag));
     else keys.push_back(cluster_slot_copy(prefix, slot, "wm:tag:" + encode_component(*tag)));
   }
   return keys;

@@ -6,11 +6,6 @@
 
 namespace sidecache::cache {
 
-namespace {
-// A tenant's hash tag on a cluster (cluster_keys.cpp makes the same).
-std::string braced(std::string_view tenant) { return "{=" + encode_component(tenant) + "}"; }
-}  // namespace
-
 std::string KeyLayout::value(const config::Entity& e, const std::vector<std::string>& values) const {
   return cluster_ ? cluster_value_key(prefix_, e, values) : build_key(prefix_, e, values);
 }
@@ -26,18 +21,18 @@ std::string KeyLayout::column_tag(std::string_view tenant, std::string_view tag,
 }
 
 std::string KeyLayout::tenant_mark(std::string_view tenant) const {
-  return cluster_ ? prefix_ + "wm:t:" + braced(tenant) : tenant_watermark(prefix_, tenant);
+  return cluster_ ? cluster_tenant_mark(prefix_, tenant) : tenant_watermark(prefix_, tenant);
 }
 
 std::string KeyLayout::entity_tenant_mark(std::string_view tenant, std::string_view entity) const {
-  return cluster_ ? prefix_ + "wm:t:" + braced(tenant) + ":" + std::string(entity)
+  return cluster_ ? cluster_entity_tenant_mark(prefix_, tenant, entity)
                   : entity_tenant_watermark(prefix_, tenant, entity);
 }
 
 std::string KeyLayout::entity_mark(std::string_view entity) const { return entity_watermark(prefix_, entity); }
 
 std::string KeyLayout::tag_mark(std::string_view tenant, std::string_view tag) const {
-  if (cluster_ && !tenant.empty()) return prefix_ + "wm:tag:" + braced(tenant) + ":" + encode_component(tag);
+  if (cluster_ && !tenant.empty()) return cluster_tag_mark(prefix_, tenant, tag);
   return tag_watermark(prefix_, tenant, tag);
 }
 

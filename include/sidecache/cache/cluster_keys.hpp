@@ -30,6 +30,12 @@ std::string cluster_value_key(std::string_view prefix, const config::Entity& ent
 // The keys one read consults, value key first, as read_keys() (key.hpp).
 std::vector<std::string> cluster_read_keys(std::string_view prefix, const config::Entity& entity,
                                            const std::vector<std::string>& values, const std::string& value_key);
+// A tenant's marks on a cluster (in the tenant's slot): every entity of it,
+// one entity of it, one tag of it. The read keys and the invalidations both
+// name them through these.
+std::string cluster_tenant_mark(std::string_view prefix, std::string_view tenant);
+std::string cluster_entity_tenant_mark(std::string_view prefix, std::string_view tenant, std::string_view entity);
+std::string cluster_tag_mark(std::string_view prefix, std::string_view tenant, std::string_view tag);
 // The copy of an all-tenant watermark (`mark`, without prefix: "wm:e:user")
 // in `slot`.
 std::string cluster_slot_copy(std::string_view prefix, std::uint16_t slot, std::string_view mark);
