@@ -2,6 +2,10 @@
 // The Lua scripts of the cache's Redis protocol (RedisStore). Private to
 // the cache module. Each is atomic in Redis; every time is the slot's clock
 // (Redis TIME, kept from going back by the clock key, the last of KEYS).
+#include <cstdint>
+#include <string>
+
+#include "sidecache/pg/lsn.hpp"
 #include "sidecache/redis/connection.hpp"
 
 namespace sidecache::cache::scripts {
@@ -30,5 +34,8 @@ extern const redis::Script kWatermark;
 // slot at its own clock; returns the newest time (docs/invalidation.md,
 // "Redis Cluster").
 extern const redis::Script kWatermarkSlots;
+
+// The scripts' WAL position argument: '' for none (0), else 16 hex digits.
+inline std::string lsn_arg(std::uint64_t lsn) { return lsn ? pg::lsn_hex(lsn) : std::string(); }
 
 }  // namespace sidecache::cache::scripts

@@ -25,7 +25,6 @@ std::uint64_t watermark_lsn(const std::string& s) {
   return pg::parse_lsn_hex(std::string_view(s).substr(colon + 1)).value_or(0);
 }
 
-std::string lsn_arg(std::uint64_t lsn) { return lsn ? pg::lsn_hex(lsn) : std::string(); }
 
 // Only the absence of an answer counts against Redis; an error reply is an
 // answer.
@@ -367,7 +366,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const KeyLayo
                                                                    std::uint64_t ttl_ms, const std::string& channel,
                                                                    std::uint64_t lsn) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
-  std::string position = lsn_arg(lsn);
+  std::string position = scripts::lsn_arg(lsn);
   std::vector<std::string> keys(1, key);
   keys.push_back(layout.clock(key));
   std::vector<std::string_view> args(1, ttl);
@@ -402,20 +401,24 @@ net::awaitable<bool> RedisStore::replicated(const std::string& key) {
   co_return false;
 }
 
+net::awaitable<redis::Reply> RedisStore::raise_in_slot(const KeyLayout& layout, std::vector<std::string> keys,
+                                                        std::uint64_t ttl_ms, std::string_view channel, std::uint64_t lsn) {
+  std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
+  std::string position = scripts::lsn_arg(lsn);
+  std::vector<std::string_view> args(1, ttl);
+  args.emplace_back(channel);
+  args.emplace_back(position);
+  keys.push_back(layout.clock(keys.front()));
+  co_return co_await guarded_eval(scripts::kWatermark, keys, args, 0);
+}
+
 net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const KeyLayout& layout,
                                                                           const std::vector<std::string>& keys,
                                                                           std::uint64_t ttl_ms, const std::string& channel,
                                                                           std::uint64_t lsn) {
   if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return layout.everywhere(k); }))
     co_return co_await raise_everywhere(layout, keys, ttl_ms, channel, lsn);
-  std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
-  std::string position = lsn_arg(lsn);
-  std::vector<std::string_view> args(1, ttl);
-  args.emplace_back(channel);
-  args.emplace_back(position);
-  std::vector<std::string> with_clock(keys);
-  with_clock.push_back(layout.clock(keys.front()));
-  redis::Reply r = co_await guarded_eval(scripts::kWatermark, with_clock, args, 0);
+  redis::Reply r = co_await raise_in_slot(layout, keys, ttl_ms, channel, lsn);
   if (!r.is_value() || !co_await replicated(keys.front())) co_return std::nullopt;
   co_return parse_us(r.value);
 }

@@ -68,7 +68,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_everywhere(const 
                                                                           std::uint64_t ttl_ms, const std::string& channel,
                                                                           std::uint64_t lsn) {
   std::string ttl = std::to_string(std::max<std::uint64_t>(ttl_ms, 1));
-  std::string position = lsn ? pg::lsn_hex(lsn) : std::string();
+  std::string position = scripts::lsn_arg(lsn);
   std::vector<std::string> marks, others;
   for (const auto& k : keys) (layout.everywhere(k) ? marks : others).push_back(k);
   std::uint64_t newest = 0;
@@ -78,14 +78,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_everywhere(const 
     else newest = std::max<std::uint64_t>(newest, std::strtoull(r.value.c_str(), nullptr, 10));
   };
   // A mark in one slot (given with the others): as raise_watermarks does.
-  for (const auto& k : others) {
-    std::vector<std::string> one(1, k);
-    one.push_back(layout.clock(k));
-    std::vector<std::string_view> args(1, ttl);
-    args.emplace_back("");
-    args.emplace_back(position);
-    seen(co_await guarded_eval(scripts::kWatermark, one, args, 0));
-  }
+  for (const auto& k : others) seen(co_await raise_in_slot(layout, std::vector<std::string>(1, k), ttl_ms, "", lsn));
   // The copies, kSlotsPerScript slots per script, one script in flight per
   // master (short ones: a read on that master waits behind one at most); a
   // chunk the master refuses (its map moved: MOVED, a slot migrating) goes
@@ -136,11 +129,7 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_everywhere(const 
     co_await each_at_once(chunk.size(), chunk.size(), [&](std::size_t i) -> net::awaitable<void> {
       std::vector<std::string> in_slot;
       for (const auto& m : marks) in_slot.push_back(layout.copy(chunk[i], m));
-      in_slot.push_back(layout.slot_clock(chunk[i]));
-      std::vector<std::string_view> one_args(1, ttl);
-      one_args.emplace_back("");
-      one_args.emplace_back(position);
-      seen(co_await guarded_eval(scripts::kWatermark, in_slot, one_args, 0));
+      seen(co_await raise_in_slot(layout, std::move(in_slot), ttl_ms, "", lsn));
     });
   });
   if (!all_raised) co_return std::nullopt;  // applied again whole by the replay: raising is idempotent

@@ -70,6 +70,11 @@ class RedisStore final : public Store {
   // redis.invalidation_replicas: true once that many replicas have every
   // write of this connection so far (WAIT), or when it is 0.
   net::awaitable<bool> replicated(const std::string& key);
+  // The watermark script on `keys` (one slot; their clock is added), with
+  // its arguments: raise_watermarks() on one slot, and each slot's part of
+  // raise_everywhere() when it goes slot by slot.
+  net::awaitable<redis::Reply> raise_in_slot(const KeyLayout& layout, std::vector<std::string> keys, std::uint64_t ttl_ms,
+                                             std::string_view channel, std::uint64_t lsn);
   // lookup_many() of sets that share a slot (one server: all of them).
   net::awaitable<std::vector<Lookup>> lookup_group(const std::vector<std::vector<std::string>>& sets,
                                                    std::uint64_t now_us, const std::vector<bool>& column_tags);
