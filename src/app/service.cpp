@@ -126,8 +126,12 @@ void Service::start() {
     warm.push_back(cache::statement_of(e));
     if (e.batch) warm.push_back(cache::batch_statement_of(e));
   }
-  replicas_.start(warm);
-  pool_.start(std::move(warm));
+  // PostgreSQL's connections run on the workers' own loops: a fill's query
+  // and its answer cost no thread hand-off (docs/architecture.md).
+  std::vector<net::any_io_executor> executors;
+  for (auto* w : workers_) executors.push_back(w->get_executor());
+  replicas_.start(warm, executors);
+  pool_.start(std::move(warm), executors);
   for (auto& r : redis_) net::post(r->executor(), [r] { r->start(); });
   if (cluster_) cluster_->refresh("starting");
   replay_timer_ = std::make_shared<net::steady_timer>(workers_[0]->get_executor());

@@ -44,8 +44,8 @@ Replica::Replica(std::size_t index, const config::PostgresConfig& primary, const
 
 Replica::~Replica() { stop(); }
 
-void Replica::start(std::vector<Statement> warm) {
-  pool_.start(std::move(warm));
+void Replica::start(std::vector<Statement> warm, std::vector<boost::asio::any_io_executor> executors) {
+  pool_.start(std::move(warm), std::move(executors));
   {
     std::lock_guard lock(stop_mu_);
     stopping_ = false;
@@ -166,10 +166,10 @@ Replicas::Replicas(const config::PostgresConfig& cfg, const config::TenantLimits
 
 Replicas::~Replicas() { stop(); }
 
-void Replicas::start(const std::vector<Statement>& warm) {
+void Replicas::start(const std::vector<Statement>& warm, const std::vector<boost::asio::any_io_executor>& executors) {
   if (replicas_.empty()) return;
   wal_.start();
-  for (auto& r : replicas_) r->start(warm);
+  for (auto& r : replicas_) r->start(warm, executors);
 }
 
 void Replicas::stop() {

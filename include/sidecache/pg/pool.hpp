@@ -1,9 +1,14 @@
 #pragma once
-// A bounded pool of PostgreSQL connections, each on its own thread (libpqxx
-// is blocking). Coroutines hand it a fill and co_await the result, which is
-// delivered on their own executor. Past queue_limit waiting fills, or while
-// PostgreSQL is known to be down, a fill fails at once instead of queuing.
+// A bounded pool of PostgreSQL connections. Each connection is driven by
+// libpq's nonblocking API on an Asio executor: the workers' own (the
+// daemon's), or else one thread of the pool's. Coroutines hand it a fill and
+// co_await the result, which is delivered on their own executor; a fill
+// taken by a connection on the caller's own worker costs no thread hand-off.
+// Past queue_limit waiting fills, or while PostgreSQL is known to be down, a
+// fill fails at once instead of queuing.
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 
@@ -15,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,11 +28,13 @@
 #include "sidecache/config/config.hpp"
 #include "sidecache/pg/fair_queue.hpp"
 
-namespace pqxx {
-class nontransaction;
+namespace boost::asio {
+class io_context;
 }
 
 namespace sidecache::pg {
+
+struct Outcome;  // one command's result on a connection (src/pg/async_conn.hpp)
 
 // The outcome of one query.
 struct FillResult {
@@ -127,7 +135,9 @@ class Pool {
   // first requests after a start do not pay for connecting and preparing
   // (a stampede on a cold key right after a deploy included). A connection
   // that cannot be opened now is opened on first use, as always.
-  void start(std::vector<Statement> warm = {});
+  // The connections run on `executors` (round robin); none given, on one
+  // thread of the pool's own.
+  void start(std::vector<Statement> warm = {}, std::vector<boost::asio::any_io_executor> executors = {});
   // Fails queued fills as unavailable and joins the threads.
   void stop();
 
@@ -140,9 +150,10 @@ class Pool {
           using H = decltype(handler);
           auto ex = boost::asio::get_associated_executor(handler);
           auto h = std::make_shared<H>(std::move(handler));
-          submit(std::move(st), std::move(a), [ex, h](FillResult r) {
-            boost::asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
-          });
+          submit(
+              std::move(st), std::move(a),
+              [ex, h](FillResult r) { boost::asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); }); },
+              ex);
         },
         token, std::move(args));
   }
@@ -166,10 +177,25 @@ class Pool {
     std::chrono::steady_clock::time_point deadline;  // past it, a waiting fill gives up
   };
 
-  void submit(Statement statement, std::vector<std::string> args, std::function<void(FillResult)> done);
+  struct Slot;  // one connection (src/pg/pool_slot.hpp)
+  using SlotPtr = std::shared_ptr<Slot>;
+
+  // Queues a fill and wakes an idle connection, one on `near` (the
+  // caller's executor) if there is one.
+  void submit(Statement statement, std::vector<std::string> args, std::function<void(FillResult)> done,
+              const boost::asio::any_io_executor& near = {});
   // A fill refused without running.
   static FillResult refused(std::string why, bool tenant_full = false);
-  void run(std::size_t id, std::shared_ptr<const std::vector<Statement>> warm);
+  // A connection's life: connect and warm, then take jobs until stop().
+  boost::asio::awaitable<void> serve(SlotPtr slot, std::shared_ptr<const std::vector<Statement>> warm);
+  boost::asio::awaitable<bool> connect(Slot& slot);
+  boost::asio::awaitable<void> warm_up(Slot& slot, const std::vector<Statement>& warm);
+  // Runs one job on the slot's connection (reconnecting, and retrying once
+  // on a fresh connection when an old one turns out broken).
+  boost::asio::awaitable<FillResult> execute(Slot& slot, const Job& job);
+  boost::asio::awaitable<FillResult> execute_once(Slot& slot, const Job& job, bool fresh, bool& retry);
+  // Takes the next job for `slot`, or marks it idle (under mu_).
+  bool take(Slot& slot, Job& job, std::string& tenant);
   // Fails fills that waited in the queue longer than statement_timeout, so
   // that no request waits for PostgreSQL longer than a query may run.
   void reap();
@@ -180,12 +206,16 @@ class Pool {
   config::PostgresConfig cfg_;
   Role role_;
   std::string conninfo_;
-  std::vector<std::thread> threads_;
+  std::vector<SlotPtr> slots_;
+  std::unique_ptr<boost::asio::io_context> own_io_;  // when no executors were given
+  std::thread own_thread_;
   std::thread reaper_;
+  bool started_ = false;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;         // workers wait here for jobs
-  std::condition_variable reaper_cv_;  // the reaper sleeps here (never steals a job's wake-up)
+  std::condition_variable ended_cv_;   // stop() waits here for the connections to end
+  std::size_t serving_ = 0;            // connections still running (under mu_)
+  std::condition_variable reaper_cv_;  // the reaper sleeps here
   FairQueue<Job> queue_;
   bool stopping_ = false;
 
@@ -203,9 +233,14 @@ class Pool {
   bool named() const { return !unnamed_.load(std::memory_order_relaxed); }
   void pooler_detected(const Statement& st, const std::string& state);
   // Whether this session's server has replayed st.min_lsn, polling until
-  // started + st.wait; `waited` is set when it polled more than once.
-  bool caught_up(pqxx::nontransaction& tx, const Statement& st, std::chrono::steady_clock::time_point started,
-                 bool& waited, const std::string& server);
+  // started + st.wait; `waited` is set when it polled more than once;
+  // nullopt when the check itself failed (`error` says how).
+  boost::asio::awaitable<std::optional<bool>> caught_up(Slot& slot, const Statement& st,
+                                                        std::chrono::steady_clock::time_point started, bool& waited,
+                                                        Outcome& failed);
+  // A failed command's FillResult; `retry` is set when the job should run
+  // again (on a new connection, or unnamed after a pooler was found).
+  FillResult failure(Slot& slot, const Job& job, Outcome& o, bool fresh, bool& retry);
   // Records an entity whose SQL PostgreSQL refused; logs it (with `log`)
   // when its error is new.
   void entity_failed(const Statement& st, const std::string& error, bool log = true);

@@ -41,7 +41,7 @@ class Replica {
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
-  void start(std::vector<Statement> warm);
+  void start(std::vector<Statement> warm, std::vector<boost::asio::any_io_executor> executors = {});
   void stop();
 
   Pool& pool() { return pool_; }
@@ -89,7 +89,8 @@ class Replicas {
   explicit Replicas(const config::PostgresConfig& cfg, const config::TenantLimits& tenants = {});
   ~Replicas();
 
-  void start(const std::vector<Statement>& warm);
+  // The replicas' pools run their connections on `executors` (Pool::start).
+  void start(const std::vector<Statement>& warm, const std::vector<boost::asio::any_io_executor>& executors = {});
   void stop();
   bool empty() const { return replicas_.empty(); }
   const std::vector<std::unique_ptr<Replica>>& all() const { return replicas_; }
