@@ -166,7 +166,7 @@ std::vector<Setting> build() {
                     [](auto& c) -> auto& { return c.postgres.dsn; }, text());
   dsn.env = "SIDECACHE_POSTGRES_DSN";
   t.push_back(dsn);
-  t.push_back(row("postgres.pool_size", "integer 1..1024", "8", R, "Connections, each on its own thread; all are opened at start, with every entity's statement prepared on each (one that cannot be opened then is opened on first use).",
+  t.push_back(row("postgres.pool_size", "integer 1..1024", "8", R, "Connections, spread over the workers (each driven by its worker's loop, no thread of its own); all are opened at start, with every entity's statement prepared on each (one that cannot be opened then is opened on first use).",
                   [](auto& c) -> auto& { return c.postgres.pool_size; }, whole<std::size_t>(1, 1024)));
   t.push_back(row("postgres.queue_limit", "integer 0..1000000", "256", R, "Fills that may wait for a connection; beyond, 503 at once.",
                   [](auto& c) -> auto& { return c.postgres.queue_limit; }, whole<std::size_t>(0, 1000000)));

@@ -172,10 +172,13 @@ void Pool::submit(Statement statement, std::vector<std::string> args, std::funct
     }
     // An idle connection takes it: one on the caller's own executor if
     // there is one (no thread hand-off either way round).
+    // (By their execution context: the same worker's executors may differ
+    // in type, say one tracking outstanding work.)
+    net::execution_context* here = near ? &net::query(near, net::execution::context) : nullptr;
     for (auto& slot : slots_) {
       if (!slot->idle) continue;
       if (!ring) ring = slot;
-      if (near && slot->ex == near) {
+      if (here && slot->context == here) {
         ring = slot;
         break;
       }
@@ -293,6 +296,7 @@ PoolStats Pool::stats() const {
   {
     std::lock_guard lock(mu_);
     s.queued = queue_.size();
+    for (const auto& slot : slots_) s.idle += slot->idle ? 1 : 0;
   }
   s.rejected = rejected_.load();
   s.queries = queries_.load();

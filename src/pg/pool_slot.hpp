@@ -14,9 +14,11 @@
 namespace sidecache::pg {
 
 struct Pool::Slot {
-  Slot(std::size_t i, net::any_io_executor e) : id(i), ex(e), conn(e), bell(e) {}
+  Slot(std::size_t i, net::any_io_executor e)
+      : id(i), ex(e), context(&net::query(e, net::execution::context)), conn(e), bell(e) {}
   std::size_t id;
   net::any_io_executor ex;
+  net::execution_context* context;  // the loop it runs on
   AsyncConn conn;
   std::unordered_set<std::string> prepared;  // statement names this connection knows
   std::string server;                        // a replica session's server_identity

@@ -100,6 +100,7 @@ struct PoolStats {
   std::size_t size = 0;
   std::size_t in_use = 0;
   std::size_t queued = 0;
+  std::size_t idle = 0;  // connections open or not, waiting for a job
   std::uint64_t rejected = 0;
   std::uint64_t queries = 0;
   bool up = false;
