@@ -107,7 +107,7 @@ if [[ $status -eq 0 && "${SIDECACHE_SANITIZERS:-1}" != 0 ]]; then
   done
   for spec in "200 concurrent requests*" "an invalidation wins over a racing fill*" "four processes*" "early refresh*" \
               "SIGHUP reloads*" "stale_while_revalidate*" "l1*" "at start the pool*" "replica race*" \
-              "behind pgbouncer with prepared: on*" "fair queue: a noisy*" "a tag invalidation wins*" "tags:*"; do
+              "behind pgbouncer with prepared: on*" "fair queue: a noisy*" "a tag invalidation wins*" "tags:*" "pool:*"; do
     SC_TEST_REDIS_TIMEOUT=500ms build-tsan/tests/integration_tests --warn NoTests "$spec" ||
       { tsan_status=1; echo "test: ThreadSanitizer: integration tests '$spec' failed"; }
   done

@@ -232,10 +232,12 @@ net::awaitable<void> Pool::serve(SlotPtr slot, std::shared_ptr<const std::vector
   }
   slot->conn.close();
   {
+    // Notified under the lock: stop() may destroy the pool as soon as it
+    // sees the count reach zero.
     std::lock_guard lock(mu_);
     --serving_;
+    ended_cv_.notify_all();
   }
-  ended_cv_.notify_all();
 }
 
 net::awaitable<bool> Pool::connect(Slot& slot) {
