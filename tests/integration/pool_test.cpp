@@ -91,7 +91,7 @@ TEST_CASE("pool: a fill is run by an idle connection on the caller's own worker,
   pool.stop();
 }
 
-TEST_CASE("pool: a server that stops answering costs a fill statement_timeout and a grace, not forever; the next fill runs on a new connection") {
+TEST_CASE("pool: a server that stops answering costs a fill statement_timeout and a grace, not forever, and the next fill runs on a new connection") {
   pg::Pool pool(pool_config(1));
   pool.start({backend_pid()});
   net::io_context io;
@@ -102,6 +102,12 @@ TEST_CASE("pool: a server that stops answering costs a fill statement_timeout an
   // The connection's backend stops: no statement_timeout of its own fires.
   const int backend = std::stoi(first.json);
   REQUIRE(::kill(backend, SIGSTOP) == 0);
+  // Continued on every way out of this test: a backend left stopped would
+  // keep PostgreSQL from ever shutting down.
+  struct Resume {
+    int pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{backend};
   pg::FillResult stuck = run_on(pool, io.get_executor(), backend_pid());
   ::kill(backend, SIGCONT);
   INFO(stuck.message);
