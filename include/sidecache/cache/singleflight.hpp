@@ -2,10 +2,14 @@
 // Per-key request collapsing, process-wide: the first caller for a key becomes
 // the leader and computes the result; everyone who joins before the leader
 // finishes gets that same result instead of computing it again.
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <functional>
@@ -25,7 +29,13 @@ class Singleflight {
   // One in-flight computation. Opaque to callers.
   class Call {
     friend class Singleflight;
-    std::vector<std::function<void(Result)>> waiters_;
+    // A waiter: its function, and the executor to run it on (none: run it
+    // on the publisher's thread).
+    struct Waiter {
+      std::function<void(Result)> fn;
+      boost::asio::any_io_executor ex;
+    };
+    std::vector<Waiter> waiters_;
     Result result_;  // set once published
     std::atomic<bool> sealed_{false};
 
@@ -62,33 +72,21 @@ class Singleflight {
 
   // Registers `fn` to receive the result; runs it at once (on this thread)
   // if the result is already published.
-  void on_result(const CallPtr& call, std::function<void(Result)> fn) {
-    Result ready;
-    {
-      Shard& s = shard_of(call);
-      std::lock_guard lock(s.mu);
-      if (!call->result_) {
-        call->waiters_.push_back(std::move(fn));
-        waiting_.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
-      ready = call->result_;
-    }
-    fn(std::move(ready));
-  }
+  void on_result(const CallPtr& call, std::function<void(Result)> fn) { wait_on(call, std::move(fn), {}); }
 
   // Asio form of on_result: completes with the Result on the waiter's own
-  // executor (its worker thread), never on the publisher's.
+  // executor (its worker thread), never on the publisher's. The waiters of
+  // one worker are answered in one pass: publish() posts one function per
+  // worker, which resumes each of them in turn (a stampede's thousand
+  // waiters cost two posts on two workers, not a thousand).
   template <class Token>
   auto async_wait(const CallPtr& call, Token&& token) {
     return boost::asio::async_initiate<Token, void(Result)>(
         [this, call](auto handler) {
           using H = decltype(handler);
-          auto ex = boost::asio::get_associated_executor(handler);
+          boost::asio::any_io_executor ex = boost::asio::get_associated_executor(handler);
           auto h = std::make_shared<H>(std::move(handler));
-          on_result(call, [ex, h](Result r) {
-            boost::asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
-          });
+          wait_on(call, [h](Result r) { (*h)(std::move(r)); }, ex);
         },
         token);
   }
@@ -96,7 +94,7 @@ class Singleflight {
   // Leader: hands the result to every waiter, and to anyone joining until
   // finish() is called.
   void publish(const CallPtr& call, T value) {
-    std::vector<std::function<void(Result)>> waiters;
+    std::vector<typename Call::Waiter> waiters;
     Result r = std::make_shared<const T>(std::move(value));
     {
       Shard& s = shard_of(call);
@@ -105,7 +103,27 @@ class Singleflight {
       waiters.swap(call->waiters_);
     }
     waiting_.fetch_sub(waiters.size(), std::memory_order_relaxed);
-    for (auto& w : waiters) w(r);
+    // Waiters by the loop they run on, in the order they came.
+    struct Pass {
+      boost::asio::execution_context* context;
+      boost::asio::any_io_executor ex;
+      std::vector<std::function<void(Result)>> fns;
+    };
+    std::vector<Pass> passes;
+    for (auto& w : waiters) {
+      if (!w.ex) {
+        w.fn(r);
+        continue;
+      }
+      auto* context = &boost::asio::query(w.ex, boost::asio::execution::context);
+      auto it = std::find_if(passes.begin(), passes.end(), [&](const Pass& p) { return p.context == context; });
+      if (it == passes.end()) it = passes.insert(passes.end(), Pass{context, w.ex, {}});
+      it->fns.push_back(std::move(w.fn));
+    }
+    for (auto& p : passes)
+      boost::asio::post(p.ex, [fns = std::move(p.fns), r] {
+        for (auto& fn : fns) fn(r);
+      });
   }
 
   // Leader: removes the call, so the next join() starts a new computation.
@@ -130,6 +148,24 @@ class Singleflight {
   }
 
  private:
+  // Registers `fn`, to run on `ex` (none: on the publisher's thread); runs
+  // it at once if the result is already published.
+  void wait_on(const CallPtr& call, std::function<void(Result)> fn, boost::asio::any_io_executor ex) {
+    Result ready;
+    {
+      Shard& s = shard_of(call);
+      std::lock_guard lock(s.mu);
+      if (!call->result_) {
+        call->waiters_.push_back({std::move(fn), std::move(ex)});
+        waiting_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      ready = call->result_;
+    }
+    if (ex) boost::asio::post(ex, [fn = std::move(fn), ready] { fn(ready); });
+    else fn(std::move(ready));
+  }
+
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, CallPtr> calls;

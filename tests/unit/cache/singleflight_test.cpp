@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio.hpp>
+#include <algorithm>
 #include <thread>
+#include <vector>
 
 #include "sidecache/cache/singleflight.hpp"
 
@@ -84,4 +86,38 @@ TEST_CASE("concurrent coroutines on several threads make one computation and all
   CHECK(wrong == 0);
   CHECK(sf.in_flight() == 0);
   CHECK(sf.waiting() == 0);
+}
+
+TEST_CASE("a published result reaches each loop's waiters in one pass: one posted function per loop, in arrival order") {
+  Singleflight<std::string> sf;
+  auto call = sf.join("k").call;
+  net::io_context a, b;
+  std::vector<int> order_a;
+  int answered_b = 0;
+  for (int i = 0; i < 100; ++i) {
+    sf.async_wait(call, net::bind_executor(a, [&order_a, i](Singleflight<std::string>::Result r) {
+      CHECK(*r == "v");
+      order_a.push_back(i);
+    }));
+    sf.async_wait(call, net::bind_executor(b, [&answered_b](Singleflight<std::string>::Result r) {
+      CHECK(*r == "v");
+      ++answered_b;
+    }));
+  }
+  CHECK(sf.waiting() == 200);
+  sf.publish(call, "v");
+  // io_context::run() returns the number of handlers it ran.
+  CHECK(a.run() == 1);
+  CHECK(b.run() == 1);
+  REQUIRE(order_a.size() == 100);
+  CHECK(std::is_sorted(order_a.begin(), order_a.end()));
+  CHECK(answered_b == 100);
+  CHECK(sf.waiting() == 0);
+  // A waiter that comes after the result is answered on its own loop too.
+  int late = 0;
+  sf.async_wait(call, net::bind_executor(a, [&late](Singleflight<std::string>::Result) { ++late; }));
+  CHECK(late == 0);
+  a.restart();
+  CHECK(a.run() == 1);
+  CHECK(late == 1);
 }
