@@ -207,8 +207,10 @@ class Pool {
   config::PostgresConfig cfg_;
   Role role_;
   std::string conninfo_;
-  std::vector<SlotPtr> slots_;
+  // (Declared before the slots: their timers and sockets belong to it, and
+  // must go first.)
   std::unique_ptr<boost::asio::io_context> own_io_;  // when no executors were given
+  std::vector<SlotPtr> slots_;
   std::thread own_thread_;
   std::thread reaper_;
   bool started_ = false;
