@@ -18,8 +18,8 @@ void AsyncConn::watch_socket() {
   // host): a new descriptor each time, never one registered for an old fd.
   if (sock_) sock_->release();
   sock_.reset();
-  fd_ = PQsocket(pg_);
-  if (fd_ >= 0) sock_ = std::make_unique<net::posix::stream_descriptor>(ex_, fd_);
+  int fd = PQsocket(pg_);
+  if (fd >= 0) sock_ = std::make_unique<net::posix::stream_descriptor>(ex_, fd);
 }
 
 void AsyncConn::arm(Clock::time_point deadline) {
@@ -93,9 +93,9 @@ net::awaitable<Outcome> AsyncConn::run(const std::function<int(PGconn*)>& send, 
     co_return out;
   }
   arm(deadline);
-  auto lost = [&](const char* why) {
+  auto lost = [&] {
     out.kind = timed_out_ ? Outcome::Kind::timed_out : Outcome::Kind::broken;
-    out.message = timed_out_ ? "no answer from PostgreSQL in time" : (aborted_ ? why : error_text());
+    out.message = timed_out_ ? "no answer from PostgreSQL in time" : (aborted_ ? "stopped" : error_text());
     out.result = ResultPtr();
     disarm();
     close();
@@ -104,7 +104,7 @@ net::awaitable<Outcome> AsyncConn::run(const std::function<int(PGconn*)>& send, 
     int f = PQflush(pg_);
     if (f == 0) break;
     if (f < 0 || !co_await wait(true)) {
-      lost("stopped");
+      lost();
       co_return out;
     }
   }
@@ -112,7 +112,7 @@ net::awaitable<Outcome> AsyncConn::run(const std::function<int(PGconn*)>& send, 
   for (;;) {
     while (PQisBusy(pg_)) {
       if (!co_await wait(false) || !PQconsumeInput(pg_)) {
-        lost("stopped");
+        lost();
         co_return out;
       }
     }
@@ -153,7 +153,6 @@ void AsyncConn::close() {
   disarm();
   if (sock_) sock_->release();
   sock_.reset();
-  fd_ = -1;
   if (pg_) PQfinish(pg_);
   pg_ = nullptr;
 }

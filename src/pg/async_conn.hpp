@@ -82,7 +82,6 @@ class AsyncConn {
   net::any_io_executor ex_;
   PGconn* pg_ = nullptr;
   std::unique_ptr<net::posix::stream_descriptor> sock_;
-  int fd_ = -1;
   net::steady_timer timer_;
   bool timed_out_ = false;
   bool aborted_ = false;

@@ -20,10 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-}
-
 // While PostgreSQL refuses connections, fills fail at once for this long
 // before the next connect attempt.
 constexpr std::int64_t kRetryAfterDownMs = 500;
@@ -188,21 +184,21 @@ void Pool::submit(Statement statement, std::vector<std::string> args, std::funct
   if (ring) net::post(ring->ex, [ring] { ring->bell.cancel(); });
 }
 
-bool Pool::take(Slot& slot, Job& job, std::string& tenant) {
+Pool::Take Pool::take(Slot& slot, Job& job, std::string& tenant) {
   std::lock_guard lock(mu_);
-  if (stopping_) return false;
+  if (stopping_) return Take::stop;
   // A job whose tenant is at its cap stays queued; the connection that
   // ends one of that tenant's fills comes back here and takes it.
   auto next = queue_.pop();
   if (!next) {
     slot.idle = true;
-    return false;
+    return Take::idle;
   }
   slot.idle = false;
   job = std::move(next->job);
   tenant = std::move(next->tenant);
   in_use_.fetch_add(1);
-  return true;
+  return Take::job;
 }
 
 net::awaitable<void> Pool::serve(SlotPtr slot, std::shared_ptr<const std::vector<Statement>> warm) {
@@ -213,11 +209,9 @@ net::awaitable<void> Pool::serve(SlotPtr slot, std::shared_ptr<const std::vector
   for (;;) {
     Job job;
     std::string tenant;
-    if (!take(*slot, job, tenant)) {
-      {
-        std::lock_guard lock(mu_);
-        if (stopping_) break;
-      }
+    Take got = take(*slot, job, tenant);
+    if (got == Take::stop) break;
+    if (got == Take::idle) {
       slot->bell.expires_after(kIdleLook);
       co_await slot->bell.async_wait(net::as_tuple(net::use_awaitable));
       continue;

@@ -31,12 +31,9 @@ net::awaitable<FillResult> Pool::execute(Slot& slot, const Job& job) {
   FillResult result;
   auto started = Clock::now();
   for (int attempt = 0; attempt < 3; ++attempt) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) {
-        result = refused("shutting down");
-        break;
-      }
+    if (stopping_) {
+      result = refused("shutting down");
+      break;
     }
     bool fresh = false;
     if (!slot.conn.open()) {
@@ -58,7 +55,7 @@ net::awaitable<FillResult> Pool::execute_once(Slot& slot, const Job& job, bool f
   const Statement& st = job.statement;
   const auto started = Clock::now();
   const auto deadline = started + cfg_.statement_timeout + kAnswerGrace;
-  FillResult result;
+  bool waited = false;  // a replica was polled for its replay position
   if (st.ping) {
     Outcome o = co_await slot.conn.run([](PGconn* c) { return PQsendQuery(c, "SELECT 1"); }, deadline);
     if (o.kind != Outcome::Kind::ok) co_return failure(slot, job, o, fresh, retry);
@@ -75,12 +72,13 @@ net::awaitable<FillResult> Pool::execute_once(Slot& slot, const Job& job, bool f
   }
   if (st.min_lsn) {
     Outcome failed;
-    auto ok = co_await caught_up(slot, st, started, result.waited, failed);
+    auto ok = co_await caught_up(slot, st, started, waited, failed);
     if (!ok) co_return failure(slot, job, failed, fresh, retry);
     if (!*ok) {
-      result.status = Status::behind;
-      result.message = "the replica had not replayed " + format_lsn(st.min_lsn) + " within postgres.replica_wait";
-      co_return result;
+      FillResult behind{Status::behind, {}, {},
+                        "the replica had not replayed " + format_lsn(st.min_lsn) + " within postgres.replica_wait"};
+      behind.waited = waited;
+      co_return behind;
     }
   }
   const bool use_name = named();
@@ -102,7 +100,6 @@ net::awaitable<FillResult> Pool::execute_once(Slot& slot, const Job& job, bool f
       },
       deadline);
   if (o.kind != Outcome::Kind::ok) {
-    bool waited = result.waited;
     FillResult f = failure(slot, job, o, fresh, retry);
     f.waited = waited;
     co_return f;
@@ -111,7 +108,7 @@ net::awaitable<FillResult> Pool::execute_once(Slot& slot, const Job& job, bool f
   forget_failure(st.entity);  // its SQL runs now (fixed and reloaded)
   const PGresult* r = o.result.get();
   const int rows = r ? PQntuples(r) : 0;
-  bool waited = result.waited;
+  FillResult result;
   if (st.batch) {
     result = {Status::ok, {}, {}, {}};
     result.rows.reserve(static_cast<std::size_t>(rows));
@@ -145,12 +142,9 @@ FillResult Pool::failure(Slot& slot, const Job& job, Outcome& o, bool fresh, boo
       mark_down();
       return {Status::unavailable, {}, {}, "PostgreSQL connection lost"};
     }
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return refused("shutting down");
-    }
+    if (stopping_) return refused("shutting down");
     // Once, not per connection as each is used again.
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+    auto now = now_ms();
     auto last = closed_logged_ms_.load();
     if (now - last > 60000 && closed_logged_ms_.compare_exchange_strong(last, now))
       spdlog::warn("postgres: the server closed this process's connections (a restart?); each reconnects when it is "

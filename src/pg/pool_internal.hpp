@@ -1,12 +1,21 @@
 #pragma once
 // What the pool's files share: how PostgreSQL's answers are classified, and
 // how a statement is prepared on a connection.
+#include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "async_conn.hpp"
 #include "sidecache/pg/pool.hpp"
 
 namespace sidecache::pg {
+
+// Steady milliseconds: the pool's down-until and log-once times.
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // 42P05 duplicate_prepared_statement, 26000 invalid_sql_statement_name:
 // named statements meeting a pooler that moves sessions between server

@@ -107,9 +107,10 @@ struct PoolStats {
 };
 
 // Held while a libpqxx connection is opened. libpqxx 6.4 is not safe when
-// several threads open connections at once (ThreadSanitizer reports a race
-// inside it when the pool's threads all connect at start), so the pool and
-// the NOTIFY listener open theirs one at a time.
+// several threads open connections at once (ThreadSanitizer reported a race
+// inside it), so the NOTIFY listener, its probe and the pg module's own
+// sessions (session.hpp) open theirs one at a time. (The pool's connections
+// are libpq's own, opened without libpqxx: they do not take it.)
 std::mutex& connect_mutex();
 
 // cfg.dsn with connect_timeout (cfg.connect_timeout, in whole seconds) added
@@ -195,8 +196,10 @@ class Pool {
   // on a fresh connection when an old one turns out broken).
   boost::asio::awaitable<FillResult> execute(Slot& slot, const Job& job);
   boost::asio::awaitable<FillResult> execute_once(Slot& slot, const Job& job, bool fresh, bool& retry);
-  // Takes the next job for `slot`, or marks it idle (under mu_).
-  bool take(Slot& slot, Job& job, std::string& tenant);
+  // Takes the next job for `slot` (job), or marks it idle (idle), or says
+  // the pool is stopping (stop); under mu_.
+  enum class Take { job, idle, stop };
+  Take take(Slot& slot, Job& job, std::string& tenant);
   // Fails fills that waited in the queue longer than statement_timeout, so
   // that no request waits for PostgreSQL longer than a query may run.
   void reap();
@@ -220,7 +223,8 @@ class Pool {
   std::size_t serving_ = 0;            // connections still running (under mu_)
   std::condition_variable reaper_cv_;  // the reaper sleeps here
   FairQueue<Job> queue_;
-  bool stopping_ = false;
+  // Set once, under mu_; read without it where a job runs (no lock per fill).
+  std::atomic<bool> stopping_{false};
 
   std::atomic<std::size_t> in_use_{0};
   std::atomic<std::uint64_t> rejected_{0};
@@ -237,7 +241,7 @@ class Pool {
   void pooler_detected(const Statement& st, const std::string& state);
   // Whether this session's server has replayed st.min_lsn, polling until
   // started + st.wait; `waited` is set when it polled more than once;
-  // nullopt when the check itself failed (`error` says how).
+  // nullopt when the check itself failed (`failed` says how).
   boost::asio::awaitable<std::optional<bool>> caught_up(Slot& slot, const Statement& st,
                                                         std::chrono::steady_clock::time_point started, bool& waited,
                                                         Outcome& failed);
