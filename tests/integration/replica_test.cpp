@@ -314,3 +314,22 @@ TEST_CASE("an idle primary whose WAL sits at a segment boundary does not make th
   CHECK(rep.at("state").as_string() == "up");
   CHECK(rep.at("lag_ms").as_int64() < 1000);
 }
+
+TEST_CASE("a fill that waits for the replica and sees it catch up reads the replica, and the wait is counted") {
+  Services& s = Services::get();
+  // Long enough for the replica's 300 ms apply delay.
+  Daemon d(with_replica("\n  replica_wait: 2s"));
+  REQUIRE(eventually([&] { return replica_up(d); }));
+  std::string uid = new_user("wait");
+  REQUIRE(eventually([&] { return on_replica(uid); }));
+  REQUIRE(name_of(d.get(target(uid))) == "wait");
+  const std::string caught_up = "sidecache_pg_replica_waits_total{outcome=\"caught_up\",replica=\"replica0\"} ";
+  double waits_before = std::max(0.0, metric_sample(d.get("/metrics").body, caught_up));
+  long long replica_before = replica_count("replica_marker");
+  s.sql("UPDATE users SET display_name = 'waited' WHERE id = '" + uid + "'");
+  REQUIRE(http_request(d.port(), "DELETE", target(uid)).status == 200);
+  // The replica replays the update about 300 ms from now; the fill waits for it.
+  CHECK(name_of(d.get(target(uid))) == "waited");
+  CHECK(replica_count("replica_marker") > replica_before);
+  CHECK(metric_sample(d.get("/metrics").body, caught_up) >= waits_before + 1);
+}
