@@ -95,7 +95,7 @@ class ReadPath::LeaderGuard {
 };
 
 ReadPath::ReadPath(std::vector<Store*> stores, Filler& filler, NearCache* l1, metrics::Metrics* metrics)
-    : stores_(std::move(stores)), filler_(filler), l1_(l1), metrics_(metrics), draw_(random_unit) {}
+    : stores_(std::move(stores)), filler_(filler), l1_(l1), metrics_(metrics), cold_(stores_.size()), draw_(random_unit) {}
 
 net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache, unsigned worker) {
   const Snapshot& s = *req.snapshot;
@@ -148,6 +148,30 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
     }
   }
 
+  // A key this worker expects to be cold: no lookup, the begin's look
+  // stands for it (ColdGuess). Only as the leader of its fill: a request
+  // that finds another fill of the key in flight takes the usual path.
+  if (cold_.cold(worker, e.name)) {
+    auto joined = flights_.join(req.key);
+    if (joined.leader) {
+      FillOutcome o;
+      {
+        LeaderGuard guard(flights_, req.key, joined.call);
+        FillOutcome mine = co_await lead_fill(store, req, keys, true, LeaseMode::wait, joined.call.get(), true);
+        o = std::move(mine);
+        // Status 0 (the begin found a value past its soft expiry and did
+        // nothing): waiters look again, as this request does below.
+        guard.publish(o);
+        if (!o.stored && (o.status == 200 || o.status == 404) && !o.from_cache && o.read_began_us == 0)
+          guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
+      }
+      const bool was_cold = o.status != 0 && !o.from_cache;
+      cold_.record(worker, e.name, was_cold);
+      if (metrics_) metrics_->cold_look(e.name, was_cold);
+      if (o.status != 0) co_return led_result(req, use_l1 ? &ticket : nullptr, keys, o);
+    }
+  }
+
   // A valid value past its soft expiry, kept to answer if the fill fails.
   bool have_stale = false;
   ValueHeader stale_header;
@@ -159,6 +183,7 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
   for (int round = 0;; ++round) {
     Lookup seen = co_await store.lookup(keys, wall_us(), e.column_tags());
     std::uint64_t now = wall_us();
+    if (round == 0 && seen.status != Lookup::Status::error) cold_.record(worker, e.name, seen.status == Lookup::Status::miss);
     if (seen.status == Lookup::Status::fresh) {
       co_return serve_hit(req, worker, keys, use_l1 ? &ticket : nullptr, seen, now, co_await net::this_coro::executor);
     }
@@ -213,19 +238,24 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
       if (!o.stored && (o.status == 200 || o.status == 404) && !redis_ok)
         guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
     }
-    // What this process read (stored, or found by the leader's second
-    // look) is what L1 may keep.
-    if (use_l1 && (o.stored || o.from_cache)) l1_put(req, ticket, keys, o.tag_keys, o.header, o.status == 200 ? o.body : std::string());
-    if (o.from_cache) co_return cached_result(K::hit, e, o.header, std::move(o.body), wall_us());
     if (failed(o) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
-    std::string body = std::move(o.body);
-    co_return filled(K::miss, o, std::move(body));
+    co_return led_result(req, use_l1 ? &ticket : nullptr, keys, o);
   }
+}
+
+ReadResult ReadPath::led_result(const EntityRequest& req, const NearCache::Ticket* ticket,
+                                const std::vector<std::string>& keys, FillOutcome& o) {
+  // What this process read (stored, or found by the leader's second
+  // look) is what L1 may keep.
+  if (ticket && (o.stored || o.from_cache)) l1_put(req, *ticket, keys, o.tag_keys, o.header, o.status == 200 ? o.body : std::string());
+  if (o.from_cache) return cached_result(K::hit, *req.entity, o.header, std::move(o.body), wall_us());
+  std::string body = std::move(o.body);
+  return filled(K::miss, o, std::move(body));
 }
 
 net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityRequest& req,
                                                 const std::vector<std::string>& keys, bool redis_ok, LeaseMode mode,
-                                                Flights::Call* call) {
+                                                Flights::Call* call, bool cold) {
   const Snapshot& s = *req.snapshot;
   const std::uint64_t lease_ttl_ms = s.lease_ttl_ms;
   std::string lease = lease_key(s.keys.prefix(), req.key);
@@ -237,7 +267,7 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
     auto deadline = Clock::now() + std::chrono::milliseconds(lease_ttl_ms);
     net::steady_timer timer(co_await net::this_coro::executor);
     for (;;) {
-      Begin b = co_await store.begin_fill(s.keys, keys, lease, token, lease_ttl_ms, wall_us());
+      Begin b = co_await store.begin_fill(s.keys, keys, lease, token, lease_ttl_ms, wall_us(), cold);
       begin = std::move(b);
       // A fresh value ends a miss; a refresh or a no-cache read wants the
       // database's answer all the same.
@@ -255,6 +285,19 @@ net::awaitable<FillOutcome> ReadPath::lead_fill(Store& store, const EntityReques
         o.tag_keys = std::move(begin.lookup.tag_keys);
         co_return o;
       }
+      if (begin.only_looked) {
+        // A cold begin found a value and only looked. Past its soft
+        // expiry: the caller's usual path serves or refreshes it. Else it
+        // was invalidated: begin for real, at once.
+        cold = false;
+        if (begin.lookup.status == Lookup::Status::expired) {
+          FillOutcome looked;
+          looked.status = 0;
+          co_return looked;
+        }
+        continue;
+      }
+      cold = false;
       if (!begin.ok || begin.leased || mode == LeaseMode::none) break;
       if (mode == LeaseMode::skip) {
         FillOutcome skipped;

@@ -61,13 +61,25 @@ const redis::Script kLookupTagged(std::string(kTagMarks) +
                                   "for i = 1, #ARGV do r[#KEYS + i] = tag_marks(r[tonumber(ARGV[i])]) end\n"
                                   "return r\n");
 
-// KEYS: value key, watermarks, lease key, clock. ARGV: token, lease_ttl_ms.
-// Returns MGET(value, watermarks), then now, then 1 if the lease was taken.
-const redis::Script kBegin(std::string(kNow) + kStamp + kTagMarks +
+// KEYS: value key, watermarks, lease key, clock. ARGV: token, lease_ttl_ms,
+// cold ('1': the caller did not look first). Returns MGET(value,
+// watermarks), then now, then 1 if the lease was taken, 0 if another holds
+// it. A cold begin that finds a value other than a tombstone takes no
+// lease and moves no clock (it is a lookup then): 2, and now is not a
+// fill's start.
+const redis::Script kBegin(std::string(kNow) + kTagMarks +
                            "local n = #KEYS - 2\n"
                            "local r = redis.call('MGET', unpack(KEYS, 1, n))\n"
+                           "local v = r[1]\n"
+                           "local open = ARGV[3] ~= '1' or not v or\n"
+                           "  (string.sub(v, 1, 2) == 'SC' and string.len(v) >= 4 and math.floor(string.byte(v, 4) / 2) % 2 == 1)\n"
                            "r[n + 1] = string.format('%.0f', now)\n"
-                           "r[n + 2] = redis.call('SET', KEYS[n + 1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
+                           "if open then\n"
+                           "  " + std::string(kStamp) +
+                           "  r[n + 2] = redis.call('SET', KEYS[n + 1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0\n"
+                           "else\n"
+                           "  r[n + 2] = 2\n"
+                           "end\n"
                            "r[n + 3] = tag_marks(r[1])\n"
                            "return r\n");
 

@@ -14,9 +14,11 @@ namespace sidecache::cache::scripts {
 // entity with column tags) the tag watermarks that value names, as element
 // #KEYS + i: an array, empty for an untagged value. One lookup passes "1".
 extern const redis::Script kLookupTagged;
-// KEYS: value key, watermarks, lease key, clock. ARGV: token, lease_ttl_ms.
-// Returns MGET(value, watermarks), then now, then 1 if the lease was taken,
-// then the value's tag watermarks (an array).
+// KEYS: value key, watermarks, lease key, clock. ARGV: token, lease_ttl_ms,
+// cold ('1' or ''). Returns MGET(value, watermarks), then now, then 1 if the
+// lease was taken (0: another holds it; 2: a cold begin found a value that
+// is not a tombstone, took no lease and did not move the clock), then the
+// value's tag watermarks (an array).
 extern const redis::Script kBegin;
 // KEYS: value key, watermarks (column tags' included), lease key, clock.
 // ARGV: start_us, max_age_us, bytes, ttl_ms, token. Releases the lease held

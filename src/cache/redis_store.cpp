@@ -295,7 +295,7 @@ net::awaitable<Lookup> RedisStore::lookup(const std::vector<std::string>& keys, 
 
 net::awaitable<Begin> RedisStore::begin_fill(const KeyLayout& layout, const std::vector<std::string>& keys,
                                              const std::string& lease_key, const std::string& token,
-                                             std::uint64_t lease_ttl_ms, std::uint64_t now_us) {
+                                             std::uint64_t lease_ttl_ms, std::uint64_t now_us, bool cold) {
   // (gcc 12 miscompiles braced lists inside coroutines: argument vectors are
   // named variables throughout this file.)
   std::vector<std::string> all(keys);
@@ -305,6 +305,7 @@ net::awaitable<Begin> RedisStore::begin_fill(const KeyLayout& layout, const std:
   std::vector<std::string_view> args;
   args.push_back(token);
   args.push_back(ttl);
+  args.push_back(cold ? "1" : "");
   redis::Reply r = co_await guarded_eval(scripts::kBegin, all, args, kValueHeaderSize);
   Begin b;
   if (r.failed() || r.elements.size() != keys.size() + 3 || !r.elements[keys.size()].is_value()) {
@@ -316,6 +317,7 @@ net::awaitable<Begin> RedisStore::begin_fill(const KeyLayout& layout, const std:
   // The connection the answer came over (a later one cannot have been it).
   b.session = conn_->session(keys.front());
   b.leased = r.elements[keys.size() + 1].integer == 1;
+  b.only_looked = r.elements[keys.size() + 1].integer == 2;
   b.start_us = parse_us(r.elements[keys.size()].value);
   redis::Reply marks = std::move(r.elements.back());
   r.elements.resize(keys.size());

@@ -66,6 +66,10 @@ Metrics::Metrics() : registry_(std::make_unique<pm::Registry>()), id_(next_metri
                         .Help("Invalidations applied, by scope and source (api, notify, listen, replay)").Register(r);
   too_large_ = &pm::BuildCounter().Name("sidecache_values_too_large_total")
                    .Help("Fills answered but not stored: the value was over max_value_bytes, by entity").Register(r);
+  cold_looks_ = &pm::BuildCounter().Name("sidecache_cold_looks_total")
+                    .Help("Requests that led a fill without a lookup first, because their worker's recent looks at the "
+                          "entity mostly found nothing; key=cold when none was there, key=warm when a value was (the "
+                          "guess was wrong: one script instead of one MGET)").Register(r);
   pool_rejections_ = &pm::BuildCounter().Name("sidecache_pg_pool_rejections_total")
                           .Help("Fills refused at once: queue full, PostgreSQL known down, or queue deadline").Register(r);
   pg_fills_ = &pm::BuildCounter().Name("sidecache_pg_fills_total")
@@ -186,6 +190,8 @@ void Metrics::declare_entity(const std::string& entity) {
   }
   histogram(*fill_seconds_, "f|" + entity, {{"entity", entity}}, kFillBuckets);
   counter(*too_large_, "l|" + entity, {{"entity", entity}});
+  counter(*cold_looks_, "k|" + entity, {{"entity", entity}, {"key", "cold"}});
+  counter(*cold_looks_, "w|" + entity, {{"entity", entity}, {"key", "warm"}});
   counter(*audit_checks_, "a|" + entity, {{"entity", entity}});
   counter(*audit_stale_, "s|" + entity, {{"entity", entity}});
   counter(*audit_covered_, "c|" + entity, {{"entity", entity}});
@@ -194,6 +200,11 @@ void Metrics::declare_entity(const std::string& entity) {
 
 void Metrics::value_too_large(const std::string& entity) {
   counter(*too_large_, "l|" + entity, {{"entity", entity}}).Increment();
+}
+
+void Metrics::cold_look(const std::string& entity, bool was_cold) {
+  if (was_cold) counter(*cold_looks_, "k|" + entity, {{"entity", entity}, {"key", "cold"}}).Increment();
+  else counter(*cold_looks_, "w|" + entity, {{"entity", entity}, {"key", "warm"}}).Increment();
 }
 
 void Metrics::fill(const std::string& entity, double seconds) {

@@ -356,7 +356,7 @@ Daemon::Daemon(Options opt) {
   for (const auto& [name, yaml] : opt.extra_entities) std::ofstream(dir_ + "/entities/" + name) << yaml;
   std::string listen = opt.listen.empty() ? "127.0.0.1:" + std::to_string(port_) : opt.listen;
   std::ofstream(dir_ + "/sidecache.yaml") << "listen: \"" << listen << "\"\n"
-                                          << "workers: 2\n"
+                                          << "workers: " << opt.workers << "\n"
                                           << "key_prefix: \"" << prefix_ << "\"\n"
                                           << "log_level: " << opt.log_level << "\n"
                                           << "tenant: { param: org_id, type: uuid }\n"

@@ -118,6 +118,7 @@ class Daemon {
     std::string postgres_extra;  // more lines inside postgres:, like "\n  prepared: off"
     int pool_size = 4;
     int queue_limit = 256;
+    int workers = 2;
     bool wait_ready = true;
   };
   Daemon();

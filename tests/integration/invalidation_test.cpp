@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "sidecache/cache/cold_guess.hpp"
 
 using namespace sidecache::it;
 namespace json = boost::json;
@@ -168,7 +169,10 @@ const std::string kSlowBatchUser =
 // column; the writer invalidates by one tag or the other.
 const std::string kSlowTaggedUser = slow_user("slow_tagged_user", "tags: [\"user:{user_id}\", \"mail:{row.email}\"]\n");
 
-void race(bool l1, bool batch = false, bool tags = false) {
+// `cold`: one worker per daemon, whose looks at the entity are made to
+// miss before each iteration, so the racing fills (and the reads after)
+// skip the lookup and let the begin look (cache/cold_guess.hpp).
+void race(bool l1, bool batch = false, bool tags = false, bool cold = false) {
   Services& s = Services::get();
   Daemon::Options opt;
   if (batch) opt.extra_entities = {{"slow_batch_user.yaml", kSlowBatchUser}};
@@ -178,6 +182,7 @@ void race(bool l1, bool batch = false, bool tags = false) {
   // Redis timeouts (an invalidation that cannot reach Redis answers 503).
   opt.redis_timeout = "500ms";
   if (l1) opt.extra_main = "l1: { max_bytes: 8MiB, ttl: 60s }\n";
+  if (cold) opt.workers = 1;
   Daemon a(opt);
   opt.key_prefix = a.prefix();  // two pods of one service share one key space
   Daemon b(opt);
@@ -226,6 +231,16 @@ void race(bool l1, bool batch = false, bool tags = false) {
       std::lock_guard lock(mu);
       reads.push_back(rd);
     };
+    if (cold) {
+      // Misses on users that do not exist, 16 per daemon at once.
+      std::vector<std::thread> misses;
+      for (int m = 0; m < 2 * sidecache::cache::ColdGuess::kWindow; ++m)
+        misses.emplace_back([&, m] {
+          const Daemon& d = m % 2 ? b : a;
+          d.get(user(entity, kOrg1, s.sql("SELECT gen_random_uuid()")));
+        });
+      for (auto& th : misses) th.join();
+    }
     for (int r = 0; r < 2 * kReadersPerDaemon; ++r) {
       const Daemon& d = r % 2 ? b : a;
       readers.emplace_back([&, &d = d] {
@@ -303,6 +318,12 @@ void race(bool l1, bool batch = false, bool tags = false) {
   CHECK(old_reads > 0);  // the race was really exercised: fills did read v0
   CHECK(stale_late_reads == 0);
   if (l1) CHECK(l1_hits > 0);
+  if (cold) {
+    // Both processes did fill without looking first.
+    const std::string series = std::string("sidecache_cold_looks_total{entity=\"") + "slow_user" + "\",key=\"cold\"} ";
+    CHECK(metric_sample(a.get("/metrics").body, series) > 0);
+    CHECK(metric_sample(b.get("/metrics").body, series) > 0);
+  }
   if (batch) CHECK(s.query_count(batch_marker) > batch_queries_before);  // the batch form did fill
 }
 }  // namespace
@@ -310,6 +331,10 @@ void race(bool l1, bool batch = false, bool tags = false) {
 TEST_CASE("an invalidation wins over a racing fill, across two processes", "[topology]") { race(false); }
 
 TEST_CASE("an invalidation wins over a racing fill, across two processes, with L1 on", "[topology]") { race(true); }
+
+TEST_CASE("an invalidation wins over a racing fill, across two processes, filled without a lookup first", "[topology]") {
+  race(false, false, false, true);
+}
 
 TEST_CASE("an invalidation wins over a racing fill, across two processes, read by batches filled by a batch form with L1 on", "[topology]") {
   race(true, true);

@@ -218,3 +218,50 @@ TEST_CASE("200 concurrent requests for one cold key make exactly one query", "[t
   CHECK(stored + collapsed + hits == kClients);
   CHECK(s.query_count(marker) - before == 1);  // counted by PostgreSQL itself
 }
+
+namespace {
+long long command_calls(const std::string& cmd) {
+  std::string stats = Services::get().redis_cli("INFO commandstats");
+  const std::string field = "cmdstat_" + cmd + ":calls=";
+  auto pos = stats.find(field);
+  return pos == std::string::npos ? 0 : std::stoll(stats.substr(pos + field.size()));
+}
+}  // namespace
+
+TEST_CASE("once a worker's looks at an entity mostly miss, its misses send no lookup: the begin script looks") {
+  Services& s = Services::get();
+  Daemon::Options opt;
+  opt.workers = 1;  // one worker, so every look below counts for the guess
+  Daemon d(opt);
+  auto miss = [&] {
+    auto r = d.get(user_target("user", kOrg1, s.sql("SELECT gen_random_uuid()")));
+    REQUIRE(r.status == 404);
+    CHECK(r.header("cache-status") == "sidecache; fwd=miss; stored");
+  };
+  for (int i = 0; i < 16; ++i) miss();
+  // Each miss now: the begin (its MGET inside) and the commit; no MGET
+  // of its own. (Redis counts the commands a script runs as calls.)
+  long long mget = command_calls("mget"), evalsha = command_calls("evalsha");
+  for (int i = 0; i < 10; ++i) miss();
+  CHECK(command_calls("mget") - mget == 10);
+  CHECK(command_calls("evalsha") - evalsha == 20);
+  std::string metrics = d.get("/metrics").body;
+  CHECK(metric_sample(metrics, "sidecache_cold_looks_total{entity=\"user\",key=\"cold\"} ") == 10);
+  // A wrong guess: a stored value is answered from the begin's look, as a hit.
+  auto stored = d.get(user_target("user", kOrg1, kUidA));
+  if (stored.header("cache-status") != "sidecache; hit") {
+    // (Not cached yet: the first read filled it; the guess is still cold.)
+    REQUIRE(stored.status == 200);
+    stored = d.get(user_target("user", kOrg1, kUidA));
+  }
+  CHECK(stored.status == 200);
+  CHECK(stored.header("cache-status") == "sidecache; hit");
+  CHECK(parse(stored.body).as_object().at("id").as_string() == kUidA);
+  metrics = d.get("/metrics").body;
+  CHECK(metric_sample(metrics, "sidecache_cold_looks_total{entity=\"user\",key=\"warm\"} ") >= 1);
+  // Invalidated, a cold look finds the tombstone and fills the row again.
+  REQUIRE(http_request(d.port(), "DELETE", user_target("user", kOrg1, kUidA)).status == 200);
+  auto again = d.get(user_target("user", kOrg1, kUidA));
+  CHECK(again.status == 200);
+  CHECK(again.header("cache-status") == "sidecache; fwd=miss; stored");
+}

@@ -328,3 +328,47 @@ TEST_CASE("store: a fill whose begin this server never saw (its clock is behind 
   b = run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 1000, unix_us()));
   CHECK(run(f, f.store->commit(f.layout, f.keys, lease, "tok", b, 60'000'000, bytes, 60000)) == cache::Commit::stored);
 }
+
+TEST_CASE("store: a cold begin takes the lease and moves the clock only where no value (or a tombstone) is, and "
+          "is otherwise just a look") {
+  Fixture f("cold");
+  const std::string lease = f.keys[0] + ":lease";
+  const std::string clock = f.layout.clock(f.keys[0]);
+  Services::get().redis_cli("DEL " + lease);
+  auto cold_begin = [&] { return run(f, f.store->begin_fill(f.layout, f.keys, lease, "tok", 60000, unix_us(), true)); };
+  // Nothing there: a real begin (lease, clock).
+  cache::Begin absent = cold_begin();
+  REQUIRE(absent.ok);
+  CHECK(absent.leased);
+  CHECK_FALSE(absent.only_looked);
+  CHECK(Services::get().redis_cli("GET " + clock) == std::to_string(absent.start_us));
+  cache::ValueHeader h;
+  h.created_us = absent.start_us;
+  h.soft_expiry_us = unix_us() + 60'000'000;
+  std::string bytes = cache::encode_value(h, R"({"v":1})");
+  REQUIRE(run(f, f.store->commit(f.layout, f.keys, lease, "tok", absent, 60'000'000, bytes, 60000)) ==
+          cache::Commit::stored);
+  // A value there: only a look that finds it; no lease, the clock unmoved.
+  const std::string clock_before = Services::get().redis_cli("GET " + clock);
+  cache::Begin found = cold_begin();
+  REQUIRE(found.ok);
+  CHECK(found.only_looked);
+  CHECK_FALSE(found.leased);
+  CHECK(found.lookup.status == cache::Lookup::Status::fresh);
+  CHECK(found.lookup.body == R"({"v":1})");
+  CHECK(Services::get().redis_cli("EXISTS " + lease) == "0");
+  CHECK(Services::get().redis_cli("GET " + clock) == clock_before);
+  // A tombstone there: a real begin again, after the tombstone's time.
+  auto at = run(f, f.store->tombstone(f.layout, f.keys[0], 60000, "", 0));
+  REQUIRE(at);
+  cache::Begin after = cold_begin();
+  REQUIRE(after.ok);
+  CHECK(after.leased);
+  CHECK_FALSE(after.only_looked);
+  CHECK(after.lookup.status == cache::Lookup::Status::miss);
+  CHECK(after.start_us > *at);
+  // A begin that is not cold takes the lease whatever is there (here: it is held).
+  cache::Begin plain = run(f, f.store->begin_fill(f.layout, f.keys, lease, "other", 60000, unix_us()));
+  CHECK_FALSE(plain.only_looked);
+  CHECK_FALSE(plain.leased);
+}

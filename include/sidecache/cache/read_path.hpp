@@ -27,6 +27,7 @@
 #include "sidecache/cache/filler.hpp"
 #include "sidecache/cache/l1.hpp"
 #include "sidecache/cache/request.hpp"
+#include "sidecache/cache/cold_guess.hpp"
 #include "sidecache/cache/singleflight.hpp"
 #include "sidecache/cache/store.hpp"
 #include "sidecache/metrics/metrics.hpp"
@@ -126,9 +127,16 @@ class ReadPath {
   class LeaderGuard;
 
   // The leader's work: look again (taking the lease), fill, store. `call`,
-  // when given, is sealed just before the value is stored.
+  // when given, is sealed just before the value is stored. `cold`: the
+  // request did not look first (ColdGuess); the begin's look answers a
+  // fresh value, and a value past its soft expiry gives status 0 (nothing
+  // done: the caller looks as usual).
   net::awaitable<FillOutcome> lead_fill(Store& store, const EntityRequest& req, const std::vector<std::string>& keys,
-                                        bool redis_ok, LeaseMode mode, Flights::Call* call = nullptr);
+                                        bool redis_ok, LeaseMode mode, Flights::Call* call = nullptr, bool cold = false);
+  // A led fill's answer: L1 keeps what was stored or found (`ticket`: L1
+  // is on for this request), then a hit or a miss.
+  ReadResult led_result(const EntityRequest& req, const NearCache::Ticket* ticket, const std::vector<std::string>& keys,
+                        FillOutcome& o);
   // Reads PostgreSQL; with `begin` ok, the value is stored unless an
   // invalidation came after the fill began.
   net::awaitable<FillOutcome> fill_and_store(Store& store, const EntityRequest& req,
@@ -167,6 +175,7 @@ class ReadPath {
   NearCache* l1_;
   metrics::Metrics* metrics_;
   Flights flights_;
+  ColdGuess cold_;  // per worker: which entities' keys to fill without looking first
   std::function<double()> draw_;
   std::mutex warned_mu_;
   std::unordered_set<std::string> warned_large_;  // entities whose too-large value was logged

@@ -47,7 +47,8 @@ class RedisStore final : public Store {
   // Also tries to take the key's lease (SET NX PX) with `token`, so that one
   // process in the whole fleet fills a cold key.
   net::awaitable<Begin> begin_fill(const KeyLayout& layout, const std::vector<std::string>& keys, const std::string& lease_key,
-                                   const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us) override;
+                                   const std::string& token, std::uint64_t lease_ttl_ms, std::uint64_t now_us,
+                                   bool cold = false) override;
   // Stores `bytes` under keys[0] unless an invalidation in keys[1..] or on
   // the key itself (a tombstone or a newer value) is at or after
   // begin.start_us, or the connection is not begin's. Releases the lease if

@@ -44,6 +44,10 @@ struct Begin {
   std::uint64_t start_us = 0; // the slot's clock when the fill began (Redis TIME or later)
   std::uint64_t session = 0;  // the connection it went over (redis::Client::session)
   bool leased = false;        // this process holds the key's lease: it fills, others wait
+  // A cold begin found a value (not a tombstone): it was only a look. No
+  // lease was tried and the clock was not moved, so start_us is no fill's
+  // start: a fill must begin again.
+  bool only_looked = false;
   Lookup lookup;              // the second look at the key
 };
 
@@ -84,9 +88,12 @@ class Store {
   // Looks again (column tags included) and reads the store's clock,
   // atomically: the fill's start time. Also tries to take the key's lease with `token`, so that one
   // process in the whole fleet fills a cold key. `layout` names the clock.
+  // `cold`: the caller did not look first (a key it expects to be cold);
+  // if a value other than a tombstone is there, the begin is only that
+  // look (Begin::only_looked).
   virtual net::awaitable<Begin> begin_fill(const KeyLayout& layout, const std::vector<std::string>& keys, const std::string& lease_key,
                                            const std::string& token, std::uint64_t lease_ttl_ms,
-                                           std::uint64_t now_us) = 0;
+                                           std::uint64_t now_us, bool cold = false) = 0;
   // Stores `bytes` under keys[0] unless an invalidation in keys[1..] (the
   // value's column tags' watermarks included) or on the key itself (a
   // tombstone or a newer value) is at or after begin.start_us, and only

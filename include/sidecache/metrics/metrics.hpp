@@ -83,6 +83,9 @@ class Metrics {
   void request(const std::string& entity, Outcome outcome, unsigned status, double seconds);
   void fill(const std::string& entity, double seconds);
   void value_too_large(const std::string& entity);  // answered, not stored
+  // A request led its fill without a lookup (the key was expected cold);
+  // `was_cold`: the begin's look found no value to serve.
+  void cold_look(const std::string& entity, bool was_cold);
   void redis_failure(const char* kind);  // timeout | unavailable | error | breaker_open | not_replicated
   void master_switch();                  // sentinel mode: +switch-master of our master
   void invalidation(const char* scope, const char* source);  // source: api | notify | listen | replay
@@ -133,6 +136,7 @@ class Metrics {
   prometheus::Counter* master_switches_;
   prometheus::Family<prometheus::Counter>* invalidations_;
   prometheus::Family<prometheus::Counter>* too_large_;
+  prometheus::Family<prometheus::Counter>* cold_looks_;
   prometheus::Family<prometheus::Counter>* pool_rejections_;
   prometheus::Family<prometheus::Counter>* pg_fills_;
   prometheus::Family<prometheus::Counter>* replica_waits_;

@@ -51,6 +51,7 @@ class FakeStore final : public cache::Store {
   Gate* commit_gate = nullptr;  // commits wait here (after the fill, before the check)
   std::optional<cache::Commit> commit_result;  // answer this instead (as if the script timed out, say)
   int lookups = 0, begins = 0, commits = 0;
+  int cold_begins = 0;  // begins without a look first (ReadPath's cold guess)
   std::map<std::string, std::string> kv;
 
   // The store's clock: the wall clock, strictly increasing.
@@ -83,13 +84,22 @@ class FakeStore final : public cache::Store {
     co_return out;
   }
   net::awaitable<cache::Begin> begin_fill(const cache::KeyLayout&, const std::vector<std::string>& keys, const std::string& lease_key,
-                                          const std::string& token, std::uint64_t, std::uint64_t now_us) override {
+                                          const std::string& token, std::uint64_t, std::uint64_t now_us,
+                                          bool cold = false) override {
     ++begins;
+    if (cold) ++cold_begins;
     cache::Begin b;
     b.lookup = look(keys, now_us, true);
     if (down) co_return b;
     b.ok = true;
     b.start_us = now();
+    if (auto it = kv.find(keys.front()); cold && it != kv.end()) {
+      auto h = cache::decode_header(it->second);
+      if (!h || !h->tombstone()) {
+        b.only_looked = true;
+        co_return b;
+      }
+    }
     b.leased = kv.emplace(lease_key, token).second;
     co_return b;
   }
