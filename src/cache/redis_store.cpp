@@ -26,6 +26,12 @@ std::uint64_t watermark_lsn(const std::string& s) {
 }
 
 
+// Why a call failed, for the log.
+std::string failure_text(const redis::Reply& r) {
+  if (r.status == redis::Reply::Status::timeout) return "no answer within redis.timeout";
+  return r.error.empty() ? std::string("unexpected reply") : r.error;
+}
+
 // Only the absence of an answer counts against Redis; an error reply is an
 // answer.
 bool answered(const redis::Reply& r) {
@@ -375,7 +381,12 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::tombstone(const KeyLayo
   args.emplace_back(channel);
   args.emplace_back(position);
   redis::Reply r = co_await guarded_eval(scripts::kTombstone, keys, args, 0);
-  if (!r.is_value() || !co_await replicated(key)) co_return std::nullopt;
+  if (!r.is_value()) {
+    // (The caller answers 503 and queues it; this says why.)
+    spdlog::debug("redis: the tombstone of {} was not written: {}", key, failure_text(r));
+    co_return std::nullopt;
+  }
+  if (!co_await replicated(key)) co_return std::nullopt;
   co_return parse_us(r.value);
 }
 
@@ -421,7 +432,11 @@ net::awaitable<std::optional<std::uint64_t>> RedisStore::raise_watermarks(const 
   if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return layout.everywhere(k); }))
     co_return co_await raise_everywhere(layout, keys, ttl_ms, channel, lsn);
   redis::Reply r = co_await raise_in_slot(layout, keys, ttl_ms, channel, lsn);
-  if (!r.is_value() || !co_await replicated(keys.front())) co_return std::nullopt;
+  if (!r.is_value()) {
+    spdlog::debug("redis: the watermark {} was not raised: {}", keys.front(), failure_text(r));
+    co_return std::nullopt;
+  }
+  if (!co_await replicated(keys.front())) co_return std::nullopt;
   co_return parse_us(r.value);
 }
 
