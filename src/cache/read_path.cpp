@@ -168,6 +168,15 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
       const bool was_cold = o.status != 0 && !o.from_cache;
       cold_.record(worker, e.name, was_cold);
       if (metrics_) metrics_->cold_look(e.name, was_cold);
+      if (o.from_cache) {
+        // A wrong guess: a hit like any other (XFetch, L1, the audit's sample).
+        Lookup seen;
+        seen.status = Lookup::Status::fresh;
+        seen.header = o.header;
+        seen.body = std::move(o.body);
+        seen.tag_keys = std::move(o.tag_keys);
+        co_return serve_hit(req, worker, keys, use_l1 ? &ticket : nullptr, seen, wall_us(), co_await net::this_coro::executor);
+      }
       if (o.status != 0) co_return led_result(req, use_l1 ? &ticket : nullptr, keys, o);
     }
   }

@@ -71,6 +71,22 @@ TEST_CASE("read path: a cold guess that finds a fresh value answers it as a hit,
   CHECK(f.store.kv.count(cache::lease_key(f.snap->keys.prefix(), f.key())) == 0);
 }
 
+TEST_CASE("read path: a hit found by a cold guess is a hit like any other: XFetch may refresh it early") {
+  ReadPathFixture f([](config::Entity& e) { e.early_refresh_beta = 1.0; });
+  miss_many(f, 16);
+  f.put_value(R"({"old":1})", 10s, 1s, 100000);  // fresh for 1 s more; its fill took 100 ms
+  f.filler.body = R"({"new":1})";
+  f.reads.set_random([] { return 1e-300; });  // due
+  int fills = f.filler.calls;
+  auto r = f.get();
+  f.settle();
+  REQUIRE(r->result);
+  CHECK(r->result->kind == K::hit);
+  CHECK(r->result->body == R"({"old":1})");
+  CHECK(f.store.cold_begins == 1);
+  CHECK(f.filler.calls == fills + 1);  // the early refresh
+}
+
 TEST_CASE("read path: a cold guess that finds an invalidated value begins for real and stores the new row") {
   ReadPathFixture f;
   miss_many(f, 16);
