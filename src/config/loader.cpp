@@ -115,7 +115,9 @@ Config load(const std::string& path, const EnvLookup& env) {
   auto root_opt = detail::load_yaml(path, ctx, nullptr);
   if (!root_opt) throw LoadError(std::move(problems));
   const YAML::Node& root = *root_opt;
-  const std::string dir = fs::absolute(fs::path(path).parent_path()).string();
+  // (Absolute first: a bare file name has no parent, and an empty path
+  // cannot be made absolute.)
+  const std::string dir = fs::absolute(fs::path(path)).parent_path().string();
 
   // The shape: every mapping holds only the keys the settings table knows.
   ctx.check_keys(root, setting_children(""), "the main config");

@@ -62,6 +62,16 @@ TEST_CASE("sidecache key prints the key a GET uses") {
   CHECK(bad_out.find("org_id") != std::string::npos);
 }
 
+TEST_CASE("a bare file name after --config (in the current folder) loads, and the paths in it stay relative to that folder") {
+  Daemon d;
+  // As an operator types it: cd to the folder, name the file.
+  auto [rc, out] = run_command({"/bin/sh", "-c", "cd '" + d.dir() + "' && '" + sidecache_binary() +
+                                                     "' check --config sidecache.yaml"});
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("filesystem error") == std::string::npos);
+}
+
 TEST_CASE("check --connect reaches both servers and catches SQL that does not prepare") {
   Daemon d;
   auto [ok_rc, ok_out] = run_command({sidecache_binary(), "check", "--connect", "--config", d.config_path()});
