@@ -154,17 +154,9 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
   if (cold_.cold(worker, e.name)) {
     auto joined = flights_.join(req.key);
     if (joined.leader) {
-      FillOutcome o;
-      {
-        LeaderGuard guard(flights_, req.key, joined.call);
-        FillOutcome mine = co_await lead_fill(store, req, keys, true, LeaseMode::wait, joined.call.get(), true);
-        o = std::move(mine);
-        // Status 0 (the begin found a value past its soft expiry and did
-        // nothing): waiters look again, as this request does below.
-        guard.publish(o);
-        if (!o.stored && (o.status == 200 || o.status == 404) && !o.from_cache && o.read_began_us == 0)
-          guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
-      }
+      // Status 0 (the begin found a value past its soft expiry and did
+      // nothing): waiters look again, as this request does below.
+      FillOutcome o = co_await lead(store, req, keys, joined.call, true, true);
       const bool was_cold = o.status != 0 && !o.from_cache;
       cold_.record(worker, e.name, was_cold);
       if (metrics_) metrics_->cold_look(e.name, was_cold);
@@ -238,18 +230,27 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
         if (failed(*shared) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
         co_return filled(K::collapsed, *shared, shared->body);
       }
-      LeaderGuard guard(flights_, req.key, joined.call);
-      FillOutcome mine = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait, joined.call.get());
+      FillOutcome mine = co_await lead(store, req, keys, joined.call, redis_ok, false);
       o = std::move(mine);
-      // The value is in the store before anyone else is told, so a request
-      // that arrives after this finds it there.
-      guard.publish(o);
-      if (!o.stored && (o.status == 200 || o.status == 404) && !redis_ok)
-        guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
     }
     if (failed(o) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());
     co_return led_result(req, use_l1 ? &ticket : nullptr, keys, o);
   }
+}
+
+net::awaitable<FillOutcome> ReadPath::lead(Store& store, const EntityRequest& req, const std::vector<std::string>& keys,
+                                           Flights::CallPtr call, bool redis_ok, bool cold) {
+  LeaderGuard guard(flights_, req.key, call);
+  FillOutcome o = co_await lead_fill(store, req, keys, redis_ok, LeaseMode::wait, call.get(), cold);
+  // The value is in the store before anyone else is told, so a request
+  // that arrives after this finds it there.
+  guard.publish(o);
+  // The store out of reach: its lookup failed, or (a cold guess, which
+  // made none) its begin.
+  const bool unreached = !redis_ok || (cold && !o.from_cache && o.read_began_us == 0);
+  if (!o.stored && (o.status == 200 || o.status == 404) && unreached)
+    guard.finish_after(co_await net::this_coro::executor, std::chrono::milliseconds(100));
+  co_return o;
 }
 
 ReadResult ReadPath::led_result(const EntityRequest& req, const NearCache::Ticket* ticket,

@@ -203,8 +203,8 @@ void Metrics::value_too_large(const std::string& entity) {
 }
 
 void Metrics::cold_look(const std::string& entity, bool was_cold) {
-  if (was_cold) counter(*cold_looks_, "k|" + entity, {{"entity", entity}, {"key", "cold"}}).Increment();
-  else counter(*cold_looks_, "w|" + entity, {{"entity", entity}, {"key", "warm"}}).Increment();
+  counter(*cold_looks_, (was_cold ? "k|" : "w|") + entity, {{"entity", entity}, {"key", was_cold ? "cold" : "warm"}})
+      .Increment();
 }
 
 void Metrics::fill(const std::string& entity, double seconds) {

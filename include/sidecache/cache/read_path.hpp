@@ -133,6 +133,11 @@ class ReadPath {
   // done: the caller looks as usual).
   net::awaitable<FillOutcome> lead_fill(Store& store, const EntityRequest& req, const std::vector<std::string>& keys,
                                         bool redis_ok, LeaseMode mode, Flights::Call* call = nullptr, bool cold = false);
+  // As `call`'s leader: lead_fill (LeaseMode::wait), then hands the
+  // outcome to every waiter. When the store could not be reached, the call
+  // stays joinable a little longer (LeaderGuard::finish_after).
+  net::awaitable<FillOutcome> lead(Store& store, const EntityRequest& req, const std::vector<std::string>& keys,
+                                   Flights::CallPtr call, bool redis_ok, bool cold);
   // A led fill's answer: L1 keeps what was stored or found (`ticket`: L1
   // is on for this request), then a hit or a miss.
   ReadResult led_result(const EntityRequest& req, const NearCache::Ticket* ticket, const std::vector<std::string>& keys,
