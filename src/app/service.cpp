@@ -3,6 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
 #include <future>
 #include <spdlog/spdlog.h>
@@ -241,16 +243,34 @@ bool Service::on_listening(bool first) {
 }
 
 net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker, bool first) {
+  // Not queued for the invalidator's replay like other invalidations: it is
+  // retried here until it took effect, so /readyz can say when it has
+  // ("flushing" until then). Retries are replays: the L1 holds the first
+  // failure took are released by the one that succeeds.
+  net::steady_timer retry(co_await net::this_coro::executor);
+  bool waited = false;
   for (const auto& e : snap->cfg->entities) {
     if (e.invalidate_on.empty()) continue;
     // (A named variable, not a temporary inside co_await: gcc 12 mishandles
     // those in coroutines.)
     cache::Invalidation inv = cache::whole_entity(e);
     inv.attach(snap);
-    co_await invalidator_->apply_or_queue(std::move(inv), worker, cache::Source::listen);
+    for (cache::Source source = cache::Source::listen;; source = cache::Source::replay) {
+      std::optional<std::uint64_t> at = co_await invalidator_->apply(inv, worker, source);
+      if (at) break;
+      if (!waited) {
+        spdlog::warn("postgres: the flush at LISTEN cannot reach Redis; it is retried every 100 ms until it takes effect");
+        ++flushes_waiting_;
+        waited = true;
+      }
+      retry.expires_after(std::chrono::milliseconds(100));
+      co_await retry.async_wait(net::as_tuple(net::use_awaitable));
+    }
   }
-  if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
+  if (waited) spdlog::info("postgres: the flush at LISTEN took effect: Redis took it");
+  else if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
   listener_flushed_ = true;
+  if (waited) --flushes_waiting_;
 }
 
 net::awaitable<Answer> Service::handle(http::Request req) {

@@ -164,7 +164,11 @@ net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
   std::string listener = "off";
   if (listener_) {
     auto st = listener_->state();
-    listener = st == pg::Listener::State::listening && !listener_flushed_ ? "connecting" : pg::to_string(st);
+    // Listening: "connecting" while the first flush at LISTEN is tried,
+    // "flushing" while a flush waits for Redis to take it.
+    if (st == pg::Listener::State::listening && !listener_flushed_ && flushes_waiting_ == 0) listener = "connecting";
+    else if (st == pg::Listener::State::listening && flushes_waiting_ > 0) listener = "flushing";
+    else listener = pg::to_string(st);
   }
   o["invalidation_listener"] = json::object{{"state", listener}, {"channel", cfg.invalidation.channel}};
   if (l1_) {

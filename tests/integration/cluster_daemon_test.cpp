@@ -331,6 +331,7 @@ TEST_CASE("cluster daemon: L1 copies are dropped in every process by an invalida
   b.get(t);
   const std::string second = cache_status(b, t);
   INFO(b.log());  // on a failure: what b's L1 and its feed did around these two reads
+  INFO(a.log());  // and what a published to it (a's own flush at LISTEN, say)
   REQUIRE(second == "sidecache; hit; detail=l1");
   // An entity-wide invalidation through a: b's copy goes (its mark, not a slot's copy).
   rename(uid, "l1-after");

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <boost/json.hpp>
+#include <csignal>
 #include <thread>
 
 #include "harness.hpp"
@@ -130,6 +131,39 @@ TEST_CASE("a lost listener connection invalidates every listening entity when it
   // And notifications flow again.
   s.sql("UPDATE users SET display_name = 'lost2' WHERE id = '" + uid + "'");
   CHECK(name_of(within_a_second(d, user(uid), [](const Response& r) { return name_of(r) == "lost2"; })) == "lost2");
+}
+
+TEST_CASE("a flush at LISTEN that cannot reach Redis shows as flushing in /readyz until it takes effect, and takes "
+          "effect when Redis is back") {
+  Services& s = Services::get();
+  Daemon d;
+  std::string uid = new_user("flushing"), other = new_user("probe");
+  REQUIRE(d.get(user(uid)).status == 200);
+  REQUIRE(cached(d, user(uid)));
+  auto listener = [&] {
+    return std::string(json::parse(d.get("/readyz").body).at("invalidation_listener").at("state").as_string());
+  };
+  REQUIRE(listener() == "up");
+  s.signal_redis(SIGSTOP);
+  struct Continue {
+    ~Continue() { Services::get().signal_redis(SIGCONT); }
+  } resume;
+  s.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sidecache-listener'");
+  INFO(d.log());
+  // Listening again, but the flush has not taken effect: said so, and
+  // stays so while Redis does not answer.
+  REQUIRE(eventually([&] { return listener() == "flushing"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(listener() == "flushing");
+  s.signal_redis(SIGCONT);
+  // Reads of another key let the breaker probe Redis again.
+  CHECK(eventually([&] {
+    d.get(user(other));
+    return listener() == "up";
+  }, 200));
+  CHECK(d.log().find("the flush at LISTEN took effect") != std::string::npos);
+  // It did: the value cached before it is gone.
+  CHECK(d.get(user(uid)).header("cache-status") == "sidecache; fwd=miss; stored");
 }
 
 TEST_CASE("with flush_on_listen off, a listener that comes back says it invalidated nothing, and keeps the values") {

@@ -108,6 +108,7 @@ class Service : public http::Handler {
   std::shared_ptr<net::steady_timer> replay_timer_;
   std::unique_ptr<pg::Listener> listener_;
   std::atomic<bool> listener_flushed_{false};  // the first flush after LISTEN is done
+  std::atomic<unsigned> flushes_waiting_{0};    // flushes at LISTEN retried: Redis was out of reach
   std::atomic<unsigned> round_robin_{0};
   std::atomic<bool> draining_{false};
 };
