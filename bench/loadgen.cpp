@@ -12,7 +12,7 @@
 //       Opens N connections, then sends one GET on each as close together
 //       as it can, and waits for every answer. Prints the status counts,
 //       p50/p99/max latency of each request from its own send, and when the
-//       last answer came, from the first send.
+//       first and the last answer came, from the first send.
 //
 //   loadgen fill-redis PORT KEY_TEMPLATE COUNT BODY_BYTES TTL_S
 //       Writes COUNT cached values in sidecache's value format (the 24-byte
@@ -224,9 +224,9 @@ int stampede(int port, const std::string& target, int n) {
   }
   std::printf("answers=%zu", lat.size());
   for (auto [s, c] : statuses) std::printf(" status_%d=%d", s, c);
-  std::printf(" send_us=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f last_answer_us=%.0f\n",
+  std::printf(" send_us=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f first_answer_us=%.0f last_answer_us=%.0f\n",
               std::chrono::duration<double, std::micro>(sent - start).count(), pct(lat, 0.5), pct(lat, 0.99),
-              pct(lat, 1.0), pct(since, 1.0));
+              pct(lat, 1.0), pct(since, 0.0), pct(since, 1.0));
   return left == 0 ? 0 : 1;
 }
 
