@@ -76,7 +76,7 @@ for _ in $(seq 1 200); do curl -fs "$BASE/readyz" >/dev/null 2>&1 && break; slee
 for _ in $(seq 1 100); do curl -fs "$BASE/readyz" | grep -q '"l1":{"state":"on"' && break; sleep 0.05; done
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SC_PID/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SC_PID/stat"; }
+cpu_ticks() { local p t=0; for p in ${FX_PIDS:-$SC_PID}; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 TICK=$(getconf CLK_TCK)
 RSS_IDLE=$(rss_kib)
 
@@ -158,8 +158,10 @@ row "sidecache L1 hit" "$L1_RPS" "${P50[l1$L1_RPS]}" "${P99[l1$L1_RPS]}" "$(rati
 row "sidecache L2 hit (Redis)" "$L2_RPS" "${P50[l2$L2_RPS]}" "${P99[l2$L2_RPS]}" "$(ratio "$L2_RPS" "$NGINX") x nginx, $(ratio "$L2_RPS" "$REDIS_RPS") x redis-benchmark; $(rounds "${L2R[@]}")"
 
 # Fixed rate: latency at $RATE req/s, next to a direct Redis GET of the same
-# bytes; ROUNDS rounds each, interleaved, the median p99 reported. (Before
-# the miss scenarios, which leave PostgreSQL and Redis busy for a while.)
+# bytes, and CPU per 1000 requests next to nginx serving the same bytes at
+# the same rate; ROUNDS rounds each, interleaved, the median p99 reported.
+# (Before the miss scenarios, which leave PostgreSQL and Redis busy for a
+# while.)
 L2_KEY=$("$BIN/sidecache" key --config "$WORK/sidecache.yaml" doc org_id=$ORG id=1)
 [[ "$("${R[@]}" strlen "$L2_KEY")" -gt 0 ]] || { echo "bench: $L2_KEY is not in Redis" >&2; exit 1; }
 curl -fs "$BASE$L1_T" >/dev/null
@@ -178,25 +180,34 @@ fixed() {  # key, then loadgen args: appends p50/p99/p99.9/errors/cpu to FX[key]
   err=$(grep -o 'errors=[0-9]*' <<<"$out" | cut -d= -f2)
   cpu=$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n=$((RATE * DURATION)) 'BEGIN { printf "%.4f", d / t / (n / 1000) }')
   FX[$key]+="$p99 $p50 $p999 $err $cpu"$'\n'
-  echo "  $key at $RATE/s: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us, sidecache CPU ${cpu}s/1000" >&2
+  echo "  $key at $RATE/s: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us, CPU ${cpu}s/1000 (${FX_PIDS:+nginx}${FX_PIDS:-sidecache})" >&2
 }
+run_nginx $WORKERS
+NGINX_MASTER=$(cat "$WORK/nginx.pid")
+NGINX_PIDS="$NGINX_MASTER $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v m="$NGINX_MASTER" '$4 == m {print $1}' | paste -sd' ')"
 for round in $(seq 1 "$ROUNDS"); do
   fixed redis redis "$SC_REDIS_PORT" "$L2_KEY"
   fixed l2 http "$SC_PORT" "$L2_T"
   fixed l1 http "$SC_PORT" "$L1_T"
+  FX_PIDS=$NGINX_PIDS fixed nginx http "$NGINX_PORT" /doc.json
 done
+kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+rm -f "$WORK/nginx.pid"
 fixed_row() {  # key, name, cpu shown?  -> sets MED_P99, MED_CPU
   local line; line=$(sort -n <<<"${FX[$1]%$'\n'}" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
   read -r MED_P99 p50 p999 err MED_CPU <<<"$line"
   local p99s; p99s=$(awk '{print $1}' <<<"${FX[$1]%$'\n'}" | paste -sd/)
   # CPU: the median round of its own (not the round of the median p99).
   MED_CPU=$(median $(awk '{print $5}' <<<"${FX[$1]%$'\n'}"))
-  local cpu="sidecache CPU $MED_CPU s per 1000"; [[ "$3" == yes ]] || cpu="(no sidecache)"
+  local cpu="sidecache CPU $MED_CPU s per 1000"
+  [[ "$3" == yes ]] || cpu="(no sidecache)"
+  [[ "$3" == nginx ]] && cpu="nginx CPU (master and workers) $MED_CPU s per 1000"
   ROWS+=("$(printf "| %s | %s | %sus | %sus | p99.9 %sus; errors %s; %s; p99 rounds: %s |" "$2" "$RATE (fixed)" "$p50" "$MED_P99" "$p999" "$err" "$cpu" "$p99s")")
 }
 fixed_row redis "redis GET direct, fixed rate" no; REDIS_FX_P99=$MED_P99
 fixed_row l2 "sidecache L2 hit, fixed rate" yes; L2_FX_P99=$MED_P99; L2_CPU=$MED_CPU
 fixed_row l1 "sidecache L1 hit, fixed rate" yes; L1_FX_P99=$MED_P99; L1_CPU=$MED_CPU
+fixed_row nginx "nginx static file, $WORKERS workers, fixed rate" nginx; NGINX_CPU=$MED_CPU
 
 # Miss: every request a new id of the never-in-L1 entity, against pgbench
 # running the very query sidecache runs, at the same concurrency.
@@ -564,7 +575,7 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "not a git ch
   echo "- L2 hit / nginx ($WORKERS workers) = $(ratio "$L2_RPS" "$NGINX") (target >= 0.5); L2 hit / redis-benchmark = $(ratio "$L2_RPS" "$REDIS_RPS") (target >= 0.5)"
   echo "- added p99 at $RATE req/s over direct Redis: L2 $(( L2_FX_P99 - REDIS_FX_P99 )) us, L1 $(( L1_FX_P99 - REDIS_FX_P99 )) us (target <= 200 us)"
   echo "- stampede: $QUERIES query per stampede; median p99 $(ratio "$ST_P99" 1000) ms against a ${QMS} ms query (target: 1 query, p99 <= query + 5 ms); nginx answering 1000 requests sent at once: p99 $(ratio "$NG_P99" 1000) ms"
-  echo "- CPU per 1000 hits at $RATE req/s: L1 $L1_CPU s, L2 $L2_CPU s (target < 0.03)"
+  echo "- CPU per 1000 hits at $RATE req/s: L1 $L1_CPU s, L2 $L2_CPU s (target < 0.03); nginx serving the same bytes at that rate: $NGINX_CPU s"
   echo "- L2 hit at audit.sample 0.001 / at 0 = $AUD_RATIO (target >= 0.97, within the noise)"
   echo "- L2 hit with 2 tags, time / untagged hit's = $TAG_RATIO (target <= 1.2)"
   echo "- batch of 50 hits / 50 GET hits, per item: $(ratio "$BATCH_HIT_ITEMS" "$L2_RPS") (target >= 5)"
