@@ -244,9 +244,10 @@ bool Service::on_listening(bool first) {
 
 net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker, bool first) {
   // Not queued for the invalidator's replay like other invalidations: it is
-  // retried here until it took effect, so /readyz can say when it has
-  // ("flushing" until then). Retries are replays: the L1 holds the first
-  // failure took are released by the one that succeeds.
+  // retried here until it takes effect, so /readyz can say when it has
+  // ("flushing" until then). The retries count as replays: L1 keeps the
+  // marks held from the first failed try until the try that succeeds
+  // releases them.
   net::steady_timer retry(co_await net::this_coro::executor);
   bool waited = false;
   for (const auto& e : snap->cfg->entities) {
@@ -267,7 +268,7 @@ net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker,
       co_await retry.async_wait(net::as_tuple(net::use_awaitable));
     }
   }
-  if (waited) spdlog::info("postgres: the flush at LISTEN took effect: Redis took it");
+  if (waited) spdlog::info("postgres: the flush at LISTEN took effect (Redis answered again)");
   else if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");
   listener_flushed_ = true;
   if (waited) --flushes_waiting_;

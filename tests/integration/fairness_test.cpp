@@ -25,6 +25,14 @@ namespace {
 const std::string kNoisy = "99999999-0000-4000-8000-0000000000a1";
 const std::string kQuiet = "99999999-0000-4000-8000-0000000000b2";
 constexpr int kPool = 4;
+// The most fills that may start between a quiet request's marker and its own
+// fill under the fair queue. Round robin: one noisy fill may be popped
+// before it. Each connection may have popped a noisy fill just before it
+// arrived that had not yet reached nextval(), and may finish one fill and
+// pop another while the request is still on its way from the marker to the
+// queue (one fill per connection, when the daemon is slow: a sanitizer's
+// slowdown put 6 ahead once). Plain runs show 1 or 2.
+constexpr int kMostAhead = 2 * kPool + 1;
 
 // A 50 ms cold read that says when it started (its place in fair_order).
 const char* kEntity = R"(name: fair_slow
@@ -112,10 +120,8 @@ TEST_CASE("fair queue: a noisy tenant's 80 concurrent cold readers do not queue 
   WARN("fair queue: " << summary(r));
   CHECK(r.quiet_status[200] == 10);
   REQUIRE(r.ahead.size() == 10);
-  // Round robin: one noisy fill may be popped before it, and each connection
-  // may have popped a noisy fill just before it arrived that had not yet
-  // reached nextval(). Never the noisy tenant's queue (64 deep).
-  CHECK(*std::max_element(r.ahead.begin(), r.ahead.end()) <= kPool + 1);
+  // Never the noisy tenant's queue (64 deep; 76 ahead with one FIFO).
+  CHECK(*std::max_element(r.ahead.begin(), r.ahead.end()) <= kMostAhead);
   // The noisy tenant's excess: 503 with Retry-After at once, never a 500.
   CHECK(r.noisy_status[503] > 0);
   CHECK(r.noisy_status[200] > 0);
@@ -137,7 +143,7 @@ TEST_CASE("without the fair queue the same load puts the quiet tenant behind the
   INFO(summary(r));
   WARN("one FIFO: " << summary(r));
   REQUIRE(!r.ahead.empty());
-  CHECK(*std::min_element(r.ahead.begin(), r.ahead.end()) > kPool + 1);
+  CHECK(*std::min_element(r.ahead.begin(), r.ahead.end()) > kMostAhead);
 }
 
 namespace {
