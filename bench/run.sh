@@ -180,7 +180,7 @@ fixed() {  # key, then loadgen args: appends p50/p99/p99.9/errors/cpu to FX[key]
   err=$(grep -o 'errors=[0-9]*' <<<"$out" | cut -d= -f2)
   cpu=$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n=$((RATE * DURATION)) 'BEGIN { printf "%.4f", d / t / (n / 1000) }')
   FX[$key]+="$p99 $p50 $p999 $err $cpu"$'\n'
-  echo "  $key at $RATE/s: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us, CPU ${cpu}s/1000 (${FX_PIDS:+nginx}${FX_PIDS:-sidecache})" >&2
+  echo "  $key at $RATE/s: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us, CPU ${cpu}s/1000 ($([[ -n "${FX_PIDS:-}" ]] && echo nginx || echo sidecache))" >&2
 }
 run_nginx $WORKERS
 NGINX_MASTER=$(cat "$WORK/nginx.pid")
