@@ -3,8 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
 #include <future>
 #include <spdlog/spdlog.h>
@@ -243,30 +241,23 @@ bool Service::on_listening(bool first) {
 }
 
 net::awaitable<void> Service::flush_listening(SnapshotPtr snap, unsigned worker, bool first) {
-  // Not queued for the invalidator's replay like other invalidations: it is
-  // retried here until it takes effect, so /readyz can say when it has
-  // ("flushing" until then). The retries count as replays: L1 keeps the
-  // marks held from the first failed try until the try that succeeds
-  // releases them.
-  net::steady_timer retry(co_await net::this_coro::executor);
+  // Not queued for the replay like other invalidations: retried until it
+  // takes effect, so /readyz can say when it has ("flushing" until then).
   bool waited = false;
+  auto waits = [&] {
+    if (waited) return;
+    spdlog::warn("postgres: the flush at LISTEN cannot reach Redis; it is retried every {} ms until it takes effect",
+                 cache::Invalidator::kRetryEvery.count());
+    ++flushes_waiting_;
+    waited = true;
+  };
   for (const auto& e : snap->cfg->entities) {
     if (e.invalidate_on.empty()) continue;
     // (A named variable, not a temporary inside co_await: gcc 12 mishandles
     // those in coroutines.)
     cache::Invalidation inv = cache::whole_entity(e);
     inv.attach(snap);
-    for (cache::Source source = cache::Source::listen;; source = cache::Source::replay) {
-      std::optional<std::uint64_t> at = co_await invalidator_->apply(inv, worker, source);
-      if (at) break;
-      if (!waited) {
-        spdlog::warn("postgres: the flush at LISTEN cannot reach Redis; it is retried every 100 ms until it takes effect");
-        ++flushes_waiting_;
-        waited = true;
-      }
-      retry.expires_after(std::chrono::milliseconds(100));
-      co_await retry.async_wait(net::as_tuple(net::use_awaitable));
-    }
+    co_await invalidator_->apply_until_applied(inv, worker, cache::Source::listen, waits);
   }
   if (waited) spdlog::info("postgres: the flush at LISTEN took effect (Redis answered again)");
   else if (first) spdlog::info("postgres: entities with invalidate_on were flushed at LISTEN");

@@ -166,8 +166,8 @@ net::awaitable<http::Answer> Service::readyz(const Snapshot& s) {
     auto st = listener_->state();
     // Listening: "connecting" while the first flush at LISTEN is tried,
     // "flushing" while a flush waits for Redis to take it.
-    if (st == pg::Listener::State::listening && !listener_flushed_ && flushes_waiting_ == 0) listener = "connecting";
-    else if (st == pg::Listener::State::listening && flushes_waiting_ > 0) listener = "flushing";
+    if (st == pg::Listener::State::listening && flushes_waiting_ > 0) listener = "flushing";
+    else if (st == pg::Listener::State::listening && !listener_flushed_) listener = "connecting";
     else listener = pg::to_string(st);
   }
   o["invalidation_listener"] = json::object{{"state", listener}, {"channel", cfg.invalidation.channel}};

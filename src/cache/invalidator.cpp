@@ -1,6 +1,7 @@
 #include "sidecache/cache/invalidator.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -89,6 +90,18 @@ net::awaitable<void> Invalidator::apply_or_queue(Invalidation inv, unsigned work
   queue(std::move(inv));
 }
 
+net::awaitable<std::uint64_t> Invalidator::apply_until_applied(const Invalidation& inv, unsigned worker, Source source,
+                                                               std::function<void()> first_failure) {
+  net::steady_timer retry(co_await net::this_coro::executor);
+  for (bool first = true;; first = false) {
+    std::optional<std::uint64_t> at = co_await apply(inv, worker, first ? source : Source::replay);
+    if (at) co_return *at;
+    if (first && first_failure) first_failure();
+    retry.expires_after(kRetryEvery);
+    co_await retry.async_wait(net::as_tuple(net::use_awaitable));
+  }
+}
+
 void Invalidator::queue(Invalidation inv) {
   std::lock_guard lock(mu_);
   if (pending_.size() >= kMaxPending) {
@@ -153,7 +166,7 @@ net::awaitable<bool> Invalidator::replay_once(std::function<SnapshotPtr()> curre
 net::awaitable<void> Invalidator::replay_loop(std::shared_ptr<net::steady_timer> timer, std::function<bool()> store_refused,
                                               std::function<SnapshotPtr()> current) {
   for (;;) {
-    timer->expires_after(std::chrono::milliseconds(100));
+    timer->expires_after(kRetryEvery);
     auto [ec] = co_await timer->async_wait(net::as_tuple(net::use_awaitable));
     if (ec) co_return;  // stopping
     if (l1_) l1_->prune(NearCache::Clock::now());  // records age out even when no invalidation comes

@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -45,6 +46,13 @@ class Invalidator {
   net::awaitable<std::optional<std::uint64_t>> apply(const Invalidation& inv, unsigned worker, Source source);
   // apply(), and queue() when the store could not be reached.
   net::awaitable<void> apply_or_queue(Invalidation inv, unsigned worker, Source source);
+  // apply(), retried every kRetryEvery until it takes effect (by its caller,
+  // who wants to know when: not queued for the replay); answers its time.
+  // The retries count as replays, so L1 keeps what the first failed try
+  // held until the try that succeeds releases it. `first_failure`, if set,
+  // runs once, when the first try fails.
+  net::awaitable<std::uint64_t> apply_until_applied(const Invalidation& inv, unsigned worker, Source source,
+                                                    std::function<void()> first_failure = {});
   // Keeps an invalidation for replay. Past kMaxPending, the queue is dropped
   // and every entity is invalidated on recovery instead.
   void queue(Invalidation inv);
@@ -60,6 +68,8 @@ class Invalidator {
 
   std::size_t pending() const;
   static constexpr std::size_t kMaxPending = 10000;
+  // How often what could not reach the store is tried again.
+  static constexpr std::chrono::milliseconds kRetryEvery{100};
 
  private:
   // L1: what an invalidation of `keys` at `at` (nullopt: the store was not

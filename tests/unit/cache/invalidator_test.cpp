@@ -45,6 +45,24 @@ cache::Invalidation entity_for_tenant(const cache::SnapshotPtr& s) {
   return i;
 }
 
+// With L1: an invalidator that holds and releases L1's marks, and a put of
+// a copy of one user value of kOrg (whether L1 took it).
+struct WithL1 : Fixture {
+  cache::NearCache l1{1 << 20, std::chrono::milliseconds(60000)};
+  cache::Invalidator inv{{&store}, &l1, "", nullptr};
+  cache::SnapshotPtr s = snapshot_with("user");
+  std::vector<std::string> keys{"sc:t:" + std::string(kOrg) + ":user:h:1", cache::tenant_watermark("sc:", kOrg),
+                                cache::entity_tenant_watermark("sc:", kOrg, "user"), cache::entity_watermark("sc:", "user")};
+  WithL1() { l1.enable(); }
+  bool put(std::uint64_t created) {
+    cache::ValueHeader h;
+    h.created_us = created;
+    h.soft_expiry_us = ~0ull;
+    auto now = cache::NearCache::Clock::now();
+    return l1.put(l1.ticket(), keys, h, "{}", now + std::chrono::seconds(2), now);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("invalidator: an invalidation queued while the store is down survives a reload until its replay") {
@@ -119,30 +137,39 @@ TEST_CASE("invalidator: each scope raises its own mark") {
 }
 
 TEST_CASE("invalidator: with L1, keys invalidated during an outage are served from L1 again after the replay") {
-  Fixture f;
-  cache::NearCache l1{1 << 20, std::chrono::milliseconds(60000)};
-  l1.enable();
-  cache::Invalidator inv{{&f.store}, &l1, "", nullptr};
-  cache::SnapshotPtr s = snapshot_with("user");
-  const std::string value_key = "sc:t:" + std::string(kOrg) + ":user:h:1";
-  std::vector<std::string> keys{value_key, cache::tenant_watermark("sc:", kOrg),
-                                cache::entity_tenant_watermark("sc:", kOrg, "user"), cache::entity_watermark("sc:", "user")};
-  auto put = [&](std::uint64_t created) {
-    cache::ValueHeader h;
-    h.created_us = created;
-    h.soft_expiry_us = ~0ull;
-    auto now = cache::NearCache::Clock::now();
-    return l1.put(l1.ticket(), keys, h, "{}", now + std::chrono::seconds(2), now);
-  };
+  WithL1 f;
   f.store.down = true;
-  net::co_spawn(f.ioc, inv.apply_or_queue(entity_for_tenant(s), 0, cache::Source::api), net::detached);
+  net::co_spawn(f.ioc, f.inv.apply_or_queue(entity_for_tenant(f.s), 0, cache::Source::api), net::detached);
   f.settle();
-  REQUIRE(inv.pending() == 1);
-  CHECK_FALSE(put(f.store.now()));  // held: the invalidation's time is not known
+  REQUIRE(f.inv.pending() == 1);
+  CHECK_FALSE(f.put(f.store.now()));  // held: the invalidation's time is not known
   f.store.down = false;
-  net::co_spawn(f.ioc, inv.replay_once([&] { return s; }), net::detached);
+  net::co_spawn(f.ioc, f.inv.replay_once([&] { return f.s; }), net::detached);
   f.settle();
-  REQUIRE(inv.pending() == 0);
+  REQUIRE(f.inv.pending() == 0);
   // A value read after the replay is kept and served from L1 again.
-  CHECK(put(f.store.now()));
+  CHECK(f.put(f.store.now()));
+}
+
+TEST_CASE("invalidator: apply_until_applied retries until the store takes it, says once that it waits, and releases "
+          "what L1 held") {
+  WithL1 f;
+  f.store.down = true;
+  int failures = 0;
+  std::optional<std::uint64_t> at;
+  cache::Invalidation i = entity_for_tenant(f.s);
+  net::co_spawn(f.ioc, f.inv.apply_until_applied(i, 0, cache::Source::listen, [&] { ++failures; }),
+                [&](std::exception_ptr, std::uint64_t a) { at = a; });
+  // Several tries while the store is down (kRetryEvery apart).
+  f.ioc.run_for(cache::Invalidator::kRetryEvery * 3 + std::chrono::milliseconds(50));
+  CHECK_FALSE(at);
+  CHECK(failures == 1);
+  CHECK(f.inv.pending() == 0);  // not queued: the caller waits for it
+  CHECK_FALSE(f.put(f.store.now()));  // held: the invalidation's time is not known
+  f.store.down = false;
+  for (int turns = 0; !at && turns < 50; ++turns) f.ioc.run_for(cache::Invalidator::kRetryEvery);
+  REQUIRE(at);
+  CHECK(f.store.kv.count(cache::entity_tenant_watermark("sc:", kOrg, "user")) == 1);
+  // The hold is released with the mark's time: a value read after it is kept.
+  CHECK(f.put(f.store.now()));
 }
