@@ -75,6 +75,8 @@ BASE="http://127.0.0.1:$SC_PORT"
 for _ in $(seq 1 200); do curl -fs "$BASE/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 for _ in $(seq 1 100); do curl -fs "$BASE/readyz" | grep -q '"l1":{"state":"on"' && break; sleep 0.05; done
 
+# A number from loadgen's output: loadgen_field NAME OUTPUT (NAME=123).
+loadgen_field() { grep -o "$1=[0-9]*" <<<"$2" | cut -d= -f2; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SC_PID/status"; }
 cpu_ticks() { local p t=0; for p in ${FX_PIDS:-$SC_PID}; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 TICK=$(getconf CLK_TCK)
@@ -93,6 +95,10 @@ BYTES=$(wc -c <"$WORK/doc.json")
 mkdir -p "$WORK/www"
 cp "$WORK/doc.json" "$WORK/www/doc.json"
 chmod -R a+rX "$WORK/www"
+stop_nginx() {
+  kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -f "$WORK/nginx.pid"
+}
 run_nginx() {
   cat >"$WORK/nginx.conf" <<CONF
 worker_processes $1;
@@ -106,7 +112,7 @@ http {
   server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
 }
 CONF
-  if [[ -f "$WORK/nginx.pid" ]]; then kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; sleep 0.5; fi
+  if [[ -f "$WORK/nginx.pid" ]]; then stop_nginx; sleep 0.5; fi
   nginx -c "$WORK/nginx.conf" -p "$WORK" 2>/dev/null
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$NGINX_PORT/doc.json" >/dev/null && break; sleep 0.05; done
 }
@@ -148,8 +154,7 @@ for round in $(seq 1 "$ROUNDS"); do
   wrk_run "$BASE$L2_T"; L2R+=("$WRK_RPS"); P50[l2$WRK_RPS]=$WRK_P50; P99[l2$WRK_RPS]=$WRK_P99
   echo "  round $round: nginx ${NG[-1]}, redis-benchmark ${RB[-1]}, L1 ${L1R[-1]}, L2 ${L2R[-1]} req/s" >&2
 done
-kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-rm -f "$WORK/nginx.pid"
+stop_nginx
 NGINX=$(median "${NG[@]}"); REDIS_RPS=$(median "${RB[@]}"); L1_RPS=$(median "${L1R[@]}"); L2_RPS=$(median "${L2R[@]}")
 rounds() { local IFS=/; echo "rounds: $*"; }
 row "nginx static file, $WORKERS workers" "$NGINX" "${P50[ng$NGINX]}" "${P99[ng$NGINX]}" "$(rounds "${NG[@]}")"
@@ -174,10 +179,10 @@ fixed() {  # key, then loadgen args: appends p50/p99/p99.9/errors/cpu to FX[key]
   out=$("$BIN/loadgen" rate "$@" "$RATE" "$DURATION" "$CONNS")
   c1=$(cpu_ticks)
   local p50 p99 p999 err cpu
-  p50=$(grep -o 'p50_us=[0-9]*' <<<"$out" | cut -d= -f2)
-  p99=$(grep -o 'p99_us=[0-9]*' <<<"$out" | cut -d= -f2)
-  p999=$(grep -o 'p999_us=[0-9]*' <<<"$out" | cut -d= -f2)
-  err=$(grep -o 'errors=[0-9]*' <<<"$out" | cut -d= -f2)
+  p50=$(loadgen_field p50_us "$out")
+  p99=$(loadgen_field p99_us "$out")
+  p999=$(loadgen_field p999_us "$out")
+  err=$(loadgen_field errors "$out")
   cpu=$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n=$((RATE * DURATION)) 'BEGIN { printf "%.4f", d / t / (n / 1000) }')
   FX[$key]+="$p99 $p50 $p999 $err $cpu"$'\n'
   echo "  $key at $RATE/s: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us, CPU ${cpu}s/1000 ($([[ -n "${FX_PIDS:-}" ]] && echo nginx || echo sidecache))" >&2
@@ -191,17 +196,19 @@ for round in $(seq 1 "$ROUNDS"); do
   fixed l1 http "$SC_PORT" "$L1_T"
   FX_PIDS=$NGINX_PIDS fixed nginx http "$NGINX_PORT" /doc.json
 done
-kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-rm -f "$WORK/nginx.pid"
-fixed_row() {  # key, name, cpu shown?  -> sets MED_P99, MED_CPU
+stop_nginx
+fixed_row() {  # key, name, whose CPU (yes: sidecache, nginx, no)  -> sets MED_P99, MED_CPU
   local line; line=$(sort -n <<<"${FX[$1]%$'\n'}" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
   read -r MED_P99 p50 p999 err MED_CPU <<<"$line"
   local p99s; p99s=$(awk '{print $1}' <<<"${FX[$1]%$'\n'}" | paste -sd/)
   # CPU: the median round of its own (not the round of the median p99).
   MED_CPU=$(median $(awk '{print $5}' <<<"${FX[$1]%$'\n'}"))
-  local cpu="sidecache CPU $MED_CPU s per 1000"
-  [[ "$3" == yes ]] || cpu="(no sidecache)"
-  [[ "$3" == nginx ]] && cpu="nginx CPU (master and workers) $MED_CPU s per 1000"
+  local cpu
+  case $3 in
+    yes) cpu="sidecache CPU $MED_CPU s per 1000" ;;
+    nginx) cpu="nginx CPU (master and workers) $MED_CPU s per 1000" ;;
+    *) cpu="(no sidecache)" ;;
+  esac
   ROWS+=("$(printf "| %s | %s | %sus | %sus | p99.9 %sus; errors %s; %s; p99 rounds: %s |" "$2" "$RATE (fixed)" "$p50" "$MED_P99" "$p999" "$err" "$cpu" "$p99s")")
 }
 fixed_row redis "redis GET direct, fixed rate" no; REDIS_FX_P99=$MED_P99
@@ -497,27 +504,26 @@ declare -a ST_P99S ST_P50S ST_QS ST_MGETS ST_OKS ST_SENDS ST_LASTS ST_FIRSTS NG_
 run_nginx $WORKERS
 for k in $(seq 1 "${STAMPEDES:-5}"); do
   NG_ST=$("$BIN/loadgen" stampede "$NGINX_PORT" /doc.json 1000)
-  NG_P99S+=("$(grep -o 'p99_us=[0-9]*' <<<"$NG_ST" | cut -d= -f2)")
-  NG_LASTS+=("$(grep -o 'last_answer_us=[0-9]*' <<<"$NG_ST" | cut -d= -f2)")
+  NG_P99S+=("$(loadgen_field p99_us "$NG_ST")")
+  NG_LASTS+=("$(loadgen_field last_answer_us "$NG_ST")")
   sleep 0.5
   scripts/services.sh psql "$WORK/svc" -qc "SELECT pg_stat_statements_reset()" >/dev/null
   "${R[@]}" config resetstat >/dev/null
   ST=$("$BIN/loadgen" stampede "$SC_PORT" "/v1/entities/doc_slow?org_id=$ORG&id=$((4240 + k))" 1000)
   ST_QS+=("$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT coalesce(sum(calls),0) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")")
   QMS=$(scripts/services.sh psql "$WORK/svc" -tAc "SELECT round(coalesce(max(mean_exec_time),0)::numeric, 1) FROM pg_stat_statements WHERE query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_statements%'")
-  ST_P50S+=("$(grep -o 'p50_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
-  ST_P99S+=("$(grep -o 'p99_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
-  ST_OKS+=("$(grep -o 'status_200=[0-9]*' <<<"$ST" | cut -d= -f2)")
-  ST_SENDS+=("$(grep -o 'send_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
-  ST_LASTS+=("$(grep -o 'last_answer_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
-  ST_FIRSTS+=("$(grep -o 'first_answer_us=[0-9]*' <<<"$ST" | cut -d= -f2)")
+  ST_P50S+=("$(loadgen_field p50_us "$ST")")
+  ST_P99S+=("$(loadgen_field p99_us "$ST")")
+  ST_OKS+=("$(loadgen_field status_200 "$ST")")
+  ST_SENDS+=("$(loadgen_field send_us "$ST")")
+  ST_LASTS+=("$(loadgen_field last_answer_us "$ST")")
+  ST_FIRSTS+=("$(loadgen_field first_answer_us "$ST")")
   # Redis reads the stampede made (MGET: lookups; the leader's begin and
   # commit are EVALSHA).
   ST_MGETS+=("$("${R[@]}" info commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_mget:/ {print $2}')")
   sleep 0.5
 done
-kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-rm -f "$WORK/nginx.pid"
+stop_nginx
 ST_P50=$(median "${ST_P50S[@]}")
 ST_P99=$(median "${ST_P99S[@]}")
 NG_P99=$(median "${NG_P99S[@]}")
