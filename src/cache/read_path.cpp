@@ -225,6 +225,13 @@ net::awaitable<ReadResult> ReadPath::get(const EntityRequest& req, bool no_cache
           if (shared->read_began_wall_us < began) continue;
         } else if (!reflects(shared->read_began_us, seen.seen_watermark_us)) {
           continue;
+        } else if (e.column_tags() && !shared->stored && shared->read_began_wall_us < began) {
+          // Column tags are known only from the row: this request's look
+          // judged the tags of the value it found (none, if none), not those
+          // of the row read for it. A commit judges them; one that did not
+          // store says nothing of the invalidations this request saw. Only
+          // a read begun after this request did sees them.
+          continue;
         }
         if (shared->from_cache) co_return cached_result(K::hit, e, shared->header, shared->body, wall_us());
         if (failed(*shared) && have_stale) co_return cached_result(K::stale_error, e, stale_header, std::move(stale_body), wall_us());

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <atomic>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "harness.hpp"
@@ -187,10 +188,11 @@ void race(bool l1, bool batch = false, bool tags = false, bool cold = false) {
   opt.key_prefix = a.prefix();  // two pods of one service share one key space
   Daemon b(opt);
   using Clock = std::chrono::steady_clock;
-  struct Read { Clock::time_point start; std::string name; int status; const Daemon* via; bool l1_hit; };
+  struct Read { Clock::time_point start; std::string name; int status; const Daemon* via; bool l1_hit; std::string cache; };
   constexpr int kIterations = 6, kReadersPerDaemon = 3;
   int late_reads = 0, stale_late_reads = 0, old_reads = 0, l1_hits = 0, propagating_stale = 0;
   Clock::duration worst_lag{};
+  std::ostringstream stale_seen;
   const std::string batch_marker = "AS slow FROM users WHERE org_id = $1 AND id = ANY($2)";
   const long long batch_queries_before = batch ? s.query_count(batch_marker) : 0;
 
@@ -211,7 +213,7 @@ void race(bool l1, bool batch = false, bool tags = false, bool cold = false) {
     std::vector<std::thread> readers;
     // One read, recorded with the moment it started.
     auto read_once = [&](const Daemon& d) {
-      Read rd{Clock::now(), {}, 0, &d, false};
+      Read rd{Clock::now(), {}, 0, &d, false, {}};
       if (batch) {
         auto resp = http_request(d.port(), "POST", "/v1/batch", {"Content-Type: application/json"}, batch_body);
         rd.status = resp.status;
@@ -219,13 +221,15 @@ void race(bool l1, bool batch = false, bool tags = false, bool cold = false) {
           json::value v = json::parse(resp.body);
           const json::object& first = v.at("results").as_array().at(0).as_object();
           rd.status = first.at("status").to_number<int>();
-          rd.l1_hit = first.at("cache").as_string() == "hit; detail=l1";
+          rd.cache = std::string(first.at("cache").as_string());
+          rd.l1_hit = rd.cache == "hit; detail=l1";
           if (rd.status == 200) rd.name = std::string(first.at("body").at("display_name").as_string());
         }
       } else {
         auto resp = d.get(t);
         rd.status = resp.status;
-        rd.l1_hit = resp.header("cache-status") == "sidecache; hit; detail=l1";
+        rd.cache = resp.header("cache-status");
+        rd.l1_hit = rd.cache == "sidecache; hit; detail=l1";
         if (resp.status == 200) rd.name = name_of(resp);
       }
       std::lock_guard lock(mu);
@@ -298,6 +302,10 @@ void race(bool l1, bool batch = false, bool tags = false, bool cold = false) {
           worst_lag = std::max(worst_lag, rd.start - returned);
         } else {
           ++stale_late_reads;
+          // Which path answered it, for the failure's message.
+          stale_seen << "\n  iteration " << it << ", " << (rd.via == &via ? "same" : "other") << " process, "
+                     << std::chrono::duration_cast<std::chrono::microseconds>(rd.start - returned).count()
+                     << " us after the invalidation answered: " << rd.name << " (" << rd.cache << ")";
         }
       } else if (rd.name == "v0") {
         ++old_reads;
@@ -307,7 +315,7 @@ void race(bool l1, bool batch = false, bool tags = false, bool cold = false) {
     CHECK(name_of(a.get(t)) == "v1");
     CHECK(name_of(b.get(t)) == "v1");
   }
-  INFO("reads after an invalidation: " << late_reads << ", of which stale: " << stale_late_reads
+  INFO("reads after an invalidation: " << late_reads << ", of which stale: " << stale_late_reads << stale_seen.str()
                                        << "; old rows served before the invalidation returned: " << old_reads);
   if (l1)
     WARN("L1 on: " << l1_hits << " L1 hits; " << propagating_stale
