@@ -78,8 +78,49 @@ for _ in $(seq 1 100); do curl -fs "$BASE/readyz" | grep -q '"l1":{"state":"on"'
 # A number from loadgen's output: loadgen_field NAME OUTPUT (NAME=123).
 loadgen_field() { grep -o "$1=[0-9]*" <<<"$2" | cut -d= -f2; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SC_PID/status"; }
-cpu_ticks() { local p t=0; for p in ${FX_PIDS:-$SC_PID}; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+# CPU in clock ticks: of live processes (proc_ticks PID...); of
+# PostgreSQL (the postmaster, the backends it reaped and the live ones, so
+# pgbench's short-lived backends count); of this shell's finished children
+# (wrk, pgbench: bash's `times`); of every core (busy time; idle and the
+# time the host stole left out, as processes are not charged for it).
+proc_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0; t=$((t + ${v:-0})); done; echo $t; }
+pg_ticks() {
+  local own; own=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PG_MASTER/stat")
+  echo $((own + $(proc_ticks $(ps -o pid= --ppid "$PG_MASTER"))))
+}
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+# (Not in a subshell: a forked shell's `times` starts from zero.)
+client_ticks() {
+  times >"$WORK/times"
+  CLIENT_TICKS=$(awk -v t="$TICK" 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.0f", s * t }' "$WORK/times")
+}
+cpu_ticks() { proc_ticks ${FX_PIDS:-$SC_PID}; }
 TICK=$(getconf CLK_TCK)
+REDIS_PID=$("${R[@]}" info server | awk -F: '/^process_id:/ {print $2+0}')
+PG_MASTER=$(scripts/services.sh pg-pid "$WORK/svc")
+# The CPU the requests of one run cost each process, in us per request:
+# cpu_mark before the run, cpu_split N after it (N requests) sets SPLIT_SC,
+# SPLIT_REDIS, SPLIT_PG, SPLIT_CLIENT (wrk or pgbench), SPLIT_REST (the
+# kernel's work charged to no process, and anything else), SPLIT_ALL, and
+# SPLIT_BUSY and SPLIT_STEAL (% of all cores' time).
+cpu_mark() {
+  client_ticks
+  CPU_MARK=("$(proc_ticks "$SC_PID")" "$(proc_ticks "$REDIS_PID")" "$(pg_ticks)" "$(machine_ticks)" "$(date +%s%N)"
+    "$CLIENT_TICKS" "$(steal_ticks)")
+}
+cpu_split() {
+  local n=$1 sc rd pg all ns cl st
+  sc=$(($(proc_ticks "$SC_PID") - CPU_MARK[0])); rd=$(($(proc_ticks "$REDIS_PID") - CPU_MARK[1]))
+  pg=$(($(pg_ticks) - CPU_MARK[2])); all=$(($(machine_ticks) - CPU_MARK[3])); ns=$(($(date +%s%N) - CPU_MARK[4]))
+  client_ticks
+  cl=$((CLIENT_TICKS - CPU_MARK[5])); st=$(($(steal_ticks) - CPU_MARK[6]))
+  per() { awk -v d="$1" -v t="$TICK" -v n="$n" 'BEGIN { printf "%.0f", d / t * 1e6 / n }'; }
+  share() { awk -v d="$1" -v t="$TICK" -v ns="$ns" -v c="$(nproc)" 'BEGIN { printf "%.0f", 100 * d / t / (ns / 1e9 * c) }'; }
+  SPLIT_SC=$(per "$sc"); SPLIT_REDIS=$(per "$rd"); SPLIT_PG=$(per "$pg"); SPLIT_CLIENT=$(per "$cl")
+  SPLIT_REST=$(per $((all - sc - rd - pg - cl))); SPLIT_ALL=$(per "$all")
+  SPLIT_BUSY=$(share "$all"); SPLIT_STEAL=$(share "$st")
+}
 RSS_IDLE=$(rss_kib)
 
 L1_T="/v1/entities/doc_l1?org_id=$ORG&id=1"
@@ -129,6 +170,7 @@ wrk_run() {
   WRK_P50=$(awk '$1=="50%" {print $2}' <<<"$out")
   WRK_P99=$(awk '$1=="99%" {print $2}' <<<"$out")
   WRK_NON2XX=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  WRK_N=$(awk '/requests in/ {print $1}' <<<"$out")
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
@@ -244,17 +286,32 @@ LUA
   } >"$1"
 }
 id_script "$WORK/miss.lua" "/v1/entities/doc?org_id=$ORG&id=" "(n % 200000) + 1"
+cpu_mark
 wrk_run "$BASE/" "$WORK/miss.lua"
+cpu_split "$WRK_N"
 row "sidecache miss (PostgreSQL + store)" "$WRK_RPS" "$WRK_P50" "$WRK_P99" "non-2xx: ${WRK_NON2XX:-0}"
-MISS_RPS=$WRK_RPS
+MISS_RPS=$WRK_RPS; MISS_P50=$WRK_P50
+MISS_CPU=("$SPLIT_SC" "$SPLIT_REDIS" "$SPLIT_PG" "$SPLIT_CLIENT" "$SPLIT_REST" "$SPLIT_ALL" "$SPLIT_BUSY" "$SPLIT_STEAL")
 cat >"$WORK/pgbench.sql" <<SQL
 \set id random(1, 200000)
 SELECT row_to_json(t) FROM (SELECT id, body FROM bench_docs WHERE org_id = '$ORG' AND id = :id) t;
 SQL
+cpu_mark
 PGB=$(pgbench -n -M prepared -c "$CONNS" -j "$THREADS" -T "$DURATION" -f "$WORK/pgbench.sql" "$SIDECACHE_POSTGRES_DSN" 2>/dev/null)
+cpu_split "$(awk '/transactions actually processed/ {print $NF}' <<<"$PGB" | cut -d/ -f1)"
 PGB_TPS=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$PGB")
 PGB_LAT=$(awk '/latency average/ {print $4 "ms avg"}' <<<"$PGB")
 row "pgbench, the same query" "$PGB_TPS" "$PGB_LAT" "" "sidecache miss = $(ratio "$MISS_RPS" "$PGB_TPS") x pgbench"
+# Where a miss's CPU goes, against a pgbench transaction's: with every core
+# busy, the ratio of the two totals is the ratio of the rates the cores
+# allow; without sidecache's own share, what the rest would allow.
+ROWS+=("$(printf "| %s | | | | %s |" "CPU per miss, us, by process" \
+  "sidecache ${MISS_CPU[0]}, Redis ${MISS_CPU[1]}, PostgreSQL ${MISS_CPU[2]}, wrk ${MISS_CPU[3]}, the rest ${MISS_CPU[4]}; all ${MISS_CPU[5]}; cores ${MISS_CPU[6]}% busy, ${MISS_CPU[7]}% stolen by the host")")
+ROWS+=("$(printf "| %s | | | | %s |" "CPU per pgbench transaction, us, by process" \
+  "PostgreSQL $SPLIT_PG, pgbench $SPLIT_CLIENT, the rest $((SPLIT_REST + SPLIT_SC + SPLIT_REDIS)); all $SPLIT_ALL; cores $SPLIT_BUSY% busy, $SPLIT_STEAL% stolen by the host")")
+CPU_BOUND=$(ratio "$SPLIT_ALL" "${MISS_CPU[5]}")
+CPU_BOUND_FREE=$(ratio "$SPLIT_ALL" "$((MISS_CPU[5] - MISS_CPU[0]))")
+echo "  CPU per miss: sidecache ${MISS_CPU[0]} us of ${MISS_CPU[5]} us; per pgbench transaction $SPLIT_ALL us; the cores allow $CPU_BOUND x, $CPU_BOUND_FREE x with sidecache at no CPU" >&2
 
 # Batch reads: POST /v1/batch of 50 ids, hits (one MGET for all) against
 # the L2 GET hits above, and misses (the doc entity's batch form: one query
@@ -580,6 +637,7 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "not a git ch
   echo "- L1 hit / nginx ($WORKERS workers) = $(ratio "$L1_RPS" "$NGINX") (target >= 0.7)"
   echo "- L2 hit / nginx ($WORKERS workers) = $(ratio "$L2_RPS" "$NGINX") (target >= 0.5); L2 hit / redis-benchmark = $(ratio "$L2_RPS" "$REDIS_RPS") (target >= 0.5)"
   echo "- added p99 at $RATE req/s over direct Redis: L2 $(( L2_FX_P99 - REDIS_FX_P99 )) us, L1 $(( L1_FX_P99 - REDIS_FX_P99 )) us (target <= 200 us)"
+  echo "- miss / pgbench = $(ratio "$MISS_RPS" "$PGB_TPS") (target >= 0.6); miss p50 $MISS_P50 against pgbench's $PGB_LAT (target: within 1 ms). The cores' time per request: a miss ${MISS_CPU[5]} us (sidecache's own ${MISS_CPU[0]} us), a pgbench transaction $SPLIT_ALL us: with every core busy they allow $CPU_BOUND x, and $CPU_BOUND_FREE x if sidecache took no CPU at all"
   echo "- stampede: $QUERIES query per stampede; median p99 $(ratio "$ST_P99" 1000) ms against a ${QMS} ms query (target: 1 query, p99 <= query + 5 ms); nginx answering 1000 requests sent at once: p99 $(ratio "$NG_P99" 1000) ms"
   echo "- CPU per 1000 hits at $RATE req/s: L1 $L1_CPU s, L2 $L2_CPU s (target < 0.03); nginx serving the same bytes at that rate: $NGINX_CPU s"
   echo "- L2 hit at audit.sample 0.001 / at 0 = $AUD_RATIO (target >= 0.97, within the noise)"

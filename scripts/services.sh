@@ -22,6 +22,7 @@
 #   services.sh stop-redis-cluster DIR
 #   services.sh purge DIR                        stop everything and remove data kept outside DIR
 #   services.sh psql DIR [psql args...]          psql into the app database
+#   services.sh pg-pid DIR                       the primary's postmaster pid (the bench's CPU accounting)
 #
 # PostgreSQL refuses to run as root, so as root it runs as the postgres user.
 set -euo pipefail
@@ -384,5 +385,6 @@ case "$cmd" in
   stop-pg) stop_pg ;;
   purge) purge ;;
   psql) as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$(pg_port)" -U app -d app "$@" ;;
+  pg-pid) as_pg head -1 "$(pg_home)/data/postmaster.pid" ;;
   *) echo "services: unknown command $cmd" >&2; exit 64 ;;
 esac
