@@ -3,12 +3,22 @@
 // the cache module. Each is atomic in Redis; every time is the slot's clock
 // (Redis TIME, kept from going back by the clock key, the last of KEYS).
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "sidecache/pg/lsn.hpp"
 #include "sidecache/redis/connection.hpp"
 
 namespace sidecache::cache::scripts {
+
+// A time in a script's reply (microseconds of the slot's clock).
+inline std::uint64_t parse_us(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
+
+// Why a call failed, for the log.
+inline std::string failure_text(const redis::Reply& r) {
+  if (r.status == redis::Reply::Status::timeout) return "no answer within redis.timeout";
+  return r.error.empty() ? std::string("unexpected reply") : r.error;
+}
 
 // MGET(KEYS), then per ARGV[i] (the position in KEYS of a value key of an
 // entity with column tags) the tag watermarks that value names, as element

@@ -434,6 +434,17 @@ Daemon::~Daemon() {
 
 std::string Daemon::log() const { return read_file(dir_ + "/sidecache.log"); }
 
+std::string Daemon::said(std::size_t max_bytes) const {
+  std::istringstream lines(log());
+  std::string out;
+  for (std::string line; std::getline(lines, line);) {
+    bool request = line.find(" GET /") != std::string::npos || line.find(" POST /") != std::string::npos ||
+                   line.find(" DELETE /") != std::string::npos;
+    if (!request && line.find("postgres: connection") == std::string::npos) out += line + "\n";
+  }
+  return out.size() > max_bytes ? out.substr(out.size() - max_bytes) : out;
+}
+
 int Daemon::terminate(std::chrono::seconds wait) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);

@@ -131,6 +131,10 @@ class Daemon {
   std::string config_path() const { return dir_ + "/sidecache.yaml"; }
   const std::string& dir() const { return dir_; }
   std::string log() const;
+  // Its log without the request lines and PostgreSQL's connection chatter:
+  // what it said of Redis, its fills and invalidations (the last
+  // `max_bytes` of it), for a failure's message.
+  std::string said(std::size_t max_bytes = 6000) const;
   pid_t pid() const { return pid_; }
 
   Response get(const std::string& target, const std::vector<std::string>& headers = {}) const {

@@ -295,12 +295,7 @@ TEST_CASE("four processes, 1000 concurrent requests for one cold key: one query"
   INFO("queries " << queries << ", right answers " << right);
   // On a failure: what each process said of Redis and of its fills.
   std::string said;
-  for (const Daemon* d : fleet) {
-    std::istringstream lines(d->log());
-    said += "-- a process:\n";
-    for (std::string line; std::getline(lines, line);)
-      if (line.find(" GET ") == std::string::npos && line.find("postgres: connection") == std::string::npos) said += line + "\n";
-  }
+  for (const Daemon* d : fleet) said += "-- a process:\n" + d->said();
   INFO(said);
   WARN("4 processes, " << kClients << " requests, one cold key: " << queries << " query, " << right << " right answers");
   CHECK(queries == 1);
