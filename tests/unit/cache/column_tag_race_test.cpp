@@ -27,24 +27,12 @@ void owner_tagged(config::Entity& e) {
 TEST_CASE("read path: a request that joins a fill after a column tag invalidation that stopped its store fills again") {
   ReadPathFixture f(owner_tagged);
   REQUIRE(f.entity->column_tags());
-  test::Gate commit_gate(f.ioc);
-  f.store.commit_gate = &commit_gate;
   f.filler.body = R"({"owner":"ann","v":1})";
-  // The leader has read the row and waits to store it (its call is sealed).
-  auto leader = f.get();
-  f.settle();
-  REQUIRE(f.store.commits == 1);
-  // The row changes and its tag is invalidated; the invalidation answers.
-  f.filler.body = R"({"owner":"ann","v":2})";
-  f.run(f.store.raise_watermarks(f.snap->keys, {cache::tag_watermark(f.snap->cfg->key_prefix, ReadPathFixture::kOrg, "owner:ann")}, 1000, "", 0));
-  // A request that begins now finds no value (nothing was stored), so its
-  // look saw no mark of the row's tags, and joins the sealed fill.
-  auto follower = f.get();
-  f.settle();
-  commit_gate.open();
-  f.settle();
-  REQUIRE(leader->result);
-  REQUIRE(follower->result);
+  // While the leader waits to store, the row changes and its tag is
+  // invalidated. A request that begins then finds no value (nothing was
+  // stored), so its look saw no mark of the row's tags; it joins the fill.
+  auto [leader, follower] = f.race_a_commit(
+      cache::tag_watermark(f.snap->cfg->key_prefix, ReadPathFixture::kOrg, "owner:ann"), R"({"owner":"ann","v":2})");
   // The leader answers what it read, not stored: the tag was invalidated after its start.
   CHECK(leader->result->body == R"({"owner":"ann","v":1})");
   CHECK_FALSE(leader->result->stored);

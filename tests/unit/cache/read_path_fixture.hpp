@@ -2,6 +2,8 @@
 // A ReadPath over FakeStore and FakeFiller on one io_context that the test
 // steps by hand (settle() runs every handler that is ready, and nothing that
 // waits on a gate), so concurrent requests interleave deterministically.
+#include <catch2/catch.hpp>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
@@ -78,6 +80,31 @@ struct ReadPathFixture {
       if (!*out) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return out->value_or(std::vector<cache::ReadResult>{});
+  }
+  // A fill raced by an invalidation between its read and its store: the
+  // leader has read (filler.body) and waits to store, its call sealed;
+  // `mark` is raised (the invalidation has answered), the row becomes
+  // `next`, and a follower begins and joins the fill; then the commit goes
+  // ahead. Both have answered when it returns.
+  struct CommitRace {
+    std::shared_ptr<Slot> leader, follower;
+  };
+  CommitRace race_a_commit(const std::string& mark, const std::string& next) {
+    Gate commit_gate(ioc);
+    store.commit_gate = &commit_gate;
+    auto leader = get();
+    settle();
+    REQUIRE(store.commits == 1);
+    run(store.raise_watermarks(snap->keys, {mark}, 1000, "", 0));
+    filler.body = next;
+    auto follower = get();
+    settle();
+    commit_gate.open();
+    settle();
+    store.commit_gate = nullptr;
+    REQUIRE(leader->result);
+    REQUIRE(follower->result);
+    return {leader, follower};
   }
   // Runs a store call to its end.
   template <class Awaitable>

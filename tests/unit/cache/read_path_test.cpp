@@ -43,21 +43,10 @@ TEST_CASE("read path: 50 concurrent misses on one key make one fill, and every r
 
 TEST_CASE("read path: a follower refuses a result older than an invalidation it saw") {
   ReadPathFixture f;
-  test::Gate commit_gate(f.ioc);
-  f.store.commit_gate = &commit_gate;
-  // The leader has read PostgreSQL and waits to store (its call is sealed).
-  auto leader = f.get();
-  f.settle();
-  REQUIRE(f.store.commits == 1);
-  // The tenant is invalidated; a request that sees it joins the fill.
-  f.run(f.store.raise_watermarks(f.snap->keys, {cache::tenant_watermark(f.snap->cfg->key_prefix, ReadPathFixture::kOrg)}, 1000, "", 0));
-  f.filler.body = R"({"v":2})";
-  auto follower = f.get();
-  f.settle();
-  commit_gate.open();
-  f.settle();
-  REQUIRE(leader->result);
-  REQUIRE(follower->result);
+  // The tenant is invalidated while the leader waits to store; a request
+  // that sees it joins the fill.
+  auto [leader, follower] =
+      f.race_a_commit(cache::tenant_watermark(f.snap->cfg->key_prefix, ReadPathFixture::kOrg), R"({"v":2})");
   // The leader answers what it read, without storing it (the invalidation came after its start).
   CHECK(leader->result->body == R"({"v":1})");
   CHECK_FALSE(leader->result->stored);
