@@ -6,7 +6,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
-#include <cstdlib>
 
 #include <spdlog/spdlog.h>
 

@@ -1,6 +1,8 @@
 // RedisStore's writes: the fill's begin and commit, the lease's release,
 // and the invalidations (tombstones and watermarks). Its reads are in
 // redis_store.cpp.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "redis_scripts.hpp"
